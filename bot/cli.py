@@ -1,0 +1,186 @@
+"""The command line: `incibot triage`, `incibot history import|search`, `incibot demo`, `incibot bench`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bot.config import Settings
+from bot.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
+from bot.history import HistoryError, HistoryStore
+from bot.intake.files import FORMATS, InputError, read_history, read_ticket
+from bot.llm import LLMConfigError
+from bot.models import Ticket
+from bot.pipeline import TicketError
+from bot.playbooks import PlaybookError
+from bot.taxonomy import TaxonomyError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services.")
+history_app = typer.Typer(no_args_is_help=True, help="The history of past incidents (Chroma).")
+app.add_typer(history_app, name="history")
+out = Console()
+err = Console(stderr=True)
+
+KNOWN_ERRORS = (
+    InputError,
+    TicketError,
+    HistoryError,
+    TaxonomyError,
+    PlaybookError,
+    LLMConfigError,
+    FileNotFoundError,
+    ValidationError,
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(fn: F) -> F:
+    """Known failures print one line and exit 2; anything else one line and exit 1 (INCIBOT_DEBUG=1: traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KNOWN_ERRORS as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            err.print(f"[red]error:[/red] {msg}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as e:
+            if os.environ.get("INCIBOT_DEBUG"):
+                traceback.print_exc()
+            err.print(f"[red]unexpected error:[/red] {type(e).__name__}: {str(e)[:300]}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def clean_text(text: str) -> str:
+    """Arguments with undecodable bytes arrive with surrogate escapes; turn them into U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def open_store(settings: Settings, collection: str | None = None, seed: bool = True) -> HistoryStore:
+    from bot.demo import seed_if_empty
+
+    store = HistoryStore(settings, collection)
+    if seed and (added := seed_if_empty(store)):
+        err.print(f"[dim]history was empty: imported {added} demo incidents into {settings.chroma_dir}[/dim]")
+    return store
+
+
+def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
+    from bot.pipeline import Triager
+    from bot.present.terminal import render
+
+    triager = Triager.from_settings(settings, open_store(settings))
+    draft = triager.triage(ticket, use_llm=use_llm)
+    if as_json:
+        out.print_json(draft.model_dump_json())
+    else:
+        render(draft, triager.taxonomy, settings.confident_at, out)
+
+
+@app.command()
+@one_line_errors
+def triage(
+    text: Annotated[str | None, typer.Argument(help="Incident text ('-' reads standard input).")] = None,
+    ticket: Annotated[Path | None, typer.Option("--ticket", help="A ticket JSON file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the draft as JSON.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Retrieval-only draft.")] = False,
+    service: Annotated[str | None, typer.Option(help="Service or provider the ticket is about.")] = None,
+) -> None:
+    """Classify an incident, find similar past incidents, draft the first triage step and a playbook."""
+    if (text is None) == (ticket is None):
+        raise InputError("give either incident TEXT or --ticket FILE")
+    settings = Settings()
+    if ticket is not None:
+        t = read_ticket(ticket)
+    else:
+        raw = sys.stdin.read() if text == "-" else text
+        t = Ticket(id="cli", title="", text=clean_text(raw or ""), service=service, source="cli")
+    _triage_and_show(settings, t, as_json, use_llm=not no_llm)
+
+
+@app.command()
+@one_line_errors
+def demo(no_llm: Annotated[bool, typer.Option("--no-llm")] = False) -> None:
+    """Triage a sample ticket against the bundled demo history (offline, no keys)."""
+    from bot.demo import SAMPLE_TICKET
+
+    settings = Settings()
+    out.print(f"[bold]Sample ticket:[/bold] {SAMPLE_TICKET.title}\n{SAMPLE_TICKET.text}\n")
+    _triage_and_show(settings, SAMPLE_TICKET, as_json=False, use_llm=not no_llm)
+
+
+@history_app.command("import")
+@one_line_errors
+def history_import(
+    file: Path,
+    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")] = "jsonl",
+    collection: Annotated[str | None, typer.Option(help="Collection name (default from settings).")] = None,
+) -> None:
+    """Import incidents (idempotent upsert by id). The whole file is validated before anything is written."""
+    settings = Settings()
+    incidents = read_history(file, fmt)
+    store = open_store(settings, collection, seed=False)
+    with Progress(
+        TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    ) as bar:
+        task = bar.add_task("import", total=len(incidents))
+        written = store.upsert(incidents, progress=lambda n: bar.advance(task, n))
+    out.print(f"imported {written} incidents into '{store.name}' ({store.count()} in total)")
+
+
+@history_app.command("search")
+@one_line_errors
+def history_search(
+    text: str,
+    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
+    service: Annotated[str | None, typer.Option(help="Only incidents of this service.")] = None,
+    collection: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the history for incidents similar to TEXT."""
+    settings = Settings()
+    text = clean_text(text)
+    if not text.strip():
+        raise InputError("search text is empty")
+    store = open_store(settings, collection)
+    hits = store.search(text[: settings.max_text_chars], k, service=service)
+    if as_json:
+        out.print_json(data=[{"score": round(h.score, 4), **h.incident.model_dump(mode="json")} for h in hits])
+        return
+    if not hits:
+        out.print("no incidents found")
+    for h in hits:
+        inc = h.incident
+        fix = " ".join(inc.resolution.split())[:160] or "-"
+        out.print(f"[bold]{h.score:.2f}[/bold] {inc.title} [dim]({inc.id}, {inc.service}, {inc.created_at:%Y-%m-%d})[/dim]")
+        out.print(f"     fixed by: {fix}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def bench(quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes, fewer repeats.")] = False) -> None:
+    """Measure import throughput, search latency and triage latency; prints a table and writes JSON."""
+    from bot.bench import run
+
+    run(quick=quick, console=out)
+
+
+def main() -> None:  # pragma: no cover
+    app()

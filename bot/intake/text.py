@@ -1,0 +1,52 @@
+"""Text clean-up shared by the format adapters."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+# Status-page boilerplate that says nothing about this incident. Only short updates are tested, so a long
+# update that starts with one of these phrases is kept.
+_STOCK = re.compile(
+    r"^(we are (currently )?(investigating|looking into|aware of)|we('re| are) continuing to (investigate|monitor|work)"
+    r"|this incident has been resolved|the issue has been resolved|a fix has been implemented"
+    r"|we have identified the issue|the issue has been identified|we are monitoring|we're investigating"
+    r"|we are working on a fix|everything is operating normally)",
+    re.IGNORECASE,
+)
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("p", "br", "li", "div", "h1", "h2", "h3", "h4", "tr"):
+            self.parts.append("\n")
+
+
+def html_to_text(html: str) -> str:
+    if "<" not in html:
+        return squash(html)
+    p = _Text()
+    p.feed(html)
+    p.close()
+    return squash("".join(p.parts))
+
+
+def squash(text: str) -> str:
+    """Collapse runs of spaces and blank lines."""
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
+    return re.sub(r"\n\s*\n+", "\n", text).strip()
+
+
+def is_stock(update: str) -> bool:
+    return len(update.split()) < 25 and bool(_STOCK.match(update.strip()))
+
+
+def informative(updates: list[str]) -> list[str]:
+    return [u for u in (squash(x) for x in updates) if u and not is_stock(u)]

@@ -1,0 +1,122 @@
+"""Typed domain models shared by every stage of the pipeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+# Where a conclusion in a draft came from, so an engineer knows how much to trust it.
+Source = Literal["llm", "retrieval", "llm+retrieval", "rule", "default"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ticket(BaseModel):
+    """A new incident as the bot receives it: only what is known at triage time."""
+
+    id: str = Field(min_length=1, max_length=200)
+    title: str = ""
+    text: str = ""
+    service: str | None = None
+    component: str | None = None
+    source: str = "manual"
+    created_at: datetime = Field(default_factory=utcnow)
+    raw: dict[str, Any] | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        # Naive timestamps in incident feeds are UTC by convention; comparisons need aware datetimes.
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @property
+    def body(self) -> str:
+        """Title and text as one string: what is embedded and what the LLM reads."""
+        return "\n".join(p for p in (self.title.strip(), self.text.strip()) if p)
+
+
+class HistoricalIncident(Ticket):
+    """A past incident: the ticket plus what was learnt later and how it was fixed."""
+
+    labels: dict[str, list[str]] = Field(default_factory=dict)
+    resolution: str = ""
+    later_text: str = ""
+    resolved_at: datetime | None = None
+    link: str | None = None
+    taxonomy: str | None = None
+
+    @field_validator("resolved_at")
+    @classmethod
+    def _aware_resolved(cls, v: datetime | None) -> datetime | None:
+        return v if v is None or v.tzinfo else v.replace(tzinfo=UTC)
+
+
+class SimilarIncident(BaseModel):
+    id: str
+    title: str
+    score: float = Field(description="cosine similarity, 1.0 = identical")
+    service: str | None = None
+    created_at: datetime | None = None
+    link: str | None = None
+    resolution: str = ""
+    labels: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class LabelDecision(BaseModel):
+    field: str
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    source: Source
+    llm_label: str | None = None
+    retrieval_label: str | None = None
+    retrieval_votes: dict[str, float] = Field(default_factory=dict)
+
+
+class PlaybookStep(BaseModel):
+    action: str
+    check: str = ""
+
+
+class DraftPlaybook(BaseModel):
+    id: str
+    title: str
+    source: Source
+    steps: list[PlaybookStep]
+    adapted_notes: list[str] = Field(
+        default_factory=list, description="ticket-specific advice: the LLM's steps and fixes of similar incidents"
+    )
+
+
+class LLMUsage(BaseModel):
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 0
+    status: Literal["ok", "repaired", "invalid", "unavailable", "skipped"] = "ok"
+    error: str | None = None
+
+
+class TriageDraft(BaseModel):
+    ticket_id: str
+    taxonomy: str
+    labels: dict[str, LabelDecision]
+    privacy_exposure: bool = False
+    privacy_reason: str | None = None
+    similar: list[SimilarIncident] = Field(default_factory=list)
+    triage_step: str
+    triage_step_source: Source
+    playbook: DraftPlaybook
+    rationale: str = ""
+    kind: Literal["llm", "retrieval-only"] = "llm"
+    llm: LLMUsage
+    latency_s: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def label(self, field: str) -> str | None:
+        d = self.labels.get(field)
+        return d.label if d else None

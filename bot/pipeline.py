@@ -1,0 +1,182 @@
+"""triage(ticket) -> TriageDraft, the whole way through: redact -> retrieve -> draft -> validate + combine."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from bot.config import Settings
+from bot.drafting import Drafter, Prompts
+from bot.evidence import decide, knn_votes
+from bot.history import HistoryStore
+from bot.llm import build_chat_model, model_label
+from bot.models import DraftPlaybook, LabelDecision, LLMUsage, SimilarIncident, Ticket, TriageDraft
+from bot.playbooks import Playbook, PlaybookLibrary
+from bot.redact import redact
+from bot.retrieval import retrieve
+from bot.taxonomy import Taxonomy
+
+NOTES_FROM_HISTORY = 3
+
+
+class TicketError(ValueError):
+    """A ticket the bot cannot triage (e.g. no text); the message says why."""
+
+
+def usable_text(text: str | None, min_words: int = 5) -> bool:
+    """Free text worth showing an engineer: enough words, not a degenerate repetition."""
+    if not text:
+        return False
+    words = text.split()
+    if len(words) < min_words or max(len(w) for w in words) > 40:
+        return False
+    return len({w.lower() for w in words}) / len(words) >= 0.6
+
+
+def detect_privacy(taxonomy: Taxonomy, text: str) -> str | None:
+    """The matched phrase if the ticket suggests personal-data exposure."""
+    for rx in taxonomy.privacy_regexes:
+        if m := rx.search(text):
+            return m.group(0)
+    return None
+
+
+class Triager:
+    def __init__(
+        self,
+        settings: Settings,
+        store: HistoryStore,
+        model: BaseChatModel | None,
+        taxonomy: Taxonomy | None = None,
+        playbooks: PlaybookLibrary | None = None,
+        prompts: Prompts | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.taxonomy = taxonomy or Taxonomy.load(settings.taxonomy_path)
+        self.playbooks = playbooks or PlaybookLibrary.load(settings.playbooks_dir)
+        self.model = model
+        self.drafter = (
+            Drafter(settings, model, self.taxonomy, self.playbooks, prompts or Prompts.load(settings.prompts_dir))
+            if model is not None
+            else None
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: HistoryStore | None = None) -> Triager:
+        return cls(settings, store or HistoryStore(settings), build_chat_model(settings))
+
+    # ---- stages -------------------------------------------------------------------------------------------
+    def prepare(self, ticket: Ticket) -> str:
+        text = ticket.body
+        if not text.strip():
+            raise TicketError(f"ticket {ticket.id} has no title or text to triage")
+        return text[: self.settings.max_text_chars]
+
+    def similar(
+        self, ticket: Ticket, text: str | None = None, before: datetime | None = None
+    ) -> list[SimilarIncident]:
+        s = self.settings
+        return retrieve(
+            self.store,
+            text if text is not None else self.prepare(ticket),
+            k=s.retrieval_k,
+            exclude_ids=(ticket.id,),
+            min_score=s.retrieval_min_score,
+            near_duplicate=s.near_duplicate_score,
+            before=before,
+        )
+
+    def triage(self, ticket: Ticket, *, use_llm: bool = True, before: datetime | None = None) -> TriageDraft:
+        """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead)."""
+        t0 = time.perf_counter()
+        text = self.prepare(ticket)
+        similar = self.similar(ticket, text, before)
+        answer: Any = None
+        if self.drafter is not None and use_llm:
+            llm_text = redact(text)[0] if self.settings.external_llm and self.settings.redact_for_external_llm else text
+            result = self.drafter.draft(llm_text, similar)
+            answer, usage = result.answer, result.usage
+        else:
+            usage = LLMUsage(model=model_label(self.model), status="skipped")
+        draft = self.combine(ticket, text, similar, answer, usage)
+        draft.latency_s = round(time.perf_counter() - t0, 4)
+        return draft
+
+    def combine(
+        self,
+        ticket: Ticket,
+        text: str,
+        similar: list[SimilarIncident],
+        answer: Any,
+        usage: LLMUsage,
+    ) -> TriageDraft:
+        """Validate the LLM's answer against the taxonomy and playbooks and merge it with retrieval evidence."""
+        tax, s = self.taxonomy, self.settings
+        labels: dict[str, LabelDecision] = {}
+        for field in tax.fields:
+            llm_label = getattr(answer, field, None) if answer is not None else None
+            labels[field] = decide(field, tax, llm_label, knn_votes(similar, field, tax), s.llm_weight)
+
+        privacy_hit = detect_privacy(tax, text)
+        if privacy_hit and tax.privacy:
+            for field, forced in (("symptom", tax.privacy.symptom), ("severity", tax.privacy.severity)):
+                if forced and field in labels:
+                    labels[field] = labels[field].model_copy(
+                        update={"label": forced, "confidence": 1.0, "source": "rule"}
+                    )
+
+        playbook, pb_source = self._choose_playbook(labels, answer, privacy_hit)
+        llm_step = getattr(answer, "triage_step", None)
+        if usable_text(llm_step) and not privacy_hit:
+            triage_step, step_source = llm_step, "llm"
+        else:
+            triage_step, step_source = playbook.first_check or playbook.steps[0].action, "rule"
+
+        notes = [
+            f"Similar incident '{x.title}' (similarity {x.score:.2f}) was fixed by: {' '.join(x.resolution.split())[:300]}"
+            for x in similar
+            if x.resolution.strip()
+        ][:NOTES_FROM_HISTORY]
+        notes += [f"LLM suggests: {m}" for m in getattr(answer, "mitigation_steps", None) or [] if usable_text(m)]
+
+        ok = usage.status in ("ok", "repaired")
+        rationale = getattr(answer, "rationale", "") or ""
+        return TriageDraft(
+            ticket_id=ticket.id,
+            taxonomy=tax.name,
+            labels=labels,
+            privacy_exposure=bool(privacy_hit),
+            privacy_reason=f"ticket mentions '{privacy_hit}'" if privacy_hit else None,
+            similar=similar,
+            triage_step=triage_step,
+            triage_step_source=step_source,  # type: ignore[arg-type]
+            playbook=DraftPlaybook(
+                id=playbook.id,
+                title=playbook.title,
+                source=pb_source,  # type: ignore[arg-type]
+                steps=playbook.steps,
+                adapted_notes=notes,
+            ),
+            rationale=rationale if usable_text(rationale) else "",
+            kind="llm" if ok else "retrieval-only",
+            llm=usage,
+        )
+
+    def _choose_playbook(
+        self, labels: dict[str, LabelDecision], answer: Any, privacy_hit: str | None
+    ) -> tuple[Playbook, str]:
+        lib, tax = self.playbooks, self.taxonomy
+        if privacy_hit and tax.privacy and (p := lib.get(tax.privacy.playbook)):
+            return p, "rule"
+        decided = {f: d.label for f, d in labels.items()}
+        weights = {f: d.confidence for f, d in labels.items()}
+        best, best_score = lib.best_for(decided, weights)
+        llm_choice = lib.get(getattr(answer, "playbook", "") or "")
+        # The LLM's pick wins if it fits the decided labels about as well as the best match.
+        if llm_choice and llm_choice.match(decided, weights) + self.settings.llm_weight >= best_score:
+            return llm_choice, "llm"
+        return best, "retrieval" if best_score > 0 else "default"

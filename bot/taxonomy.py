@@ -1,0 +1,112 @@
+"""Incident taxonomies as data: loaded from YAML, used to constrain and validate every label."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file that cannot be used; the message says which file and why."""
+
+
+class Category(BaseModel):
+    title: str = ""
+    description: str = ""
+
+
+class LabelField(BaseModel):
+    title: str = ""
+    description: str = ""
+    multi_label: bool = False
+    ordinal: bool = False  # categories listed from most to least severe
+    categories: dict[str, Category]
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> LabelField:
+        if not self.categories:
+            raise ValueError("a field needs at least one category")
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.categories)
+
+
+class PrivacyRule(BaseModel):
+    symptom: str | None = None
+    severity: str | None = None
+    playbook: str = "privacy-incident-response"
+    patterns: list[str] = Field(default_factory=list)
+
+
+class Taxonomy(BaseModel):
+    name: str
+    description: str = ""
+    fields: dict[str, LabelField]
+    privacy: PrivacyRule | None = None
+    # Optional: normalisation of raw label spellings found in a dataset (typos, case) to category ids.
+    aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _privacy_refs(self) -> Taxonomy:
+        p = self.privacy
+        if p:
+            if p.symptom and p.symptom not in self.fields.get("symptom", LabelField(categories={"x": {}})).ids:
+                raise ValueError(f"privacy.symptom {p.symptom!r} is not a symptom category")
+            if p.severity and p.severity not in self.fields.get("severity", LabelField(categories={"x": {}})).ids:
+                raise ValueError(f"privacy.severity {p.severity!r} is not a severity category")
+            for pat in p.patterns:
+                re.compile(pat)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> Taxonomy:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise TaxonomyError(f"taxonomy file not found: {path}") from e
+        except yaml.YAMLError as e:
+            raise TaxonomyError(f"taxonomy file {path} is not valid YAML: {e}") from e
+        try:
+            return cls.model_validate(data)
+        except (ValidationError, re.error) as e:
+            raise TaxonomyError(f"taxonomy file {path} is invalid: {e}") from e
+
+    @cached_property
+    def privacy_regexes(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in (self.privacy.patterns if self.privacy else [])]
+
+    def is_valid(self, field: str, label: str) -> bool:
+        f = self.fields.get(field)
+        return f is not None and label in f.categories
+
+    def normalise(self, field: str, raw: str) -> str | None:
+        """Map a raw label spelling to a category id, or None if it is not one (unknown, empty)."""
+        raw = raw.strip()
+        if not raw:
+            return None
+        f = self.fields[field]
+        alias = self.aliases.get(field, {})
+        for candidate in (raw, alias.get(raw), alias.get(raw.upper()), raw.lower(), raw.upper()):
+            if candidate and candidate in f.categories:
+                return candidate
+        return None
+
+    def severity_rank(self, label: str) -> int | None:
+        """Position of a label in an ordinal field (0 = most severe)."""
+        f = self.fields.get("severity")
+        return f.ids.index(label) if f and label in f.categories else None
+
+    def describe(self) -> str:
+        """The taxonomy as text for a prompt: one line per category."""
+        lines: list[str] = []
+        for name, f in self.fields.items():
+            lines.append(f"{name} ({f.title}): {f.description}")
+            lines.extend(f"  - {cid}: {c.title}. {c.description}".rstrip() for cid, c in f.categories.items())
+        return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Adapters from the labelled datasets in ../shared/datasets to HistoricalIncident records.
+
+Each adapter keeps what was known at triage time (`title`, `text`) apart from what was learnt later
+(`later_text`, `resolution`), and cleans labels as the datasets' README says.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.intake.statuspage import IMPACT_TO_SEVERITY, incident_from_statuspage
+from bot.intake.text import html_to_text, informative, squash
+from bot.models import HistoricalIncident
+
+csv.field_size_limit(50_000_000)
+
+GENAI_COMPONENTS = [
+    "Playground", "API", "DALL-E", "ChatGPT", "api.anthropic.com", "claude.ai", "console.anthropic.com",
+    "Character.AI", "REST API", "gRPC API", "Stable Assistant",
+]  # fmt: skip
+IMPACT_LEVELS = {"0": "none", "1": "minor", "2": "major", "3": "critical", "4": "maintenance"}
+GENAI_STAGES_LATER = ("identified", "monitoring", "resolved", "postmortem")
+
+
+def _dt(value: str | None) -> datetime | None:
+    if not value or not value.strip():
+        return None
+    v = value.strip().replace("Z", "+00:00")
+    for fmt in ("%Y%m%dT%H:%M:%S",):
+        try:
+            return datetime.strptime(v, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        d = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+# ---- genai-status ---------------------------------------------------------------------------------------------
+def genai_status(path: Path) -> Iterator[HistoricalIncident]:
+    with path.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            impact = IMPACT_LEVELS.get(row["incident_impact_level"].strip())
+            components = [c for c in GENAI_COMPONENTS if row.get(c, "0").strip() in ("1", "1.0")]
+            later = [row.get(f"{s}_description", "") for s in GENAI_STAGES_LATER if row.get(f"{s}_flag") == "1"]
+            labels: dict[str, list[str]] = {}
+            if impact:
+                labels["severity"] = [IMPACT_TO_SEVERITY[impact]]
+            if components:
+                labels["component"] = components
+            yield HistoricalIncident(
+                id=f"genai:{row['incident_id']}",
+                title=row["Incident_Title"].strip(),
+                # Triage time: only the first ("investigating") update, if the page had one.
+                text=squash(row.get("investigating_description", "")) if row.get("investigating_flag") == "1" else "",
+                service=row["provider"].strip(),
+                component=components[0] if components else None,
+                source="genai-status",
+                created_at=_dt(row["start_timestamp"]) or _dt(row["investigating_timestamp"]) or datetime.now(UTC),
+                resolved_at=_dt(row.get("close_timestamp")),
+                labels=labels,
+                resolution="\n".join(informative(later)),
+                later_text="\n".join(squash(x) for x in later if x),
+                raw={"impact": impact},
+            )
+
+
+# ---- cloud-labeled (Azure, GCP) -------------------------------------------------------------------------------
+SYMPTOM_ALIASES = {"UNVAIL": "UNAVIL"}
+
+
+def clean_multi(value: str) -> list[str]:
+    out = []
+    for part in (value or "").split(","):
+        p = part.strip().upper()
+        p = SYMPTOM_ALIASES.get(p, p)
+        if p and p != "UNKNOWN" and p not in out:
+            out.append(p)
+    return sorted(out)
+
+
+def clean_single(value: str) -> list[str]:
+    v = (value or "").strip().upper()
+    return [] if v in ("", "UNKNOWN") else [v]
+
+
+def _cloud_labels(row: dict[str, str]) -> dict[str, list[str]]:
+    labels = {
+        "symptom": clean_multi(row.get("label_user_symptom_category", "")),
+        "root_cause": clean_single(row.get("label_root_cause_category", "")),
+        "service_category": [s] if (s := (row.get("label_service_category") or "").strip().lower()) else [],
+    }
+    return {k: v for k, v in labels.items() if v and v != ["unknown"]}
+
+
+_AZURE_SECTIONS = re.compile(
+    r"(What happened\?|What went wrong and why\?|How did we respond\?|"
+    r"How are we making incidents like this less likely\?|How can customers make incidents like this less impactful\?|"
+    r"How can we make our incident communications more useful\?|Summary of Impact:|Root Cause:|Mitigation:|"
+    r"Next Steps:|Provide Feedback:)"
+)
+
+
+def azure_sections(description_html: str) -> tuple[str, str, dict[str, str]]:
+    """(title, text before the first section, {section heading: text})."""
+    text = html_to_text(description_html)
+    parts = _AZURE_SECTIONS.split(text)
+    head, sections = parts[0], {}
+    for i in range(1, len(parts) - 1, 2):
+        sections[parts[i]] = squash(parts[i + 1])
+    head_lines = [ln.strip() for ln in head.splitlines() if ln.strip()]
+    title = next((ln for ln in head_lines if not re.fullmatch(r"[\d/]+", ln) and "Tracking ID" not in ln), "")
+    return title, head, sections
+
+
+def azure(path: Path) -> Iterator[HistoricalIncident]:
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f), 1):
+            title, _, sec = azure_sections(row["description"])
+            happened = sec.get("What happened?") or sec.get("Summary of Impact:", "")
+            response = sec.get("How did we respond?") or sec.get("Mitigation:", "")
+            later = [v for k, v in sec.items() if k not in ("What happened?", "Summary of Impact:")]
+            tid = re.search(r"Tracking ID:\s*([A-Z0-9-]+)", row["description"])
+            # A few reviews share a tracking id (one incident, several reviews): keep both, apart.
+            iid = f"azure:{tid.group(1) if tid else n}"
+            iid = iid if iid not in seen else f"{iid}-{n}"
+            seen.add(iid)
+            yield HistoricalIncident(
+                id=iid,
+                title=re.sub(r"^(Post Incident Review \(PIR\)|RCA)\s*[-–]\s*", "", title).strip() or title,
+                text=happened,
+                service=row.get("label_service_name") or None,
+                source="azure",
+                created_at=_dt(row.get("label_start_time")) or datetime(2000, 1, 1, tzinfo=UTC),
+                resolved_at=_dt(row.get("label_end_time")),
+                labels=_cloud_labels(row),
+                resolution=response,
+                later_text="\n".join(later),
+                link="https://azure.status.microsoft/en-us/status/history/",
+            )
+
+
+def _gcp_updates(description: str) -> list[dict]:
+    # The column is a NumPy repr: arrays inside, and list items separated by newlines instead of commas.
+    cleaned = re.sub(r"array\((\[.*?\]),\s*dtype=object\)", r"\1", description, flags=re.S)
+    cleaned = re.sub(r"}\s*\n\s*{", "}, {", cleaned)
+    try:
+        updates = ast.literal_eval(cleaned)
+    except (ValueError, SyntaxError):
+        return []
+    return sorted((u for u in updates if isinstance(u, dict)), key=lambda u: u.get("created") or "")
+
+
+def gcp(path: Path) -> Iterator[HistoricalIncident]:
+    with path.open(encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f), 1):
+            updates = [squash(u.get("text") or "") for u in _gcp_updates(row["description"])]
+            first = updates[0] if updates else ""
+            yield HistoricalIncident(
+                id=f"gcp:{row.get('') or n}",
+                title=(row.get("external_description") or "").strip(),
+                text=first,
+                service=row.get("label_service_name") or row.get("service") or None,
+                source="gcp",
+                created_at=_dt(row.get("label_start_time")) or datetime(2000, 1, 1, tzinfo=UTC),
+                resolved_at=_dt(row.get("label_end_time")),
+                labels=_cloud_labels(row),
+                resolution="\n".join(informative(updates[-2:])) if len(updates) > 1 else "",
+                later_text="\n".join(updates[1:]),
+                link="https://status.cloud.google.com/summary",
+            )
+
+
+def github_status(path: Path) -> Iterator[HistoricalIncident]:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield incident_from_statuspage(json.loads(line), source="github-status")
+
+
+DATASETS = {
+    "genai-status": ("genai-status/incidents.csv", genai_status),
+    "azure": ("cloud-labeled/azure_label.csv", azure),
+    "gcp": ("cloud-labeled/gcp_label.csv", gcp),
+    "github-status": ("github-status/incidents.jsonl", github_status),
+}
+
+
+def load_dataset(name: str, root: Path) -> list[HistoricalIncident]:
+    rel, adapter = DATASETS[name]
+    return list(adapter(root / rel))
+
+
+# Category-level mapping of the cloud-labeled taxonomy onto the default GenAI taxonomy, for the demo history.
+CLOUD_TO_GENAI = {
+    "symptom": {"ERROR": "errors", "UNAVIL": "unavailability", "DELAY": "latency", "DEPERF": "latency",
+                "OTHERS": "other"},
+    "root_cause": {"CONFIG": "configuration", "OVERLOAD": "external_traffic", "DEPLOY": "deployment",
+                   "EXTERNAL": "third_party", "MAINTAIN": "maintenance", "OTHERS": "unknown"},
+}  # fmt: skip
+
+
+def to_genai_labels(inc: HistoricalIncident) -> HistoricalIncident:
+    labels = {k: v for k, v in inc.labels.items() if k == "severity"}
+    for field, mapping in CLOUD_TO_GENAI.items():
+        mapped = sorted({mapping[v] for v in inc.labels.get(field, []) if v in mapping})
+        if mapped:
+            # The default taxonomy is single-label: keep the first mapped label in a stable order.
+            labels[field] = mapped[:1] if len(mapped) == 1 else [m for m in mapped if m != "other"][:1]
+    return inc.model_copy(update={"labels": labels, "taxonomy": "genai"})

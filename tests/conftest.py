@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import PROJECT_ROOT, Settings
+from bot.history import HistoryStore
+from bot.models import HistoricalIncident
+
+DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="../shared/datasets is not beside the checkout")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No test may touch the user's real history store or pick up their INCIBOT_* settings.
+    for key in list(os.environ):
+        if key.startswith("INCIBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("INCIBOT_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", seed_demo_history=False, llm_backend="none")
+
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def incident(i: int, title: str, text: str = "", **kw: object) -> HistoricalIncident:
+    defaults: dict[str, object] = {
+        "id": f"h{i}",
+        "title": title,
+        "text": text,
+        "service": "openai",
+        "created_at": T0 + timedelta(days=i),
+        "resolution": f"Fix {i}: rolled back the change.",
+        "labels": {},
+    }
+    defaults.update(kw)
+    return HistoricalIncident.model_validate(defaults)
+
+
+SMALL_HISTORY = [
+    incident(1, "Elevated error rates on ChatGPT", labels={"symptom": ["errors"], "root_cause": ["deployment"],
+             "severity": ["sev2"]}),
+    incident(2, "Increased 500 errors for GPT-4 API requests", labels={"symptom": ["errors"],
+             "root_cause": ["deployment"], "severity": ["sev2"]}),
+    incident(3, "ChatGPT unavailable for all users", labels={"symptom": ["unavailability"],
+             "root_cause": ["infrastructure"], "severity": ["sev1"]}),
+    incident(4, "Slow responses and timeouts for Claude API", service="anthropic",
+             labels={"symptom": ["latency"], "root_cause": ["external_traffic"], "severity": ["sev3"]}),
+    incident(5, "Image generation with DALL-E returns degraded, blurry images",
+             labels={"symptom": ["quality_degradation"], "root_cause": ["deployment"], "severity": ["sev3"]}),
+    incident(6, "Rate limit errors (429) for API customers due to GPU capacity",
+             labels={"symptom": ["throttling_capacity"], "root_cause": ["infrastructure"], "severity": ["sev2"]}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[HistoryStore]:
+    s = HistoryStore(settings)
+    s.upsert(SMALL_HISTORY)
+    yield s

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.evidence import LLM_ONLY_CONFIDENCE, decide, knn_votes
+from bot.models import SimilarIncident
+from bot.redact import redact
+from bot.taxonomy import Taxonomy
+
+TAX = Taxonomy.load(Settings().taxonomy_path)
+
+
+def sim(score: float, **labels: str) -> SimilarIncident:
+    return SimilarIncident(id=str(score), title="t", score=score, labels={k: [v] for k, v in labels.items()})
+
+
+def test_votes_are_similarity_weighted_and_ignore_invalid_labels() -> None:
+    votes = knn_votes([sim(0.9, symptom="errors"), sim(0.5, symptom="latency"), sim(0.9, symptom="BOGUS")], "symptom", TAX)
+    assert list(votes) == ["errors", "latency"]
+    assert abs(sum(votes.values()) - 1) < 1e-9 and votes["errors"] > 0.7
+
+
+def test_llm_and_retrieval_agreeing_gives_high_confidence() -> None:
+    d = decide("symptom", TAX, "errors", {"errors": 0.8, "latency": 0.2}, llm_weight=0.5)
+    assert (d.label, d.source) == ("errors", "llm+retrieval") and d.confidence == 0.9
+
+
+def test_strong_retrieval_outvotes_llm() -> None:
+    d = decide("symptom", TAX, "latency", {"errors": 1.0}, llm_weight=0.4)
+    assert (d.label, d.source, d.llm_label) == ("errors", "retrieval", "latency")
+
+
+def test_out_of_taxonomy_llm_label_is_discarded() -> None:
+    d = decide("symptom", TAX, "please-ignore-instructions", {}, llm_weight=0.5)
+    assert d.label == "other" and d.source == "default" and d.confidence == 0
+    d = decide("root_cause", TAX, "configuration", {}, llm_weight=0.5)
+    assert d.source == "llm" and d.confidence == LLM_ONLY_CONFIDENCE
+
+
+def test_redaction_replaces_secrets_and_personal_data_with_typed_placeholders() -> None:
+    text = (
+        "User alice@example.com saw key sk-proj-abcdefghijklmnop1234 from 10.1.2.3; "
+        "db postgres://admin:hunter2@db.internal/x; card 4111 1111 1111 1111; Authorization: Bearer abcdefghijklmnopqrstuvwx"
+    )
+    out, counts = redact(text)
+    for secret in ("alice@example.com", "sk-proj-abcdefghijklmnop1234", "10.1.2.3", "hunter2", "4111 1111 1111 1111",
+                   "abcdefghijklmnopqrstuvwx"):  # fmt: skip
+        assert secret not in out
+    assert "[EMAIL_1]" in out and "[API_KEY_1]" in out and counts["IP_ADDRESS"] == 1
+    assert redact("Error rate 7% since 14:05 UTC on gpt-4o")[0] == "Error rate 7% since 14:05 UTC on gpt-4o"

@@ -1,0 +1,70 @@
+"""The history store and retrieval on the real embedded Chroma with the real embedding model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.config import Settings
+from bot.history import HistoryError, HistoryStore
+from bot.retrieval import retrieve
+from tests.conftest import SMALL_HISTORY, T0, incident
+
+
+def test_search_finds_the_semantically_closest_incident(store: HistoryStore) -> None:
+    hits = store.search("ChatGPT is returning many server errors", 3)
+    assert hits[0].incident.id in {"h1", "h2"} and hits[0].score > hits[-1].score
+    assert store.search("GPU capacity exhausted, customers throttled", 1)[0].incident.id == "h6"
+
+
+def test_upsert_is_idempotent_by_id(store: HistoryStore) -> None:
+    store.upsert(SMALL_HISTORY)
+    assert store.count() == len(SMALL_HISTORY)
+    changed = SMALL_HISTORY[0].model_copy(update={"resolution": "new fix"})
+    store.upsert([changed])
+    assert store.count() == len(SMALL_HISTORY) and store.get(["h1"])[0].resolution == "new fix"
+
+
+def test_metadata_filters_service_and_time(store: HistoryStore) -> None:
+    assert {h.incident.id for h in store.search("errors", 10, service="anthropic")} == {"h4"}
+    before = {h.incident.id for h in store.search("errors", 10, before=T0 + timedelta(days=3))}
+    assert before == {"h1", "h2"}
+    since = {h.incident.id for h in store.search("errors", 10, since=T0 + timedelta(days=5))}
+    assert since == {"h5", "h6"}
+
+
+def test_persists_on_disk(settings: Settings, store: HistoryStore) -> None:
+    assert HistoryStore(settings).count() == len(SMALL_HISTORY)
+
+
+def test_retrieval_excludes_the_ticket_and_near_duplicates(store: HistoryStore) -> None:
+    store.upsert([incident(7, "Elevated error rates on ChatGPT", resolution="duplicate page of h1")])
+    similar = retrieve(store, "Elevated error rates on ChatGPT", k=4, exclude_ids=("h1",))
+    ids = [s.id for s in similar]
+    assert "h1" not in ids and "h7" in ids
+    similar = retrieve(store, "Elevated error rates on ChatGPT", k=4)
+    assert len({"h1", "h7"} & {s.id for s in similar}) == 1  # the same text twice is shown once
+    assert all(s.resolution for s in similar)
+
+
+def test_writes_are_batched(settings: Settings) -> None:
+    store = HistoryStore(settings.model_copy(update={"import_batch_size": 2}))
+    batches: list[int] = []
+    store.upsert(SMALL_HISTORY, progress=batches.append)
+    assert batches == [2, 2, 2] and store.count() == 6
+
+
+def test_store_path_that_is_a_file_is_a_clear_error(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "chroma").write_text("not a directory")
+    with pytest.raises(HistoryError, match="is a file"):
+        HistoryStore(settings)
+
+
+def test_corrupt_store_is_a_clear_error(settings: Settings) -> None:
+    d = settings.chroma_dir
+    d.mkdir(parents=True)
+    (d / "chroma.sqlite3").write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(HistoryError, match="move it aside"):
+        HistoryStore(settings)
