@@ -25,11 +25,13 @@ from bot.pipeline import TicketError
 from bot.playbooks import PlaybookError
 from bot.taxonomy import TaxonomyError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services."
+)
 history_app = typer.Typer(no_args_is_help=True, help="The history of past incidents (Chroma).")
 app.add_typer(history_app, name="history")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 KNOWN_ERRORS = (
     InputError,
@@ -83,9 +85,10 @@ def open_store(settings: Settings, collection: str | None = None, seed: bool = T
 
 
 def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
-    from bot.pipeline import Triager
+    from bot.pipeline import Triager, require_text
     from bot.present.terminal import render
 
+    require_text(ticket)  # refuse empty input before loading anything
     triager = Triager.from_settings(settings, open_store(settings))
     draft = triager.triage(ticket, use_llm=use_llm)
     if as_json:
@@ -162,20 +165,26 @@ def history_search(
     store = open_store(settings, collection)
     hits = store.search(text[: settings.max_text_chars], k, service=service)
     if as_json:
-        out.print_json(data=[{"score": round(h.score, 4), **h.incident.model_dump(mode="json")} for h in hits])
+        out.print_json(
+            data=[{"score": round(h.score, 4), **h.incident.model_dump(mode="json")} for h in hits]
+        )
         return
     if not hits:
         out.print("no incidents found")
     for h in hits:
         inc = h.incident
         fix = " ".join(inc.resolution.split())[:160] or "-"
-        out.print(f"[bold]{h.score:.2f}[/bold] {inc.title} [dim]({inc.id}, {inc.service}, {inc.created_at:%Y-%m-%d})[/dim]")
+        out.print(
+            f"[bold]{h.score:.2f}[/bold] {inc.title} [dim]({inc.id}, {inc.service}, {inc.created_at:%Y-%m-%d})[/dim]"
+        )
         out.print(f"     fixed by: {fix}", highlight=False)
 
 
 @app.command()
 @one_line_errors
-def bench(quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes, fewer repeats.")] = False) -> None:
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes, fewer repeats.")] = False,
+) -> None:
     """Measure import throughput, search latency and triage latency; prints a table and writes JSON."""
     from bot.bench import run
 

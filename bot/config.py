@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(default=5, ge=1, le=50)
     retrieval_min_score: float = 0.15
     near_duplicate_score: float = 0.97  # results this similar to a better one are the same incident twice
+    retrieval_min_with_fix: int = 3  # slots kept for the closest incidents that record how they were fixed
 
     # --- LLM: "local" runs the bundled GGUF in-process; "openai" is any OpenAI-compatible endpoint
     llm_backend: Literal["local", "openai", "azure", "none"] = "local"
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     # How to ask an endpoint for structured output; llama.cpp server and some vLLM builds need function_calling.
     structured_output: Literal["json_schema", "function_calling", "json_mode"] = "function_calling"
     llm_temperature: float = 0.0
-    llm_max_tokens: int = 400
+    llm_max_tokens: int = 512
     llm_timeout_s: float = 60.0
     llm_retries: int = Field(default=3, ge=1, le=10)
 

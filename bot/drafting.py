@@ -47,20 +47,25 @@ class Prompts(BaseModel):
     def load(cls, directory: Path) -> Prompts:
         missing = [n for n in ("system", "triage", "repair") if not (directory / f"{n}.md").is_file()]
         if missing:
-            raise FileNotFoundError(f"prompt files missing in {directory}: {', '.join(m + '.md' for m in missing)}")
-        return cls(**{n: (directory / f"{n}.md").read_text(encoding="utf-8") for n in ("system", "triage", "repair")})
+            raise FileNotFoundError(
+                f"prompt files missing in {directory}: {', '.join(m + '.md' for m in missing)}"
+            )
+        return cls(
+            **{n: (directory / f"{n}.md").read_text(encoding="utf-8") for n in ("system", "triage", "repair")}
+        )
 
 
 def answer_model(taxonomy: Taxonomy, playbook_ids: list[str]) -> type[BaseModel]:
     """The answer schema, built from the taxonomy so the model cannot leave it."""
     fields: dict[str, Any] = {name: (Literal[tuple(f.ids)], ...) for name, f in taxonomy.fields.items()}
     fields["playbook"] = (Literal[tuple(playbook_ids)], ...)
-    fields["triage_step"] = (Annotated[str, StringConstraints(min_length=1, max_length=400)], ...)
+    # Bounded text keeps the whole answer inside llm_max_tokens (a cut-off answer is invalid JSON).
+    fields["triage_step"] = (Annotated[str, StringConstraints(min_length=1, max_length=240)], ...)
     fields["mitigation_steps"] = (
-        Annotated[list[Annotated[str, StringConstraints(max_length=300)]], Field(max_length=5)],
+        Annotated[list[Annotated[str, StringConstraints(max_length=160)]], Field(max_length=3)],
         ...,
     )
-    fields["rationale"] = (Annotated[str, StringConstraints(max_length=400)], ...)
+    fields["rationale"] = (Annotated[str, StringConstraints(max_length=240)], ...)
     return create_model("TriageAnswer", __config__=ConfigDict(extra="forbid"), **fields)
 
 

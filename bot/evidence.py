@@ -38,8 +38,10 @@ def decide(
         mixed = {lab: (1 - llm_weight) * share for lab, share in votes.items()}
         mixed[llm_label] = mixed.get(llm_label, 0.0) + llm_weight
         label = max(mixed, key=lambda k: mixed[k])
-        source = "llm+retrieval" if label == llm_label and label == knn_label else (
-            "llm" if label == llm_label else "retrieval"
+        source = (
+            "llm+retrieval"
+            if label == llm_label and label == knn_label
+            else ("llm" if label == llm_label else "retrieval")
         )
         conf = mixed[label]
     elif llm_label:

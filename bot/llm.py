@@ -113,7 +113,10 @@ class LocalLlamaChat(BaseChatModel):
                 "output_tokens": usage.get("completion_tokens", 0),
                 "total_tokens": usage.get("total_tokens", 0),
             },
-            response_metadata={"finish_reason": out["choices"][0].get("finish_reason"), "model": self.model_name},
+            response_metadata={
+                "finish_reason": out["choices"][0].get("finish_reason"),
+                "model": self.model_name,
+            },
         )
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
@@ -141,7 +144,9 @@ def build_chat_model(settings: Settings) -> BaseChatModel | None:
         from langchain_openai import AzureChatOpenAI
 
         if not (settings.azure_endpoint and settings.azure_deployment):
-            raise LLMConfigError("llm_backend=azure needs INCIBOT_AZURE_ENDPOINT and INCIBOT_AZURE_DEPLOYMENT")
+            raise LLMConfigError(
+                "llm_backend=azure needs INCIBOT_AZURE_ENDPOINT and INCIBOT_AZURE_DEPLOYMENT"
+            )
         return AzureChatOpenAI(
             azure_endpoint=settings.azure_endpoint,
             azure_deployment=settings.azure_deployment,

@@ -87,7 +87,8 @@ class DraftPlaybook(BaseModel):
     source: Source
     steps: list[PlaybookStep]
     adapted_notes: list[str] = Field(
-        default_factory=list, description="ticket-specific advice: the LLM's steps and fixes of similar incidents"
+        default_factory=list,
+        description="ticket-specific advice: the LLM's steps and fixes of similar incidents",
     )
 
 

@@ -36,6 +36,13 @@ def usable_text(text: str | None, min_words: int = 5) -> bool:
     return len({w.lower() for w in words}) / len(words) >= 0.6
 
 
+def require_text(ticket: Ticket) -> str:
+    text = ticket.body
+    if not text.strip():
+        raise TicketError(f"ticket {ticket.id} has no title or text to triage")
+    return text
+
+
 def detect_privacy(taxonomy: Taxonomy, text: str) -> str | None:
     """The matched phrase if the ticket suggests personal-data exposure."""
     for rx in taxonomy.privacy_regexes:
@@ -60,7 +67,9 @@ class Triager:
         self.playbooks = playbooks or PlaybookLibrary.load(settings.playbooks_dir)
         self.model = model
         self.drafter = (
-            Drafter(settings, model, self.taxonomy, self.playbooks, prompts or Prompts.load(settings.prompts_dir))
+            Drafter(
+                settings, model, self.taxonomy, self.playbooks, prompts or Prompts.load(settings.prompts_dir)
+            )
             if model is not None
             else None
         )
@@ -71,10 +80,7 @@ class Triager:
 
     # ---- stages -------------------------------------------------------------------------------------------
     def prepare(self, ticket: Ticket) -> str:
-        text = ticket.body
-        if not text.strip():
-            raise TicketError(f"ticket {ticket.id} has no title or text to triage")
-        return text[: self.settings.max_text_chars]
+        return require_text(ticket)[: self.settings.max_text_chars]
 
     def similar(
         self, ticket: Ticket, text: str | None = None, before: datetime | None = None
@@ -87,6 +93,7 @@ class Triager:
             exclude_ids=(ticket.id,),
             min_score=s.retrieval_min_score,
             near_duplicate=s.near_duplicate_score,
+            min_with_fix=s.retrieval_min_with_fix,
             before=before,
         )
 
@@ -97,7 +104,11 @@ class Triager:
         similar = self.similar(ticket, text, before)
         answer: Any = None
         if self.drafter is not None and use_llm:
-            llm_text = redact(text)[0] if self.settings.external_llm and self.settings.redact_for_external_llm else text
+            llm_text = (
+                redact(text)[0]
+                if self.settings.external_llm and self.settings.redact_for_external_llm
+                else text
+            )
             result = self.drafter.draft(llm_text, similar)
             answer, usage = result.answer, result.usage
         else:
@@ -141,7 +152,9 @@ class Triager:
             for x in similar
             if x.resolution.strip()
         ][:NOTES_FROM_HISTORY]
-        notes += [f"LLM suggests: {m}" for m in getattr(answer, "mitigation_steps", None) or [] if usable_text(m)]
+        notes += [
+            f"LLM suggests: {m}" for m in getattr(answer, "mitigation_steps", None) or [] if usable_text(m)
+        ]
 
         ok = usage.status in ("ok", "repaired")
         rationale = getattr(answer, "rationale", "") or ""

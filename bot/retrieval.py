@@ -6,10 +6,11 @@ from datetime import datetime
 
 import numpy as np
 
-from bot.history import Hit, HistoryStore
+from bot.history import HistoryStore, Hit
 from bot.models import SimilarIncident
 
 OVERFETCH = 3  # candidates per wanted result, so near-duplicates can be dropped and k still reached
+MAX_CANDIDATES = 400
 
 
 def _to_similar(hit: Hit) -> SimilarIncident:
@@ -27,12 +28,17 @@ def _to_similar(hit: Hit) -> SimilarIncident:
 
 
 def drop_near_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
-    """Keep a hit only if it is not (almost) the same text as a better one already kept."""
+    """Keep a hit only if it is not (almost) the same text as a better one already kept. Within a group of
+    near-duplicates, one that records how it was fixed replaces one that does not."""
     kept: list[Hit] = []
     for h in hits:
-        if any(float(np.dot(h.embedding, k.embedding)) >= threshold for k in kept):
-            continue
-        kept.append(h)
+        dup = next(
+            (i for i, k in enumerate(kept) if float(np.dot(h.embedding, k.embedding)) >= threshold), None
+        )
+        if dup is None:
+            kept.append(h)
+        elif not kept[dup].incident.resolution.strip() and h.incident.resolution.strip():
+            kept[dup] = h
     return kept
 
 
@@ -44,11 +50,33 @@ def retrieve(
     exclude_ids: tuple[str, ...] = (),
     min_score: float = 0.0,
     near_duplicate: float = 0.97,
+    min_with_fix: int = 0,
     service: str | None = None,
     before: datetime | None = None,
 ) -> list[SimilarIncident]:
     if store.count() == 0:
         return []
-    hits = store.search(text, k * OVERFETCH, service=service, before=before, exclude_ids=exclude_ids)
-    hits = [h for h in hits if h.score >= min_score]
-    return [_to_similar(h) for h in drop_near_duplicates(hits, near_duplicate)[:k]]
+    total = store.count()
+    n = k * OVERFETCH
+    while True:
+        hits = store.search(text, n, service=service, before=before, exclude_ids=exclude_ids)
+        hits = [h for h in hits if h.score >= min_score]
+        kept = drop_near_duplicates(hits, near_duplicate)
+        fixed = [h for h in kept if h.incident.resolution.strip()]
+        # Stock status-page texts make many near-identical records, and many records say nothing about the
+        # fix: widen the net until k distinct incidents, enough of them with a fix, are in hand.
+        enough = len(kept) >= k and len(fixed) >= min(min_with_fix, k)
+        if enough or len(hits) < n or n >= min(total, MAX_CANDIDATES):
+            return [_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)]
+        n = min(n * 4, MAX_CANDIDATES)
+
+
+def pick(kept: list[Hit], fixed: list[Hit], k: int, min_with_fix: int) -> list[Hit]:
+    """The k most similar, except that up to `min_with_fix` slots go to the most similar incidents that
+    record how they were fixed: an engineer needs the fixes, not only the look-alikes."""
+    chosen = {id(h): h for h in fixed[: min(min_with_fix, k)]}
+    for h in kept:
+        if len(chosen) >= k:
+            break
+        chosen.setdefault(id(h), h)
+    return sorted(chosen.values(), key=lambda h: h.score, reverse=True)

@@ -56,9 +56,15 @@ class Taxonomy(BaseModel):
     def _privacy_refs(self) -> Taxonomy:
         p = self.privacy
         if p:
-            if p.symptom and p.symptom not in self.fields.get("symptom", LabelField(categories={"x": {}})).ids:
+            if (
+                p.symptom
+                and p.symptom not in self.fields.get("symptom", LabelField(categories={"x": {}})).ids
+            ):
                 raise ValueError(f"privacy.symptom {p.symptom!r} is not a symptom category")
-            if p.severity and p.severity not in self.fields.get("severity", LabelField(categories={"x": {}})).ids:
+            if (
+                p.severity
+                and p.severity not in self.fields.get("severity", LabelField(categories={"x": {}})).ids
+            ):
                 raise ValueError(f"privacy.severity {p.severity!r} is not a severity category")
             for pat in p.patterns:
                 re.compile(pat)

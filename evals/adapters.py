@@ -50,7 +50,9 @@ def genai_status(path: Path) -> Iterator[HistoricalIncident]:
         for row in csv.DictReader(f):
             impact = IMPACT_LEVELS.get(row["incident_impact_level"].strip())
             components = [c for c in GENAI_COMPONENTS if row.get(c, "0").strip() in ("1", "1.0")]
-            later = [row.get(f"{s}_description", "") for s in GENAI_STAGES_LATER if row.get(f"{s}_flag") == "1"]
+            later = [
+                row.get(f"{s}_description", "") for s in GENAI_STAGES_LATER if row.get(f"{s}_flag") == "1"
+            ]
             labels: dict[str, list[str]] = {}
             if impact:
                 labels["severity"] = [IMPACT_TO_SEVERITY[impact]]
@@ -60,11 +62,15 @@ def genai_status(path: Path) -> Iterator[HistoricalIncident]:
                 id=f"genai:{row['incident_id']}",
                 title=row["Incident_Title"].strip(),
                 # Triage time: only the first ("investigating") update, if the page had one.
-                text=squash(row.get("investigating_description", "")) if row.get("investigating_flag") == "1" else "",
+                text=squash(row.get("investigating_description", ""))
+                if row.get("investigating_flag") == "1"
+                else "",
                 service=row["provider"].strip(),
                 component=components[0] if components else None,
                 source="genai-status",
-                created_at=_dt(row["start_timestamp"]) or _dt(row["investigating_timestamp"]) or datetime.now(UTC),
+                created_at=_dt(row["start_timestamp"])
+                or _dt(row["investigating_timestamp"])
+                or datetime.now(UTC),
                 resolved_at=_dt(row.get("close_timestamp")),
                 labels=labels,
                 resolution="\n".join(informative(later)),

@@ -17,13 +17,21 @@ OUT = Path(__file__).resolve().parent.parent / "bot" / "resources" / "demo_histo
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    ap.add_argument(
+        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
     args = ap.parse_args()
-    records = [to_genai_labels(i) for name in ("genai-status", "azure", "gcp") for i in load_dataset(name, args.datasets)]
+    records = [
+        to_genai_labels(i)
+        for name in ("genai-status", "azure", "gcp")
+        for i in load_dataset(name, args.datasets)
+    ]
     # Keep the shipped file small: what retrieval shows, not every later status update.
     with gzip.open(OUT, "wt", encoding="utf-8") as f:
         for r in records:
-            slim = r.model_copy(update={"raw": None, "later_text": r.later_text[:1000], "resolution": r.resolution[:1500]})
+            slim = r.model_copy(
+                update={"raw": None, "later_text": r.later_text[:1000], "resolution": r.resolution[:1500]}
+            )
             f.write(slim.model_dump_json(exclude_none=True) + "\n")
     print(f"wrote {len(records)} incidents to {OUT} ({OUT.stat().st_size:,} bytes)")
 

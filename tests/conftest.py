@@ -12,7 +12,9 @@ from bot.history import HistoryStore
 from bot.models import HistoricalIncident
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="../shared/datasets is not beside the checkout")
+needs_datasets = pytest.mark.skipif(
+    not DATASETS.is_dir(), reason="../shared/datasets is not beside the checkout"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,9 @@ def sim(score: float, **labels: str) -> SimilarIncident:
 
 
 def test_votes_are_similarity_weighted_and_ignore_invalid_labels() -> None:
-    votes = knn_votes([sim(0.9, symptom="errors"), sim(0.5, symptom="latency"), sim(0.9, symptom="BOGUS")], "symptom", TAX)
+    votes = knn_votes(
+        [sim(0.9, symptom="errors"), sim(0.5, symptom="latency"), sim(0.9, symptom="BOGUS")], "symptom", TAX
+    )
     assert list(votes) == ["errors", "latency"]
     assert abs(sum(votes.values()) - 1) < 1e-9 and votes["errors"] > 0.7
 

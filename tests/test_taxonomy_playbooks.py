@@ -12,7 +12,9 @@ from bot.taxonomy import Taxonomy, TaxonomyError
 def test_default_taxonomy_has_genai_categories() -> None:
     tax = Taxonomy.load(Settings().taxonomy_path)
     assert {"symptom", "root_cause", "severity"} <= set(tax.fields)
-    assert {"quality_degradation", "throttling_capacity", "privacy_safety_exposure"} <= set(tax.fields["symptom"].ids)
+    assert {"quality_degradation", "throttling_capacity", "privacy_safety_exposure"} <= set(
+        tax.fields["symptom"].ids
+    )
     assert tax.fields["severity"].ordinal and tax.severity_rank("sev1") == 0
 
 
@@ -31,7 +33,10 @@ def test_other_taxonomies_load_the_same_way(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content, message",
-    [("name: x\nfields: {}\n: :", "not valid YAML"), ("name: x\nfields:\n  s:\n    categories: {}\n", "invalid")],
+    [
+        ("name: x\nfields: {}\n: :", "not valid YAML"),
+        ("name: x\nfields:\n  s:\n    categories: {}\n", "invalid"),
+    ],
 )
 def test_bad_taxonomy_gives_clear_error(tmp_path: Path, content: str, message: str) -> None:
     p = tmp_path / "t.yaml"
@@ -59,5 +64,5 @@ def test_playbooks_cover_required_situations_and_reference_real_categories() -> 
 def test_broken_playbook_is_reported_with_its_path(tmp_path: Path) -> None:
     p = tmp_path / "bad.md"
     p.write_text("---\nid: Bad Id\ntitle: x\n---\nno steps\n")
-    with pytest.raises(PlaybookError, match="bad.md"):
+    with pytest.raises(PlaybookError, match=r"bad\.md"):
         load_playbook(p)

@@ -8,7 +8,13 @@ from typing import Any
 from bot.intake.text import html_to_text, informative
 from bot.models import HistoricalIncident
 
-IMPACT_TO_SEVERITY = {"critical": "sev1", "major": "sev2", "minor": "sev3", "none": "sev4", "maintenance": "sev4"}
+IMPACT_TO_SEVERITY = {
+    "critical": "sev1",
+    "major": "sev2",
+    "minor": "sev3",
+    "none": "sev4",
+    "maintenance": "sev4",
+}
 _LATER = ("identified", "monitoring", "resolved", "postmortem")
 
 

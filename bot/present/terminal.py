@@ -15,7 +15,9 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
     kind = "LLM draft" if draft.kind == "llm" else "retrieval-only draft (LLM " + draft.llm.status + ")"
     head = Text.assemble(("Triage ", "bold"), (draft.ticket_id, "bold cyan"), f"  [{kind}]")
     if draft.privacy_exposure:
-        head.append(f"\nPRIVACY: possible personal-data exposure ({draft.privacy_reason}). Top priority.", "bold red")
+        head.append(
+            f"\nPRIVACY: possible personal-data exposure ({draft.privacy_reason}). Top priority.", "bold red"
+        )
 
     labels = Table(show_header=True, header_style="bold", box=None)
     for col in ("field", "label", "confidence", "from"):
