@@ -48,6 +48,10 @@ def _metadata(inc: HistoricalIncident) -> dict[str, Any]:
     return meta
 
 
+def _where(s: Settings) -> str:
+    return f"Chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_dir)
+
+
 class HistoryStore:
     def __init__(self, settings: Settings, collection: str | None = None) -> None:
         self.settings = settings
@@ -61,8 +65,7 @@ class HistoryStore:
             raise HistoryError(f"cannot open collection {self.name!r} in {self._where()}: {e}") from e
 
     def _where(self) -> str:
-        s = self.settings
-        return f"Chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else f"{s.chroma_dir}"
+        return _where(self.settings)
 
     @staticmethod
     def _client(settings: Settings) -> Any:
@@ -86,13 +89,8 @@ class HistoryStore:
         except HistoryError:
             raise
         except Exception as e:
-            where = (
-                f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
-                if settings.chroma_host
-                else str(settings.chroma_dir)
-            )
             raise HistoryError(
-                f"cannot open the history store at {where}: {e}. "
+                f"cannot open the history store at {_where(settings)}: {e}. "
                 "If the directory is corrupt, move it aside and run `incibot history import` again."
             ) from e
 
