@@ -141,3 +141,10 @@ def test_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert Settings().retrieval_k == 2
     code, output = run("triage", "ChatGPT is down for everyone", "--json")
     assert code == 0 and len(json.loads(output[output.index("{") :])["similar"]) == 2
+
+
+def test_undecodable_argument_bytes_become_replacement_characters() -> None:
+    from bot.cli import clean_text
+
+    raw = b"GPU \xff errors".decode("utf-8", "surrogateescape")  # how Python hands over such argv bytes
+    assert clean_text(raw) == "GPU \ufffd errors"
