@@ -180,6 +180,45 @@ def history_search(
         out.print(f"     fixed by: {fix}", highlight=False)
 
 
+@app.command("eval")
+@one_line_errors
+def eval_cmd(
+    dataset: Annotated[str, typer.Option("--dataset", help="A dataset name or a canonical JSONL file.")],
+    method: Annotated[
+        list[str] | None, typer.Option("--method", help="all (default), or methods; repeatable.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=50)] = 5,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N cases (evenly spread).")
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1)] = 1,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("eval-results"),
+    taxonomy: Annotated[Path | None, typer.Option("--taxonomy", help="Taxonomy of a JSONL dataset.")] = None,
+    datasets_root: Annotated[
+        Path | None, typer.Option("--datasets-root", help="Default: ../shared/datasets.")
+    ] = None,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Most recent share used as cases.")
+    ] = 0.3,
+) -> None:
+    """Score every method on labelled incident history, with a strict time split."""
+    from evals import datasets
+    from evals.harness import METHODS, EvalConfig, run_eval
+    from evals.report import print_table, write_report
+
+    methods = METHODS if not method or "all" in method else tuple(dict.fromkeys(method))
+    ds = datasets.load(dataset, datasets_root or datasets.DEFAULT_ROOT, taxonomy)
+    if ds.skipped:
+        err.print(f"[yellow]{len(ds.skipped)} labels or records skipped[/yellow], first: {ds.skipped[0]}")
+    cfg = EvalConfig(
+        methods=methods, k=k, limit=limit, repeat=repeat, test_fraction=test_fraction, out=out_dir
+    )
+    result = run_eval(ds, Settings(), cfg, err)
+    folder = write_report(result["report"], result["cases"], out_dir)
+    print_table(result["report"], out)
+    out.print(f"report written to {folder}")
+
+
 @app.command()
 @one_line_errors
 def bench(

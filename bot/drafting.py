@@ -57,7 +57,13 @@ class Prompts(BaseModel):
 
 def answer_model(taxonomy: Taxonomy, playbook_ids: list[str]) -> type[BaseModel]:
     """The answer schema, built from the taxonomy so the model cannot leave it."""
-    fields: dict[str, Any] = {name: (Literal[tuple(f.ids)], ...) for name, f in taxonomy.fields.items()}
+    fields: dict[str, Any] = {}
+    for name, f in taxonomy.fields.items():
+        choice = Literal[tuple(f.ids)]
+        fields[name] = (
+            Annotated[list[choice], Field(min_length=1, max_length=3)] if f.multi_label else choice,
+            ...,
+        )
     fields["playbook"] = (Literal[tuple(playbook_ids)], ...)
     # Bounded text keeps the whole answer inside llm_max_tokens (a cut-off answer is invalid JSON).
     fields["triage_step"] = (Annotated[str, StringConstraints(min_length=1, max_length=240)], ...)

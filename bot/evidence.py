@@ -23,39 +23,48 @@ def knn_votes(similar: list[SimilarIncident], field: str, taxonomy: Taxonomy) ->
     return {k: v / total for k, v in sorted(votes.items(), key=lambda kv: -kv[1])} if total > 0 else {}
 
 
+MULTI_LABEL_SHARE = 0.3  # in a multi-label field, every label with at least this share of the vote is kept
+
+
 def decide(
     field: str,
     taxonomy: Taxonomy,
-    llm_label: str | None,
+    llm_label: str | list[str] | None,
     votes: dict[str, float],
     llm_weight: float,
 ) -> LabelDecision:
-    """One label for a field: the LLM's vote and the neighbours' votes, mixed by `llm_weight`."""
-    if llm_label is not None and not taxonomy.is_valid(field, llm_label):
-        llm_label = None  # never let an out-of-taxonomy value through
+    """Labels for a field: the LLM's vote and the neighbours' votes, mixed by `llm_weight`."""
+    raw = [llm_label] if isinstance(llm_label, str) else list(llm_label or [])
+    llm_labels = [lab for lab in dict.fromkeys(raw) if taxonomy.is_valid(field, lab)]  # never out of taxonomy
     knn_label = next(iter(votes), None)
-    if llm_label and votes:
+    if llm_labels and votes:
         mixed = {lab: (1 - llm_weight) * share for lab, share in votes.items()}
-        mixed[llm_label] = mixed.get(llm_label, 0.0) + llm_weight
+        for lab in llm_labels:
+            mixed[lab] = mixed.get(lab, 0.0) + llm_weight / len(llm_labels)
         label = max(mixed, key=lambda k: mixed[k])
-        source = (
-            "llm+retrieval"
-            if label == llm_label and label == knn_label
-            else ("llm" if label == llm_label else "retrieval")
-        )
+        in_llm = label in llm_labels
+        source = "llm+retrieval" if in_llm and label == knn_label else ("llm" if in_llm else "retrieval")
         conf = mixed[label]
-    elif llm_label:
-        label, source, conf = llm_label, "llm", LLM_ONLY_CONFIDENCE
+    elif llm_labels:
+        mixed = {lab: 1 / len(llm_labels) for lab in llm_labels}
+        label, source, conf = llm_labels[0], "llm", LLM_ONLY_CONFIDENCE
     elif votes:
+        mixed = dict(votes)
         label, source, conf = knn_label, "retrieval", votes[knn_label]  # type: ignore[index]
     else:
+        mixed = {}
         label, source, conf = default_label(field, taxonomy), "default", 0.0
+    labels = [label]
+    if taxonomy.fields[field].multi_label:
+        labels += [lab for lab, share in sorted(mixed.items(), key=lambda kv: -kv[1])
+                   if lab != label and share >= MULTI_LABEL_SHARE]  # fmt: skip
     return LabelDecision(
         field=field,
         label=label,  # type: ignore[arg-type]
+        labels=labels,  # type: ignore[arg-type]
         confidence=round(min(max(conf, 0.0), 1.0), 3),
         source=source,  # type: ignore[arg-type]
-        llm_label=llm_label,
+        llm_label=llm_label if llm_labels else None,
         retrieval_label=knn_label,
         retrieval_votes={k: round(v, 3) for k, v in votes.items()},
     )

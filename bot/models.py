@@ -69,9 +69,10 @@ class SimilarIncident(BaseModel):
 class LabelDecision(BaseModel):
     field: str
     label: str
+    labels: list[str] = Field(default_factory=list, description="all labels, for multi-label fields")
     confidence: float = Field(ge=0.0, le=1.0)
     source: Source
-    llm_label: str | None = None
+    llm_label: str | list[str] | None = None
     retrieval_label: str | None = None
     retrieval_votes: dict[str, float] = Field(default_factory=dict)
 

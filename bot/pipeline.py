@@ -185,7 +185,7 @@ class Triager:
         lib, tax = self.playbooks, self.taxonomy
         if privacy_hit and tax.privacy and (p := lib.get(tax.privacy.playbook)):
             return p, "rule"
-        decided = {f: d.label for f, d in labels.items()}
+        decided = {f: tax.to_default(f, d.label) for f, d in labels.items()}
         weights = {f: d.confidence for f, d in labels.items()}
         best, best_score = lib.best_for(decided, weights)
         llm_choice = lib.get(getattr(answer, "playbook", "") or "")

@@ -51,6 +51,8 @@ class Taxonomy(BaseModel):
     privacy: PrivacyRule | None = None
     # Optional: normalisation of raw label spellings found in a dataset (typos, case) to category ids.
     aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Optional: how categories read in the default GenAI taxonomy that playbooks are written in.
+    maps_to_default: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _privacy_refs(self) -> Taxonomy:
@@ -103,6 +105,10 @@ class Taxonomy(BaseModel):
             if candidate and candidate in f.categories:
                 return candidate
         return None
+
+    def to_default(self, field: str, label: str) -> str:
+        """The label in the default taxonomy's vocabulary (itself if no mapping is declared)."""
+        return self.maps_to_default.get(field, {}).get(label, label)
 
     def severity_rank(self, label: str) -> int | None:
         """Position of a label in an ordinal field (0 = most severe)."""

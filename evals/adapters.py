@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from bot.intake.statuspage import IMPACT_TO_SEVERITY, incident_from_statuspage
 from bot.intake.text import html_to_text, informative, squash
 from bot.models import HistoricalIncident
+from bot.taxonomy import Taxonomy
 
 csv.field_size_limit(50_000_000)
 
@@ -206,20 +208,22 @@ def load_dataset(name: str, root: Path) -> list[HistoricalIncident]:
     return list(adapter(root / rel))
 
 
-# Category-level mapping of the cloud-labeled taxonomy onto the default GenAI taxonomy, for the demo history.
-CLOUD_TO_GENAI = {
-    "symptom": {"ERROR": "errors", "UNAVIL": "unavailability", "DELAY": "latency", "DEPERF": "latency",
-                "OTHERS": "other"},
-    "root_cause": {"CONFIG": "configuration", "OVERLOAD": "external_traffic", "DEPLOY": "deployment",
-                   "EXTERNAL": "third_party", "MAINTAIN": "maintenance", "OTHERS": "unknown"},
-}  # fmt: skip
+TAXONOMIES = Path(__file__).resolve().parent / "taxonomies"
+
+
+@functools.cache
+def dataset_taxonomy(name: str) -> Taxonomy:
+    return Taxonomy.load(TAXONOMIES / f"{name}.yaml")
 
 
 def to_genai_labels(inc: HistoricalIncident) -> HistoricalIncident:
+    """Cloud-labeled categories mapped onto the default GenAI taxonomy (the mapping is declared in
+    taxonomies/cloud-labeled.yaml), for the demo history."""
+    cloud = dataset_taxonomy("cloud-labeled")
     labels = {k: v for k, v in inc.labels.items() if k == "severity"}
-    for field, mapping in CLOUD_TO_GENAI.items():
+    for field, mapping in cloud.maps_to_default.items():
         mapped = sorted({mapping[v] for v in inc.labels.get(field, []) if v in mapping})
         if mapped:
-            # The default taxonomy is single-label: keep the first mapped label in a stable order.
+            # The default taxonomy is single-label: one label, preferring a specific one over "other".
             labels[field] = mapped[:1] if len(mapped) == 1 else [m for m in mapped if m != "other"][:1]
     return inc.model_copy(update={"labels": labels, "taxonomy": "genai"})

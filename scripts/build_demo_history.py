@@ -27,12 +27,15 @@ def main() -> None:
         for i in load_dataset(name, args.datasets)
     ]
     # Keep the shipped file small: what retrieval shows, not every later status update.
-    with gzip.open(OUT, "wt", encoding="utf-8") as f:
-        for r in records:
-            slim = r.model_copy(
-                update={"raw": None, "later_text": r.later_text[:1000], "resolution": r.resolution[:1500]}
-            )
-            f.write(slim.model_dump_json(exclude_none=True) + "\n")
+    lines = []
+    for r in records:
+        slim = r.model_copy(
+            update={"raw": None, "later_text": r.later_text[:1000], "resolution": r.resolution[:1500]}
+        )
+        lines.append(slim.model_dump_json(exclude_none=True) + "\n")
+    # mtime=0: the same data gives the same bytes, so a rebuild shows no spurious change.
+    with OUT.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write("".join(lines).encode("utf-8"))
     print(f"wrote {len(records)} incidents to {OUT} ({OUT.stat().st_size:,} bytes)")
 
 

@@ -1,0 +1,312 @@
+"""The eval harness: replay labelled incidents through the product's pipeline, with no look-ahead.
+
+Leakage is ruled out by construction:
+- each case is triaged as a Ticket built from triage-time fields only (title, first update, service, time);
+- retrieval for a case only returns incidents strictly older than it (a time filter in the store) and never
+  the case itself, so neither its own resolution nor anything learnt later can reach the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bot.config import Settings
+from bot.embeddings import get_embedder
+from bot.evidence import decide, knn_votes
+from bot.history import HistoryStore
+from bot.intake.files import InputError
+from bot.llm import build_chat_model
+from bot.models import HistoricalIncident, LabelDecision, Ticket
+from bot.pipeline import Triager
+from evals import metrics
+from evals.datasets import Dataset
+
+METHODS = ("majority", "knn", "llm", "llm+retrieval", "combined")
+LLM_METHODS = {"llm", "llm+retrieval", "combined"}
+
+
+@dataclass
+class EvalConfig:
+    methods: tuple[str, ...] = METHODS
+    k: int = 5
+    limit: int | None = None
+    repeat: int = 1
+    test_fraction: float = 0.3
+    out: Path = Path("eval-results")
+
+
+@dataclass
+class CaseResult:
+    id: str
+    rep: int
+    created_at: str
+    input: str
+    gold: dict[str, list[str]]
+    pred: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # method -> field -> labels
+    confidence: dict[str, float] = field(default_factory=dict)  # combined, per field
+    retrieved: list[str] = field(default_factory=list)
+    relevant: list[bool] = field(default_factory=list)
+    latency_s: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0
+    llm_status: dict[str, str] = field(default_factory=dict)
+    playbook: str | None = None
+    playbook_fit: bool | None = None
+    mitigation_cosine: float | None = None
+    mitigation_rouge_l: float | None = None
+
+
+def as_ticket(inc: HistoricalIncident) -> Ticket:
+    """Only what was known at triage time: never labels, resolution or later updates."""
+    return Ticket(
+        id=inc.id,
+        title=inc.title,
+        text=inc.text,
+        service=inc.service,
+        component=inc.component,
+        source=inc.source,
+        created_at=inc.created_at,
+    )
+
+
+def select_cases(ds: Dataset, test_fraction: float, limit: int | None) -> list[HistoricalIncident]:
+    """The most recent `test_fraction` of labelled incidents (with text to triage), thinned evenly to `limit`."""
+    labelled = sorted((i for i in ds.incidents if i.labels and i.body.strip()), key=lambda i: i.created_at)
+    test = labelled[int(len(labelled) * (1 - test_fraction)) :]
+    if limit and limit < len(test):
+        test = [test[int(j * len(test) / limit)] for j in range(limit)]
+    if not test:
+        raise InputError(f"dataset {ds.name} ({ds.source}): the test split is empty (no labelled incidents)")
+    return test
+
+
+def eval_store(ds: Dataset, settings: Settings) -> HistoryStore:
+    """All of the dataset in one collection, cached on disk by content; queries filter by time."""
+    digest = hashlib.sha256("".join(i.model_dump_json() for i in ds.incidents).encode()).hexdigest()[:12]
+    cache = settings.model_copy(update={"chroma_path": settings.data_dir / "eval-cache"})
+    store = HistoryStore(cache, collection=f"eval-{ds.name}-{digest}")
+    if store.count() != len(ds.incidents):
+        store.upsert(ds.incidents)
+    return store
+
+
+def majority_labels(history: list[HistoricalIncident], before: Any, field_name: str) -> list[str]:
+    counts = Counter(
+        lab for i in history if i.created_at < before for lab in i.labels.get(field_name, [])[:1]
+    )  # first label per incident
+    return [counts.most_common(1)[0][0]] if counts else []
+
+
+def _labels(d: LabelDecision, multi: bool) -> list[str]:
+    return d.labels if multi and d.labels else [d.label]
+
+
+def run_eval(
+    ds: Dataset, settings: Settings, cfg: EvalConfig, console: Console | None = None
+) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    unknown = set(cfg.methods) - set(METHODS)
+    if unknown:
+        raise InputError(f"unknown method(s): {', '.join(sorted(unknown))}; use {', '.join(METHODS)}")
+    cases = select_cases(ds, cfg.test_fraction, cfg.limit)
+    settings = settings.model_copy(update={"retrieval_k": cfg.k})
+    store = eval_store(ds, settings)
+    needs_llm = bool(LLM_METHODS & set(cfg.methods))
+    model = build_chat_model(settings) if needs_llm else None
+    if needs_llm and model is None:
+        raise InputError("LLM methods need an LLM: set INCIBOT_LLM_BACKEND to local, openai or azure")
+    triager = Triager(settings, store, model, taxonomy=ds.taxonomy)
+    embedder = get_embedder()
+    results: list[CaseResult] = []
+    total = len(cases) * cfg.repeat
+    with Progress(
+        TextColumn(f"eval {ds.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("cases", total=total)
+        for rep in range(cfg.repeat):
+            for case in cases:
+                results.append(_run_case(case, rep, ds, triager, cfg, embedder))
+                bar.advance(task)
+    return summarise(ds, cfg, results, settings)
+
+
+def _run_case(
+    case: HistoricalIncident, rep: int, ds: Dataset, triager: Triager, cfg: EvalConfig, embedder
+) -> CaseResult:  # type: ignore[no-untyped-def]
+    tax = ds.taxonomy
+    ticket = as_ticket(case)
+    text = triager.prepare(ticket)
+    r = CaseResult(
+        id=case.id,
+        rep=rep,
+        created_at=case.created_at.isoformat(),
+        input=text[:500],
+        gold={f: v for f, v in case.labels.items() if f in tax.fields},
+    )
+    t0 = time.perf_counter()
+    similar = triager.similar(ticket, text, before=case.created_at)
+    t_ret = time.perf_counter() - t0
+    r.retrieved = [s.id for s in similar]
+    r.relevant = [ds.relevance(case, s) for s in similar]
+    w = triager.settings.llm_weight
+    multi = {f: tax.fields[f].multi_label for f in tax.fields}
+
+    if "majority" in cfg.methods:
+        r.pred["majority"] = {f: majority_labels(ds.incidents, case.created_at, f) for f in tax.fields}
+    if "knn" in cfg.methods:
+        r.pred["knn"] = {
+            f: _labels(decide(f, tax, None, knn_votes(similar, f, tax), w), multi[f]) for f in tax.fields
+        }
+        r.latency_s["knn"] = t_ret
+    if "llm" in cfg.methods and triager.drafter:
+        res = triager.drafter.draft(text, [])
+        r.llm_status["llm"] = res.usage.status
+        r.latency_s["llm"] = res.usage.latency_s
+        r.pred["llm"] = {
+            f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
+        }
+    if {"llm+retrieval", "combined"} & set(cfg.methods) and triager.drafter:
+        res = triager.drafter.draft(text, similar)
+        r.llm_status["llm+retrieval"] = res.usage.status
+        r.latency_s["llm+retrieval"] = t_ret + res.usage.latency_s
+        r.tokens = res.usage.prompt_tokens + res.usage.completion_tokens
+        if "llm+retrieval" in cfg.methods:
+            r.pred["llm+retrieval"] = {
+                f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
+            }
+        if "combined" in cfg.methods:
+            t1 = time.perf_counter()
+            draft = triager.combine(ticket, text, similar, res.answer, res.usage)
+            r.latency_s["combined"] = r.latency_s["llm+retrieval"] + time.perf_counter() - t1
+            r.pred["combined"] = {f: _labels(d, multi[f]) for f, d in draft.labels.items()}
+            r.confidence = {f: d.confidence for f, d in draft.labels.items()}
+            r.playbook = draft.playbook.id
+            gold_rc = case.labels.get("root_cause")
+            pb = triager.playbooks.get(draft.playbook.id)
+            if gold_rc and pb:
+                r.playbook_fit = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get(
+                    "root_cause", []
+                )
+            if case.resolution.strip():
+                drafted = "\n".join([s.action for s in draft.playbook.steps] + draft.playbook.adapted_notes)
+                v = embedder.embed([case.resolution[:2000], drafted[:2000]])
+                r.mitigation_cosine = float(np.dot(v[0], v[1]))
+                r.mitigation_rouge_l = metrics.rouge_l(case.resolution[:2000], drafted[:2000])
+    return r
+
+
+def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -> dict[str, Any] | None:
+    fld = ds.taxonomy.fields[f]
+    rows = [r for r in results if f in r.gold and method in r.pred]
+    if not rows:
+        return None
+    if fld.multi_label:
+        gold = [r.gold[f] for r in rows]
+        pred = [r.pred[method][f] for r in rows]
+        scores = metrics.multi_label(gold, pred)
+    else:
+        gold1 = [r.gold[f][0] for r in rows]
+        pred1 = [(r.pred[method][f] or ["(none)"])[0] for r in rows]
+        scores = metrics.single_label(gold1, pred1)
+        scores["confusion"] = metrics.confusion(gold1, pred1, [*fld.ids, "(none)"])
+        if fld.ordinal:
+            known = [(g, p) for g, p in zip(gold1, pred1, strict=True) if p in fld.categories]
+            scores["within_one"] = metrics.within_one([g for g, _ in known], [p for _, p in known], fld.ids)
+    return scores
+
+
+def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings: Settings) -> dict[str, Any]:
+    methods = [m for m in METHODS if m in cfg.methods]
+    per_rep: dict[int, list[CaseResult]] = {}
+    for r in results:
+        per_rep.setdefault(r.rep, []).append(r)
+    scores: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        scores[m] = {}
+        for f in ds.taxonomy.fields:
+            reps = [s for rr in per_rep.values() if (s := _field_scores(ds, rr, m, f))]
+            if not reps:
+                continue
+            best = dict(reps[0])
+            if cfg.repeat > 1:
+                best["accuracy_over_repeats"] = metrics.mean_spread([s["accuracy"] for s in reps])
+                best["macro_f1_over_repeats"] = metrics.mean_spread([s["macro_f1"] for s in reps])
+            scores[m][f] = best
+    first = per_rep[0]
+    calibration = {}
+    for f in ds.taxonomy.fields:
+        rows = [r for r in first if f in r.gold and f in r.confidence]
+        if rows:
+            correct = [r.pred["combined"][f][0] in r.gold[f] for r in rows]
+            conf = [r.confidence[f] for r in rows]
+            calibration[f] = {
+                "ece": metrics.ece(conf, correct),
+                "confident": metrics.confident_accuracy(conf, correct, settings.confident_at),
+            }
+    statuses: dict[str, Counter[str]] = {}
+    for r in results:
+        for m, s in r.llm_status.items():
+            statuses.setdefault(m, Counter())[s] += 1
+    validity = {
+        m: {"counts": dict(c), "valid_first_try": c["ok"] / sum(c.values()),
+            "valid_after_repair": (c["ok"] + c["repaired"]) / sum(c.values())}
+        for m, c in statuses.items()
+    }  # fmt: skip
+    fits = [r.playbook_fit for r in first if r.playbook_fit is not None]
+    cos = [r.mitigation_cosine for r in first if r.mitigation_cosine is not None]
+    rouge = [r.mitigation_rouge_l for r in first if r.mitigation_rouge_l is not None]
+    report = {
+        "dataset": ds.name,
+        "source": ds.source,
+        "taxonomy": ds.taxonomy.name,
+        "model": triager_model_label(settings, cfg),
+        "cases": len(first),
+        "repeat": cfg.repeat,
+        "k": cfg.k,
+        "history_size": len(ds.incidents),
+        "skipped": {"count": len(ds.skipped), "first": ds.skipped[:20]},
+        "scores": scores,
+        "retrieval": metrics.retrieval([r.relevant for r in first], cfg.k),
+        "calibration": calibration,
+        "llm_validity": validity,
+        "playbook_fit": {"n": len(fits), "rate": float(np.mean(fits)) if fits else None},
+        "mitigation": {
+            "n": len(cos),
+            "cosine": float(np.mean(cos)) if cos else None,
+            "rouge_l": float(np.mean(rouge)) if rouge else None,
+        },
+        "tokens_per_triage": float(np.mean([r.tokens for r in first]))
+        if any(r.tokens for r in first)
+        else 0.0,
+        "latency_s": {
+            m: metrics.percentiles([r.latency_s[m] for r in first if m in r.latency_s]) for m in methods
+        },
+    }
+    return {"report": report, "cases": results}
+
+
+def triager_model_label(settings: Settings, cfg: EvalConfig) -> str:
+    if not LLM_METHODS & set(cfg.methods):
+        return "none"
+    if settings.llm_backend == "local":
+        return str(settings.local_model_path or settings.local_model)
+    return f"{settings.llm_backend}:{settings.azure_deployment or settings.openai_model}"
+
+
+def write_cases(path: Path, cases: list[CaseResult]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for c in cases:
+            f.write(json.dumps(c.__dict__, ensure_ascii=False) + "\n")

@@ -1,0 +1,106 @@
+"""Scores: pure functions over gold and predicted labels (scikit-learn where it has the metric)."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.preprocessing import MultiLabelBinarizer
+
+
+def single_label(gold: list[str], pred: list[str]) -> dict[str, float]:
+    labels = sorted(set(gold) | set(pred))
+    return {
+        "n": len(gold),
+        "accuracy": float(accuracy_score(gold, pred)),
+        "micro_f1": float(f1_score(gold, pred, labels=labels, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(gold, pred, labels=sorted(set(gold)), average="macro", zero_division=0)),
+    }
+
+
+def multi_label(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    mlb = MultiLabelBinarizer()
+    mlb.fit(gold + pred)
+    g, p = mlb.transform(gold), mlb.transform(pred)
+    present = np.asarray(g).sum(axis=0) > 0  # macro over labels that occur in gold
+    macro = f1_score(g[:, present], p[:, present], average="macro", zero_division=0) if present.any() else 0.0
+    return {
+        "n": len(gold),
+        "accuracy": float(accuracy_score(g, p)),  # exact set match
+        "micro_f1": float(f1_score(g, p, average="micro", zero_division=0)),
+        "macro_f1": float(macro),
+        "samples_f1": float(f1_score(g, p, average="samples", zero_division=0)),
+    }
+
+
+def within_one(gold: list[str], pred: list[str], order: list[str]) -> float:
+    rank = {lab: i for i, lab in enumerate(order)}
+    return (
+        float(np.mean([abs(rank[g] - rank[p]) <= 1 for g, p in zip(gold, pred, strict=True)]))
+        if gold
+        else 0.0
+    )
+
+
+def confusion(gold: list[str], pred: list[str], order: list[str]) -> dict[str, object]:
+    labels = [lab for lab in order if lab in set(gold) | set(pred)]
+    return {"labels": labels, "matrix": confusion_matrix(gold, pred, labels=labels).tolist()}
+
+
+def retrieval(relevant_flags: list[list[bool]], k: int) -> dict[str, float]:
+    """hit@k and MRR from, per query, the relevance of each retrieved item in rank order."""
+    if not relevant_flags:
+        return {"n": 0, "hit_at_k": 0.0, "mrr": 0.0}
+    hits, rr = [], []
+    for flags in relevant_flags:
+        top = flags[:k]
+        hits.append(any(top))
+        rr.append(next((1 / (i + 1) for i, f in enumerate(top) if f), 0.0))
+    return {"n": len(relevant_flags), "hit_at_k": float(np.mean(hits)), "mrr": float(np.mean(rr))}
+
+
+def ece(confidences: list[float], correct: list[bool], bins: int = 10) -> float:
+    """Expected calibration error: |accuracy - confidence| per confidence bin, weighted by bin size."""
+    if not confidences:
+        return 0.0
+    conf, ok = np.asarray(confidences), np.asarray(correct, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in itertools.pairwise(edges):
+        mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if mask.any():
+            total += mask.mean() * abs(ok[mask].mean() - conf[mask].mean())
+    return float(total)
+
+
+def confident_accuracy(confidences: list[float], correct: list[bool], threshold: float) -> dict[str, float]:
+    chosen = [c for conf, c in zip(confidences, correct, strict=True) if conf >= threshold]
+    return {
+        "threshold": threshold,
+        "coverage": len(chosen) / len(correct) if correct else 0.0,
+        "accuracy": float(np.mean(chosen)) if chosen else 0.0,
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "mean": 0.0}
+    arr = np.asarray(values)
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "mean": float(arr.mean()),
+    }
+
+
+def mean_spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
+def rouge_l(reference: str, candidate: str) -> float:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(scorer.score(reference, candidate)["rougeL"].fmeasure)
