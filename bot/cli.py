@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 history_app = typer.Typer(no_args_is_help=True, help="The history of past incidents (Chroma).")
 app.add_typer(history_app, name="history")
+feedback_app = typer.Typer(no_args_is_help=True, help="Engineers' confirmations and corrections.")
+app.add_typer(feedback_app, name="feedback")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -217,6 +219,52 @@ def eval_cmd(
     folder = write_report(result["report"], result["cases"], out_dir)
     print_table(result["report"], out)
     out.print(f"report written to {folder}")
+
+
+@app.command()
+@one_line_errors
+def serve(
+    socket_mode: Annotated[
+        bool, typer.Option("--socket-mode", help="Slack over Socket Mode (app-level token).")
+    ] = False,
+) -> None:
+    """Run the bot: ticket webhooks and Slack (HTTP mode, or Socket Mode with --socket-mode)."""
+    import uvicorn
+
+    from bot.server import create
+
+    settings = Settings()
+    if socket_mode and not settings.slack_app_token:
+        raise InputError("--socket-mode needs INCIBOT_SLACK_APP_TOKEN (xapp-...)")
+    if not socket_mode and not settings.slack_signing_secret:
+        raise InputError("HTTP mode needs INCIBOT_SLACK_SIGNING_SECRET (or use --socket-mode)")
+    service, slack_app, server = create(settings, http_slack=not socket_mode)
+    service.start()
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).connect()  # type: ignore[union-attr]
+    err.print(f"incibot listening on http://{settings.host}:{settings.port} (webhooks: /webhooks/<format>)")
+    try:
+        uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        service.stop()
+
+
+@feedback_app.command("export")
+@one_line_errors
+def feedback_export(
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write.")] = Path("feedback.jsonl"),
+) -> None:
+    """Write confirmed and corrected incidents as labelled JSONL (the eval harness's canonical format)."""
+    from bot.store import Store
+
+    settings = Settings()
+    incidents = Store(settings.db_url).export()
+    tmp = out_file.with_suffix(out_file.suffix + ".tmp")
+    tmp.write_text("".join(i.model_dump_json() + "\n" for i in incidents), encoding="utf-8")
+    tmp.replace(out_file)  # never a half-written export
+    out.print(f"wrote {len(incidents)} labelled incidents to {out_file}")
 
 
 @app.command()

@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=8000, ge=100)  # longer ticket text is truncated before embedding/LLM
     redact_for_external_llm: bool = True
 
+    # --- Slack and the HTTP server
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # Socket Mode
+    slack_api_url: str = "https://slack.com/api/"
+    default_channel: str = "#incidents"
+    channel_routes: dict[str, str] = Field(default_factory=dict)  # service -> channel
+    host: str = "127.0.0.1"
+    port: int = 3000
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 of "v0:<timestamp>:<body>"
+    webhook_token: SecretStr | None = None  # or a bearer token
+    webhook_max_bytes: int = 1_000_000
+    webhook_max_age_s: int = 300  # reject signed requests older than this (replay)
+    database_url: str | None = None  # default: sqlite:///<data_dir>/incibot.db
+    slack_retries: int = Field(default=5, ge=1, le=20)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -95,6 +111,13 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'incibot.db'}"
+
+    def channel_for(self, service: str | None) -> str:
+        return self.channel_routes.get(service or "", self.default_channel)
 
     @property
     def external_llm(self) -> bool:

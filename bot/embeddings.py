@@ -36,6 +36,8 @@ class MiniLMEmbedder:
         # Pad each batch to its own longest text: fixed padding to the maximum is many times slower.
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
+        # No busy-waiting between ops: in the server, embedding runs beside the LLM on the same 2 cores.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(

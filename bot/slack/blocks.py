@@ -1,0 +1,185 @@
+"""Block Kit messages and modals, built by small pure functions from a TriageDraft.
+
+Slack limits: 3,000 characters per section text, 150 per header, 50 blocks per message, 100 options per select.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.models import Ticket, TriageDraft
+from bot.taxonomy import Taxonomy
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+
+
+def clip(text: str, limit: int = SECTION_LIMIT, more: str | None = None) -> str:
+    if len(text) <= limit:
+        return text
+    tail = f"… <{more}|full text>" if more else "… (truncated)"
+    return text[: limit - len(tail)] + tail
+
+
+def escape(text: str) -> str:
+    """Untrusted text shown as text: no mentions, links or markup injected by a ticket."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(text: str, more: str | None = None) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, more=more)}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text)}]}
+
+
+def _kind_line(draft: TriageDraft, stage: str) -> str:
+    if stage == "retrieval":
+        return ":hourglass_flowing_sand: *Retrieval draft* (similar incidents only); the LLM draft will replace it."
+    if draft.kind == "llm":
+        return f":robot_face: *LLM draft* ({draft.llm.model}, combined with similar incidents)"
+    return f":warning: *Retrieval-only draft*: the LLM was {draft.llm.status}; labels come from similar incidents."
+
+
+def draft_blocks(
+    key: str,
+    ticket: Ticket,
+    draft: TriageDraft,
+    taxonomy: Taxonomy,
+    stage: str,
+    status_line: str | None = None,
+) -> list[dict[str, Any]]:
+    link = (ticket.raw or {}).get("html_url") if isinstance(ticket.raw, dict) else None
+    title = ticket.title or ticket.text[:120] or ticket.id
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(f"Triage: {title}", 150)}},
+        context(
+            f"{_kind_line(draft, stage)}  |  `{escape(key)}`"
+            + (f"  |  service *{escape(ticket.service)}*" if ticket.service else "")
+        ),
+    ]
+    if ticket.text:
+        blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=link))
+    if draft.privacy_exposure:
+        blocks.append(section(f":rotating_light: *Possible personal-data exposure* ({escape(draft.privacy_reason or '')}): "
+                              "top priority, privacy incident response."))  # fmt: skip
+    fields = []
+    for name, d in draft.labels.items():
+        cat = taxonomy.fields[name].categories.get(d.label)
+        shown = ", ".join(
+            taxonomy.fields[name].categories[x].title or x
+            for x in (d.labels or [d.label])
+            if x in taxonomy.fields[name].categories
+        )
+        fields.append({"type": "mrkdwn", "text": clip(f"*{taxonomy.fields[name].title or name}*\n{shown or (cat.title if cat else d.label)} "
+                                                      f"({d.confidence:.0%}, {d.source})", 2000)})  # fmt: skip
+    if fields:
+        blocks.append({"type": "section", "fields": fields[:10]})
+    blocks.append(section(f"*First triage step* ({draft.triage_step_source})\n{escape(draft.triage_step)}"))
+    steps = "\n".join(
+        f"{n}. {s.action}" + (f" _Check: {s.check}_" if s.check else "")
+        for n, s in enumerate(draft.playbook.steps, 1)
+    )
+    blocks.append(
+        section(
+            f"*Playbook: {draft.playbook.title}* (`{draft.playbook.id}`, {draft.playbook.source})\n{steps}"
+        )
+    )
+    if draft.similar:
+        lines = []
+        for s in draft.similar:
+            name = f"<{s.link}|{escape(s.title)}>" if s.link else escape(s.title)
+            fix = escape(" ".join(s.resolution.split())[:240]) or "no fix recorded"
+            lines.append(f"• {name} ({s.score:.2f}): {fix}")
+        blocks.append(section("*Similar past incidents*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section("*Similar past incidents*\nnone found in the history"))
+    blocks.append(
+        context(
+            f"tokens {draft.llm.prompt_tokens}+{draft.llm.completion_tokens}, triage {draft.latency_s:.1f}s"
+        )
+    )
+    if status_line:
+        blocks.append(context(status_line))
+    blocks.append({
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {"type": "button", "action_id": "confirm", "style": "primary", "value": key, "text": {"type": "plain_text", "text": "Confirm"}},
+            {"type": "button", "action_id": "correct", "value": key, "text": {"type": "plain_text", "text": "Correct"}},
+            {"type": "button", "action_id": "reject", "style": "danger", "value": key, "text": {"type": "plain_text", "text": "Reject"}},
+        ],
+    })  # fmt: skip
+    return blocks[:MAX_BLOCKS]
+
+
+def fallback_text(ticket: Ticket, draft: TriageDraft) -> str:
+    """The notification text (shown where blocks are not)."""
+    labels = ", ".join(f"{f}={d.label}" for f, d in draft.labels.items())
+    return clip(escape(f"Triage: {ticket.title or ticket.text[:100]} ({labels})"), 3000)
+
+
+def similar_blocks(similar: list[Any]) -> list[dict[str, Any]]:
+    if not similar:
+        return [section("No similar incidents in the history.")]
+    lines = [f"• {escape(h.incident.title)} ({h.score:.2f}): {escape(' '.join(h.incident.resolution.split())[:200]) or 'no fix recorded'}"
+             for h in similar]  # fmt: skip
+    return [section("*Similar past incidents*\n" + "\n".join(lines))]
+
+
+HELP = (
+    "*/triage <incident text>*: triage free text here (similar incidents, classification, first step, playbook)\n"
+    "*/triage similar <text>*: list similar past incidents\n*/triage help*: this help"
+)
+
+
+def correct_modal(key: str, draft: dict[str, Any] | None, taxonomy: Taxonomy) -> dict[str, Any]:
+    blocks = []
+    current = {f: d.get("label") for f, d in ((draft or {}).get("labels") or {}).items()}
+    for name, fld in taxonomy.fields.items():
+        options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
+                   for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
+        element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+        initial = next((o for o in options if o["value"] == current.get(name)), None)
+        if initial:
+            element["initial_option"] = initial
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f"label_{name}",
+                "label": {"type": "plain_text", "text": fld.title or name},
+                "element": element,
+            }
+        )
+    blocks.append({"type": "input", "block_id": "fix", "optional": True, "label": {"type": "plain_text", "text": "What actually fixed it"},
+                   "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900}})  # fmt: skip
+    return {
+        "type": "modal",
+        "callback_id": "correct_submit",
+        "private_metadata": key,
+        "title": {"type": "plain_text", "text": "Correct the triage"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "blocks": blocks,
+    }
+
+
+def reject_modal(key: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": "reject_submit",
+        "private_metadata": key,
+        "title": {"type": "plain_text", "text": "Reject the draft"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "blocks": [{"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Why is it wrong?"},
+                    "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900}}],
+    }  # fmt: skip
+
+
+def view_values(view: dict[str, Any]) -> dict[str, str]:
+    """block_id -> submitted value, for our modals' inputs (selects and text)."""
+    out = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        v = actions.get("value") or {}
+        out[block_id] = (v.get("selected_option") or {}).get("value") or v.get("value") or ""
+    return out

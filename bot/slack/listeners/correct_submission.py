@@ -1,0 +1,30 @@
+"""The Correct modal was submitted: store the engineer's labels and fix, then teach the history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.service import TriageService
+from bot.slack import blocks
+
+
+def make(service: TriageService) -> Any:
+    def correct_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = blocks.view_values(view)
+        tax = service.triager.taxonomy
+        labels = {
+            f: [values[f"label_{f}"]] for f in tax.fields if tax.is_valid(f, values.get(f"label_{f}", ""))
+        }
+        missing = [f for f in tax.fields if f not in labels]
+        if missing:
+            ack(response_action="errors", errors={f"label_{f}": "Choose a value" for f in missing})
+            return
+        key = view["private_metadata"]
+        status = service.record_feedback(
+            key, "correct", body["user"]["id"], labels=labels, fix=values.get("fix") or None
+        )
+        ack()
+        if status:
+            service.apply_feedback(key, status)
+
+    return correct_submission

@@ -1,0 +1,23 @@
+"""The Reject modal was submitted: store why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.service import TriageService
+from bot.slack import blocks
+
+
+def make(service: TriageService) -> Any:
+    def reject_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        reason = blocks.view_values(view).get("reason", "").strip()
+        if not reason:
+            ack(response_action="errors", errors={"reason": "Say why, so the next draft can be better"})
+            return
+        key = view["private_metadata"]
+        status = service.record_feedback(key, "reject", body["user"]["id"], reason=reason)
+        ack()
+        if status:
+            service.apply_feedback(key, status)
+
+    return reject_submission

@@ -1,0 +1,38 @@
+"""/triage <text> | /triage similar <text> | /triage help"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.intake.webhooks import WebhookEvent
+from bot.models import Ticket
+from bot.service import TriageService
+from bot.slack import blocks
+
+
+def make(service: TriageService) -> Any:
+    def triage_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        text = (command.get("text") or "").strip()
+        word, _, rest = text.partition(" ")
+        if not text or word.lower() == "help":
+            ack(text=blocks.HELP)
+            return
+        if word.lower() == "similar":
+            if not rest.strip():
+                ack(text="Usage: /triage similar <text>")
+                return
+            ack(text="Searching similar incidents…")
+            hits = service.history.search(
+                rest[: service.settings.max_text_chars], service.settings.retrieval_k
+            )
+            respond(
+                blocks=blocks.similar_blocks(hits), text="Similar past incidents", response_type="ephemeral"
+            )
+            return
+        # Acknowledge first (Slack's 3-second limit); the ticket is stored and posted by the workers.
+        ack(text="Triaging… the draft will appear in this channel.")
+        key = f"slash:{command.get('trigger_id') or command.get('command_ts') or id(command)}"
+        ticket = Ticket(id=key, title="", text=text, source="slack", raw={"user_id": command.get("user_id")})
+        service.accept(WebhookEvent("open", key, ticket), channel=command.get("channel_id"))
+
+    return triage_command

@@ -1,0 +1,180 @@
+"""Durable ticket and feedback state (SQLite by default, any SQLAlchemy URL when configured).
+
+A ticket is stored before its webhook is answered; its key (source + source id) makes duplicate deliveries
+no-ops. Feedback is stored before a click is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from bot.models import HistoricalIncident, Ticket, TriageDraft
+
+meta = MetaData()
+tickets = Table(
+    "tickets",
+    meta,
+    Column("key", String(300), primary_key=True),
+    Column("ticket", JSON, nullable=False),
+    Column("channel", String(200), nullable=False),
+    # received -> posted (retrieval draft visible) -> drafted (LLM edit done); resolved is set by a resolve webhook
+    Column("status", String(20), nullable=False, default="received"),
+    Column("message_ts", String(40)),
+    Column("draft", JSON),
+    Column("resolution", Text),
+    Column("resolved", Integer, default=0),
+    Column("attempts", Integer, default=0),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+feedback = Table(
+    "feedback",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_key", String(300), nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # confirm | correct | reject
+    Column("user_id", String(100), nullable=False),
+    Column("labels", JSON),
+    Column("fix", Text),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, future=True)
+        meta.create_all(self.engine)
+
+    def add_ticket(self, key: str, ticket: Ticket, channel: str) -> bool:
+        """Store a new ticket; False if this key was already stored (a duplicate delivery)."""
+        now = _now()
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    insert(tickets).values(
+                        key=key,
+                        ticket=json.loads(ticket.model_dump_json()),
+                        channel=channel,
+                        status="received",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(tickets).where(tickets.c.key == key)).mappings().first()
+        return dict(row) if row else None
+
+    def by_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = (
+                c.execute(select(tickets).where(tickets.c.message_ts == ts, tickets.c.channel == channel))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Tickets whose post or LLM edit has not happened yet, oldest first (resumed after a restart)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(tickets)
+                .where(tickets.c.status.in_(("received", "posted")))
+                .order_by(tickets.c.created_at)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def update_ticket(self, key: str, **values: Any) -> None:
+        if "draft" in values and isinstance(values["draft"], TriageDraft):
+            values["draft"] = json.loads(values["draft"].model_dump_json())
+        with self.engine.begin() as c:
+            c.execute(update(tickets).where(tickets.c.key == key).values(updated_at=_now(), **values))
+
+    def add_feedback(
+        self,
+        key: str,
+        action: str,
+        user_id: str,
+        labels: dict[str, list[str]] | None = None,
+        fix: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        with self.engine.begin() as c:
+            res = c.execute(
+                insert(feedback).values(
+                    ticket_key=key,
+                    action=action,
+                    user_id=user_id,
+                    labels=labels,
+                    fix=fix,
+                    reason=reason,
+                    created_at=_now(),
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    def feedback_for(self, key: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(feedback).where(feedback.c.ticket_key == key).order_by(feedback.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def labelled_incident(self, key: str) -> HistoricalIncident | None:
+        """The ticket with the engineer's latest confirmed or corrected labels and fix, for the history."""
+        row = self.get(key)
+        if row is None:
+            return None
+        fb = [f for f in self.feedback_for(key) if f["action"] in ("confirm", "correct")]
+        if not fb:
+            return None
+        last = fb[-1]
+        ticket = Ticket.model_validate(row["ticket"])
+        resolution = "\n".join(x for x in (last.get("fix"), row.get("resolution")) if x)
+        return HistoricalIncident(
+            **ticket.model_dump(exclude={"id", "raw"}),
+            id=key,
+            labels=last["labels"] or {},
+            resolution=resolution,
+            resolved_at=row["updated_at"] if row.get("resolved") else None,
+            source=f"feedback:{last['action']}",
+        )
+
+    def export(self) -> list[HistoricalIncident]:
+        with self.engine.connect() as c:
+            keys = [
+                r[0]
+                for r in c.execute(select(feedback.c.ticket_key).distinct().order_by(feedback.c.ticket_key))
+            ]
+        return [inc for k in keys if (inc := self.labelled_incident(k)) is not None]
