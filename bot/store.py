@@ -163,7 +163,7 @@ class Store:
         ticket = Ticket.model_validate(row["ticket"])
         resolution = "\n".join(x for x in (last.get("fix"), row.get("resolution")) if x)
         return HistoricalIncident(
-            **ticket.model_dump(exclude={"id", "raw"}),
+            **ticket.model_dump(exclude={"id", "raw", "source"}),
             id=key,
             labels=last["labels"] or {},
             resolution=resolution,

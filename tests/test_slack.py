@@ -75,7 +75,7 @@ class Bot:
         self, callback_id: str, key: str, values: dict[str, Any], user: str = "UBOB"
     ) -> httpx.Response:
         payload = {"type": "view_submission", "user": {"id": user}, "team": {"id": "T1"}, "api_app_id": "A1",
-                   "view": {"id": "V1", "callback_id": callback_id, "private_metadata": key,
+                   "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": key,
                             "state": {"values": values}}}  # fmt: skip
         return self.slack({"payload": json.dumps(payload)})
 
