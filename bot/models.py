@@ -122,3 +122,13 @@ class TriageDraft(BaseModel):
     def label(self, field: str) -> str | None:
         d = self.labels.get(field)
         return d.label if d else None
+
+
+class Feedback(BaseModel):
+    """An engineer's verdict on a draft."""
+
+    action: Literal["confirm", "correct", "reject"]
+    user_id: str
+    labels: dict[str, list[str]] | None = None
+    fix: str | None = None
+    reason: str | None = None

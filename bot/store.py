@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from bot.models import HistoricalIncident, Ticket, TriageDraft
+from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 
 meta = MetaData()
 tickets = Table(
@@ -121,27 +121,9 @@ class Store:
         with self.engine.begin() as c:
             c.execute(update(tickets).where(tickets.c.key == key).values(updated_at=_now(), **values))
 
-    def add_feedback(
-        self,
-        key: str,
-        action: str,
-        user_id: str,
-        labels: dict[str, list[str]] | None = None,
-        fix: str | None = None,
-        reason: str | None = None,
-    ) -> int:
+    def add_feedback(self, key: str, fb: Feedback) -> int:
         with self.engine.begin() as c:
-            res = c.execute(
-                insert(feedback).values(
-                    ticket_key=key,
-                    action=action,
-                    user_id=user_id,
-                    labels=labels,
-                    fix=fix,
-                    reason=reason,
-                    created_at=_now(),
-                )
-            )
+            res = c.execute(insert(feedback).values(ticket_key=key, created_at=_now(), **fb.model_dump()))
             return int(res.inserted_primary_key[0])
 
     def feedback_for(self, key: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings
+from bot.models import Feedback
 from bot.server import create, webhook_signature
 from bot.service import TriageService
 from tests.conftest import SMALL_HISTORY
@@ -314,7 +315,10 @@ def test_feedback_export_writes_labelled_jsonl(
     bot.posted(key)
     bot.emu.wait_for(lambda: bot.service.store.get(key)["draft"])
     bot.service.record_feedback(
-        key, "correct", "UX", labels={"symptom": ["unavailability"]}, fix="Restarted auth"
+        key,
+        Feedback(
+            action="correct", user_id="UX", labels={"symptom": ["unavailability"]}, fix="Restarted auth"
+        ),
     )
     monkeypatch.setenv("INCIBOT_DATA_DIR", str(bot.settings.data_dir))
     out = tmp_path / "fb.jsonl"

@@ -152,28 +152,37 @@ def correct_modal(key: str, draft: dict[str, Any] | None, taxonomy: Taxonomy) ->
                 "element": element,
             }
         )
-    blocks.append({"type": "input", "block_id": "fix", "optional": True, "label": {"type": "plain_text", "text": "What actually fixed it"},
-                   "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900}})  # fmt: skip
-    return {
-        "type": "modal",
-        "callback_id": "correct_submit",
-        "private_metadata": key,
-        "title": {"type": "plain_text", "text": "Correct the triage"},
-        "submit": {"type": "plain_text", "text": "Save"},
-        "blocks": blocks,
-    }
+    blocks.append(_text_input("fix", "What actually fixed it", optional=True))
+    return _modal("correct_submit", key, "Correct the triage", "Save", blocks)
 
 
 def reject_modal(key: str) -> dict[str, Any]:
+    return _modal(
+        "reject_submit", key, "Reject the draft", "Reject", [_text_input("reason", "Why is it wrong?")]
+    )
+
+
+def _text_input(block_id: str, label: str, optional: bool = False) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900},
+    }
+
+
+def _modal(
+    callback_id: str, key: str, title: str, submit: str, blocks: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "type": "modal",
-        "callback_id": "reject_submit",
-        "private_metadata": key,
-        "title": {"type": "plain_text", "text": "Reject the draft"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "blocks": [{"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Why is it wrong?"},
-                    "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900}}],
-    }  # fmt: skip
+        "callback_id": callback_id,
+        "private_metadata": key,  # the ticket key: the submission handler needs nothing else
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "blocks": blocks,
+    }
 
 
 def view_values(view: dict[str, Any]) -> dict[str, str]:

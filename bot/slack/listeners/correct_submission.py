@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.models import Feedback
 from bot.service import TriageService
 from bot.slack import blocks
 
@@ -21,7 +22,10 @@ def make(service: TriageService) -> Any:
             return
         key = view["private_metadata"]
         status = service.record_feedback(
-            key, "correct", body["user"]["id"], labels=labels, fix=values.get("fix") or None
+            key,
+            Feedback(
+                action="correct", user_id=body["user"]["id"], labels=labels, fix=values.get("fix") or None
+            ),
         )
         ack()
         if status:

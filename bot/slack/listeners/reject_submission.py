@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.models import Feedback
 from bot.service import TriageService
 from bot.slack import blocks
 
@@ -15,7 +16,9 @@ def make(service: TriageService) -> Any:
             ack(response_action="errors", errors={"reason": "Say why, so the next draft can be better"})
             return
         key = view["private_metadata"]
-        status = service.record_feedback(key, "reject", body["user"]["id"], reason=reason)
+        status = service.record_feedback(
+            key, Feedback(action="reject", user_id=body["user"]["id"], reason=reason)
+        )
         ack()
         if status:
             service.apply_feedback(key, status)
