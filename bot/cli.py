@@ -272,8 +272,8 @@ def feedback_export(
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes, fewer repeats.")] = False,
 ) -> None:
-    """Measure import throughput, search latency and triage latency; prints a table and writes JSON."""
-    from bot.bench import run
+    """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
+    from benchmarks.run import run
 
     run(quick=quick, console=out)
 

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check bot evals tests scripts
-.venv/bin/ruff format --check bot evals tests scripts
+.venv/bin/ruff check bot evals tests scripts benchmarks
+.venv/bin/ruff format --check bot evals tests scripts benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -18,11 +18,11 @@ import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings
+from bot.emulators import SlackEmulator
 from bot.models import Feedback
 from bot.server import create, webhook_signature
 from bot.service import TriageService
 from tests.conftest import SMALL_HISTORY
-from tests.slack_emulator import SlackEmulator
 
 SIGNING = "test-signing-secret"
 HOOK = "test-webhook-secret"

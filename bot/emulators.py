@@ -1,4 +1,5 @@
-"""A Slack Web API emulator on 127.0.0.1 that records every call (as slack-bolt's own tests do)."""
+"""Local stand-ins for external services, for tests and benchmarks: a Slack Web API emulator on 127.0.0.1
+that records every call (as slack-bolt's own tests do), with injectable failures."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs
 class SlackEmulator:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
         self._ts = 1_700_000_000.0
         self._lock = threading.Lock()
@@ -51,6 +53,7 @@ class SlackEmulator:
 
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
+            self.arrivals.append(time.monotonic())
             queued = self.failures.get(method)
             if queued:
                 status, headers = queued.pop(0)

@@ -1,0 +1,174 @@
+"""Benchmarks of the triage core: import throughput, retrieval latency (with a NumPy floor), triage latency.
+
+History is the bundled demo history (939 real public incidents), scaled up by variation where it runs out:
+each copy gets a new id, another service and a varied first sentence, so texts and vectors differ.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from bot.demo import demo_history
+from bot.embeddings import get_embedder
+from bot.history import HistoryStore, embed_text
+from bot.llm import build_chat_model
+from bot.models import HistoricalIncident, Ticket
+from bot.pipeline import Triager
+
+VARIATIONS = [
+    "Customers report",
+    "Monitoring shows",
+    "Users in EU see",
+    "Since the morning,",
+    "Intermittently,",
+]
+SERVICES = ["chat", "embeddings", "images", "speech", "fine-tuning", "batch", "assistants"]
+
+
+def scaled_history(n: int) -> list[HistoricalIncident]:
+    base = demo_history()
+    out = []
+    for i in range(n):
+        inc = base[i % len(base)]
+        copy = i // len(base)
+        if copy == 0:
+            out.append(inc)
+            continue
+        update = {
+            "id": f"{inc.id}#v{copy}",
+            "text": f"{VARIATIONS[copy % len(VARIATIONS)]} {inc.text} (report {copy})",
+            "service": SERVICES[(i + copy) % len(SERVICES)],
+        }
+        out.append(inc.model_copy(update=update))
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values), p)) if values else 0.0
+
+
+def lat(values: list[float]) -> dict[str, float]:
+    return {"p50": pct(values, 50), "p95": pct(values, 95), "p99": pct(values, 99)}
+
+
+def bench_import(
+    settings: Settings, sizes: list[int]
+) -> tuple[dict[str, float], dict[int, HistoryStore], np.ndarray]:
+    """Incidents/s at each size, embedding included, each into a fresh collection. Returns the stores built
+    and the vectors of the largest, so retrieval can reuse them."""
+    out, stores = {}, {}
+    vectors = np.zeros((0, 384), dtype=np.float32)
+    for n in sizes:
+        incidents = scaled_history(n)
+        store = HistoryStore(settings, collection=f"bench-import-{n}")
+        t0 = time.perf_counter()
+        vecs = get_embedder().embed([embed_text(i, settings.max_text_chars) for i in incidents])
+        store.upsert(incidents, embeddings=vecs)
+        out[str(n)] = n / (time.perf_counter() - t0)
+        stores[n] = store
+        vectors = vecs
+    return out, stores, vectors
+
+
+def bench_retrieval(
+    settings: Settings, sizes: list[int], stores: dict[int, HistoryStore], vectors: np.ndarray, n_queries: int
+) -> dict[str, Any]:
+    """Search latency at each size: by text (embedding included), by vector, with a service filter; and the floor,
+    an exact NumPy search over the same vectors."""
+    incidents = scaled_history(max(sizes))
+    queries = [i.body[:300] for i in incidents[:: max(1, len(incidents) // n_queries)][:n_queries]]
+    qvecs = get_embedder().embed(queries)
+    out: dict[str, Any] = {}
+    for n in sizes:
+        store = stores.get(n)
+        if store is None:  # build from the vectors already computed: retrieval, not import, is measured here
+            store = HistoryStore(settings, collection=f"bench-retrieval-{n}")
+            if store.count() != n:
+                store.upsert(incidents[:n], embeddings=vectors[:n])
+        store.search(queries[0], 5)  # warm-up
+        by_text, by_vec, filtered = [], [], []
+        for q, v in zip(queries, qvecs, strict=True):
+            t = time.perf_counter()
+            store.search(q, 5)
+            by_text.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            store.search(v, 5)
+            by_vec.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            store.search(q, 5, service="chat")
+            filtered.append((time.perf_counter() - t) * 1000)
+        mat = vectors[:n]
+        floor = []
+        for v in qvecs:
+            t = time.perf_counter()
+            scores = mat @ v
+            top = np.argpartition(-scores, 5)[:5]
+            top[np.argsort(-scores[top])]
+            floor.append((time.perf_counter() - t) * 1000)
+        out[str(n)] = {
+            "by_text_ms": lat(by_text),
+            "by_vector_ms": lat(by_vec),
+            "filtered_by_text_ms": lat(filtered),
+            "numpy_floor_ms": lat(floor),
+        }
+    return out
+
+
+def bench_triage(settings: Settings, store: HistoryStore, n: int) -> dict[str, Any]:
+    """Bot overhead without the LLM (retrieval, prompt, validation, combination, message building) and end to end
+    with the default local model."""
+    from bot.slack.blocks import draft_blocks
+
+    triager = Triager(settings, store, build_chat_model(settings))
+    tickets = [
+        Ticket(id=f"b{i}", title=inc.title, text=inc.text) for i, inc in enumerate(scaled_history(n + 1)[1:])
+    ]
+    triager.triage(tickets[0])  # warm-up: loads the model
+    total, overhead, tokens = [], [], []
+    for t in tickets:
+        t0 = time.perf_counter()
+        d = triager.triage(t)
+        draft_blocks(t.id, t, d, triager.taxonomy, "llm")
+        elapsed = time.perf_counter() - t0
+        total.append(elapsed * 1000)
+        overhead.append((elapsed - d.llm.latency_s) * 1000)
+        tokens.append(d.llm.prompt_tokens + d.llm.completion_tokens)
+    return {
+        "model": d.llm.model,
+        "end_to_end_ms": lat(total),
+        "overhead_excl_llm_ms": lat(overhead),
+        "tokens_per_triage": float(np.mean(tokens)),
+    }
+
+
+def run_core(data_dir: Path, quick: bool) -> dict[str, Any]:
+    settings = Settings(data_dir=data_dir, seed_demo_history=False)
+    import_sizes = [2_000] if quick else [2_000, 20_000, 100_000]
+    retrieval_sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
+    imports, stores, vectors = bench_import(settings, sorted(set(import_sizes) | {max(retrieval_sizes)}))
+    results: dict[str, Any] = {"import_per_s": {k: v for k, v in imports.items() if int(k) in import_sizes}}
+    results["retrieval"] = bench_retrieval(settings, retrieval_sizes, stores, vectors, 50 if quick else 200)
+    results["triage"] = bench_triage(settings, stores[max(retrieval_sizes)], 3 if quick else 10)
+    return results
+
+
+def main() -> None:
+    """Run in a child process, so the serving benchmark can open the same store afterwards."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    args.out.write_text(json.dumps(run_core(args.data_dir, args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`incibot bench [--quick]`: every benchmark, one table, one JSON file. Not a test: nothing here can fail CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.serving import bench_burst, bench_end_to_end
+
+TARGETS = {
+    "retrieval p50 at the largest size, embedding included": "<= 20 ms",
+    "bot overhead excluding the LLM, p50": "<= 100 ms",
+    "webhook to first Slack post": "<= 2 s",
+    "burst": "0 lost, 0 duplicated, peak RSS < 1.5 GB",
+    "import": ">= 200 incidents/s",
+}
+
+
+def _ms(d: dict[str, float]) -> str:
+    return f"p50 {d['p50']:.1f}, p95 {d['p95']:.1f}, p99 {d['p99']:.1f} ms"
+
+
+def _s(d: dict[str, float]) -> str:
+    return f"p50 {d['p50']:.2f}, p95 {d['p95']:.2f} s"
+
+
+def table(r: dict[str, Any]) -> Table:
+    t = Table(title=f"incibot benchmarks ({'quick' if r['quick'] else 'full'}, {r['seconds']:.0f} s)")
+    t.add_column("measure")
+    t.add_column("value")
+    for n, v in r["core"]["import_per_s"].items():
+        t.add_row(f"import {int(n):,} incidents (embedding included)", f"{v:.0f} incidents/s")
+    for n, v in r["core"]["retrieval"].items():
+        t.add_row(f"search top-5 in {int(n):,}, embedding included", _ms(v["by_text_ms"]))
+        t.add_row("  by vector (embedding excluded)", _ms(v["by_vector_ms"]))
+        t.add_row("  with a service filter", _ms(v["filtered_by_text_ms"]))
+        t.add_row("  NumPy exact search (floor)", _ms(v["numpy_floor_ms"]))
+    tri = r["core"]["triage"]
+    t.add_row("bot overhead excluding the LLM", _ms(tri["overhead_excl_llm_ms"]))
+    t.add_row(f"triage end to end ({tri['model']})", _ms(tri["end_to_end_ms"]))
+    t.add_row("tokens per triage", f"{tri['tokens_per_triage']:.0f}")
+    e2e = r["end_to_end"]
+    t.add_row("webhook -> first Slack post (HTTP, 127.0.0.1)", _s(e2e["webhook_to_first_post_s"]))
+    t.add_row("webhook -> LLM edit", _s(e2e["webhook_to_llm_edit_s"]))
+    t.add_row(
+        f"serving peak RSS, {r['history_size']:,} incidents in history",
+        f"{e2e['serving_peak_rss_mb']:.0f} MB",
+    )
+    b = r["burst"]
+    t.add_row(f"burst: {b['tickets']} tickets over {b['over_s']:.0f} s", f"{b['throughput_per_s']:.1f} posts/s, "
+              f"queue delay {_s(b['queue_delay_s'])}")  # fmt: skip
+    t.add_row(
+        "  lost / duplicated / peak RSS", f"{b['lost']} / {b['duplicated']} / {b['peak_rss_mb']:.0f} MB"
+    )
+    return t
+
+
+def run(
+    quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
+) -> dict[str, Any]:
+    console = console or Console()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="incibot-bench-") as tmp:
+        data = Path(tmp)
+        core_json = data / "core.json"
+        console.print("[dim]core: import, retrieval, triage…[/dim]")
+        cmd = [sys.executable, "-m", "benchmarks.core", "--data-dir", str(data), "--out", str(core_json)]
+        subprocess.run(cmd + (["--quick"] if quick else []), check=True)
+        core = json.loads(core_json.read_text())
+        size = max(int(n) for n in core["retrieval"])
+        collection = f"bench-import-{size}"
+        console.print("[dim]serving: webhook -> post -> edit…[/dim]")
+        e2e = bench_end_to_end(data, collection, 3 if quick else 10)
+        console.print("[dim]serving: burst…[/dim]")
+        burst = bench_burst(data, collection, 200 if quick else 1000, 20.0 if quick else 60.0)
+    result = {"quick": quick, "history_size": size, "core": core, "end_to_end": e2e, "burst": burst,
+              "targets": TARGETS, "seconds": time.monotonic() - t0}  # fmt: skip
+    console.print(table(result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ("bench-quick.json" if quick else "bench.json")
+    path.write_text(json.dumps(result, indent=2))
+    console.print(f"written to {path}")
+    return result
