@@ -93,8 +93,7 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         if event.kind == "ignore":
             return JSONResponse({"ok": True, "status": "ignored", "reason": event.note}, status_code=202)
         # Answer 2xx only once the ticket is durably stored.
-        new = await run_in_threadpool(service.accept, event)
-        status = "accepted" if new else "duplicate"
+        status = await run_in_threadpool(service.accept, event)
         return JSONResponse(
             {"ok": True, "status": status, "key": event.key, "kind": event.kind}, status_code=202
         )

@@ -62,25 +62,25 @@ class TriageService:
         )
 
     # ---- intake --------------------------------------------------------------------------------------------
-    def accept(self, event: WebhookEvent, channel: str | None = None) -> bool:
-        """Store an event durably (before the sender is answered). Returns False for a duplicate delivery."""
+    def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
+        """Store an event durably (before the sender is answered).
+
+        Returns "accepted", "duplicate" (this ticket was delivered before: nothing more is posted), "resolved",
+        or "unknown" (a resolution for a ticket this bot never received)."""
         if event.kind == "open" and event.ticket is not None:
             ch = channel or self.settings.channel_for(event.ticket.service)
-            new = self.store.add_ticket(event.key, event.ticket, ch)
-            if new:
-                self.to_post.put(event.key)
-            return new
-        if event.kind == "resolve":
-            self.resolve(event.key, event.resolution)
-        return True
+            if not self.store.add_ticket(event.key, event.ticket, ch):
+                return "duplicate"
+            self.to_post.put(event.key)
+            return "accepted"
+        return self.resolve(event.key, event.resolution)
 
-    def resolve(self, key: str, resolution: str) -> None:
-        row = self.store.get(key)
-        if row is None:
-            log.info("resolve for unknown ticket %s ignored", key)
-            return
+    def resolve(self, key: str, resolution: str) -> str:
+        if self.store.get(key) is None:
+            return "unknown"
         self.store.update_ticket(key, resolution=resolution, resolved=1)
         self.learn(key)
+        return "resolved"
 
     # ---- workers -------------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -254,9 +254,11 @@ def test_resolve_webhook_adds_resolution_to_history(bot: Bot) -> None:
     r = bot.webhook(
         "generic", {"id": "rs-1", "status": "resolved", "resolution": "Failed over to the US region."}
     )
-    assert r.status_code == 202 and r.json()["kind"] == "resolve"
+    assert r.status_code == 202 and r.json()["status"] == "resolved"
     got = bot.service.history.get([key])
     assert got and "Failed over" in got[0].resolution
+    r = bot.webhook("generic", {"id": "never-opened", "status": "resolved", "resolution": "x"})
+    assert r.status_code == 202 and r.json()["status"] == "unknown"
 
 
 def test_slack_429_is_retried_and_nothing_is_lost(bot: Bot) -> None:
