@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # How to ask an endpoint for structured output; llama.cpp server and some vLLM builds need function_calling.
     structured_output: Literal["json_schema", "function_calling", "json_mode"] = "function_calling"
     llm_temperature: float = 0.0
-    llm_max_tokens: int = 512
+    llm_max_tokens: int = 768
     llm_timeout_s: float = 60.0
     llm_retries: int = Field(default=3, ge=1, le=10)
 

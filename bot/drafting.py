@@ -65,13 +65,14 @@ def answer_model(taxonomy: Taxonomy, playbook_ids: list[str]) -> type[BaseModel]
             ...,
         )
     fields["playbook"] = (Literal[tuple(playbook_ids)], ...)
-    # Bounded text keeps the whole answer inside llm_max_tokens (a cut-off answer is invalid JSON).
-    fields["triage_step"] = (Annotated[str, StringConstraints(min_length=1, max_length=240)], ...)
+    # Bounded text keeps the whole answer inside llm_max_tokens even when a small model degenerates into one
+    # token per character (a cut-off answer is invalid JSON): at most ~600 characters of free text.
+    fields["triage_step"] = (Annotated[str, StringConstraints(min_length=1, max_length=200)], ...)
     fields["mitigation_steps"] = (
-        Annotated[list[Annotated[str, StringConstraints(max_length=160)]], Field(max_length=3)],
+        Annotated[list[Annotated[str, StringConstraints(max_length=120)]], Field(max_length=2)],
         ...,
     )
-    fields["rationale"] = (Annotated[str, StringConstraints(max_length=240)], ...)
+    fields["rationale"] = (Annotated[str, StringConstraints(max_length=160)], ...)
     return create_model("TriageAnswer", __config__=ConfigDict(extra="forbid"), **fields)
 
 

@@ -59,6 +59,7 @@ class CaseResult:
     latency_s: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
     llm_status: dict[str, str] = field(default_factory=dict)
+    llm_error: dict[str, str] = field(default_factory=dict)
     playbook: str | None = None
     playbook_fit: bool | None = None
     mitigation_cosine: float | None = None
@@ -174,6 +175,8 @@ def _run_case(
     if "llm" in cfg.methods and triager.drafter:
         res = triager.drafter.draft(text, [])
         r.llm_status["llm"] = res.usage.status
+        if res.usage.error:
+            r.llm_error["llm"] = res.usage.error
         r.latency_s["llm"] = res.usage.latency_s
         r.pred["llm"] = {
             f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
@@ -181,6 +184,8 @@ def _run_case(
     if {"llm+retrieval", "combined"} & set(cfg.methods) and triager.drafter:
         res = triager.drafter.draft(text, similar)
         r.llm_status["llm+retrieval"] = res.usage.status
+        if res.usage.error:
+            r.llm_error["llm+retrieval"] = res.usage.error
         r.latency_s["llm+retrieval"] = t_ret + res.usage.latency_s
         r.tokens = res.usage.prompt_tokens + res.usage.completion_tokens
         if "llm+retrieval" in cfg.methods:
