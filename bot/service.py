@@ -18,7 +18,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from bot.config import Settings
 from bot.history import HistoryStore
 from bot.intake.webhooks import WebhookEvent
-from bot.models import HistoricalIncident, Ticket, TriageDraft
+from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager
 from bot.slack import blocks
 from bot.store import Store
@@ -141,26 +141,19 @@ class TriageService:
         self.store.update_ticket(key, status="drafted", draft=draft, last_error=None)
 
     # ---- feedback ------------------------------------------------------------------------------------------
-    def record_feedback(
-        self,
-        key: str,
-        action: str,
-        user_id: str,
-        labels: dict[str, list[str]] | None = None,
-        fix: str | None = None,
-        reason: str | None = None,
-    ) -> str | None:
+    def record_feedback(self, key: str, fb: Feedback) -> str | None:
         """Store the engineer's verdict durably; returns the status line to show, or None for an unknown ticket."""
         row = self.store.get(key)
         if row is None:
             return None
-        if action == "confirm":
-            labels = (
-                {f: d.labels or [d.label] for f, d in self._draft(row).labels.items()} if row["draft"] else {}
-            )
-        self.store.add_feedback(key, action, user_id, labels=labels, fix=fix, reason=reason)
-        verb = {"confirm": "Confirmed", "correct": "Corrected", "reject": "Rejected"}[action]
-        return f":white_check_mark: {verb} by <@{user_id}>" + (f": {blocks.escape(reason)}" if reason else "")
+        if fb.action == "confirm" and row["draft"]:
+            # Confirming means: the labels on the message are right.
+            labels = {f: d.labels or [d.label] for f, d in self._draft(row).labels.items()}
+            fb = fb.model_copy(update={"labels": labels})
+        self.store.add_feedback(key, fb)
+        verb = {"confirm": "Confirmed", "correct": "Corrected", "reject": "Rejected"}[fb.action]
+        reason = f": {blocks.escape(fb.reason)}" if fb.reason else ""
+        return f":white_check_mark: {verb} by <@{fb.user_id}>{reason}"
 
     def apply_feedback(self, key: str, status_line: str) -> None:
         """After the click is acknowledged: teach the history and update the message."""
