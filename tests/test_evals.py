@@ -137,3 +137,19 @@ def test_knn_eval_runs_on_real_data(tmp_path: Path) -> None:
     rep = result["report"]
     assert rep["cases"] == 20 and 0 <= rep["retrieval"]["hit_at_k"] <= 1
     assert {"symptom", "root_cause", "service_category"} <= set(rep["scores"]["knn"])
+
+
+def test_repeats_report_mean_and_spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = datasets.load(str(planted_dataset(tmp_path)), taxonomy_path=TAXONOMY)
+    # A model that changes its mind between runs: right on the first pass, wrong on the second.
+    wrong = {**GOOD, "symptom": "other"}
+    model = ScriptedChat(replies=[json.dumps(GOOD)] * 6 + [json.dumps(wrong)] * 6)
+    monkeypatch.setattr("evals.harness.build_chat_model", lambda s: model)
+    settings = Settings(data_dir=tmp_path / "d", llm_backend="local", structured_output="json_mode")
+    cfg = EvalConfig(methods=("llm",), test_fraction=0.5, repeat=2)
+    report = run_eval(ds, settings, cfg)["report"]
+    spread = report["scores"]["llm"]["symptom"]["accuracy_over_repeats"]
+    # Gold symptoms of the 6 cases: errors, errors, unavailability, latency, quality_degradation, throttling.
+    # Pass 1 answers "errors" (2/6 right), pass 2 "other" (0/6): mean 1/6, population std 1/6.
+    assert report["repeat"] == 2
+    assert spread["mean"] == pytest.approx(1 / 6) and spread["std"] == pytest.approx(1 / 6)
