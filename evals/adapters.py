@@ -192,7 +192,13 @@ def github_status(path: Path) -> Iterator[HistoricalIncident]:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                yield incident_from_statuspage(json.loads(line), source="github-status")
+                obj = json.loads(line)
+                inc = incident_from_statuspage(obj, source="github-status")
+                # Affected components are human labels too (the taxonomy drops ones it does not list).
+                components = [c["name"] for c in obj.get("components") or [] if c.get("name")]
+                if components:
+                    inc.labels["component"] = components
+                yield inc
 
 
 DATASETS = {
