@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install the project with pinned versions. Idempotent: a second run is fast.
-# llama-cpp-python has no wheel on PyPI for this platform: the first install compiles it (~7 min on 2 cores).
+# llama-cpp-python has no wheel on PyPI for this platform: the first install compiles it (~3.5 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
