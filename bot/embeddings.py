@@ -15,7 +15,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIM = 384
-MAX_TOKENS = 256  # the model's trained sequence length
+MAX_TOKENS = 128  # as the model was trained (and its tokenizer.json says); measured no worse for retrieval
 BATCH = 64
 
 _lock = threading.Lock()
