@@ -49,6 +49,10 @@ class HistoricalIncident(Ticket):
     link: str | None = None
     taxonomy: str | None = None
 
+    def ticket(self) -> Ticket:
+        """Only what was known at triage time: never labels, resolution, later updates or the raw payload."""
+        return Ticket.model_validate(self.model_dump(include=set(Ticket.model_fields) - {"raw"}))
+
     @field_validator("resolved_at")
     @classmethod
     def _aware_resolved(cls, v: datetime | None) -> datetime | None:

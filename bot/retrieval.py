@@ -6,6 +6,7 @@ from datetime import datetime
 
 import numpy as np
 
+from bot.embeddings import get_embedder
 from bot.history import HistoryStore, Hit
 from bot.models import SimilarIncident
 
@@ -54,12 +55,13 @@ def retrieve(
     service: str | None = None,
     before: datetime | None = None,
 ) -> list[SimilarIncident]:
-    if store.count() == 0:
-        return []
     total = store.count()
+    if total == 0:
+        return []
+    query = get_embedder().embed([text])[0]  # once, however often the net is widened
     n = k * OVERFETCH
     while True:
-        hits = store.search(text, n, service=service, before=before, exclude_ids=exclude_ids)
+        hits = store.search(query, n, service=service, before=before, exclude_ids=exclude_ids)
         hits = [h for h in hits if h.score >= min_score]
         kept = drop_near_duplicates(hits, near_duplicate)
         fixed = [h for h in kept if h.incident.resolution.strip()]

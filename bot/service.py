@@ -179,14 +179,13 @@ class TriageService:
         if row is None or not row.get("message_ts") or not row.get("draft"):
             return
         ticket = Ticket.model_validate(row["ticket"])
+        draft = self._draft(row)
         stage = "llm" if row["status"] == "drafted" else "retrieval"
         self._slack(self.client.chat_update)(
             channel=row["channel"],
             ts=row["message_ts"],
-            text=blocks.fallback_text(ticket, self._draft(row)),
-            blocks=blocks.draft_blocks(
-                key, ticket, self._draft(row), self.triager.taxonomy, stage, status_line
-            ),
+            text=blocks.fallback_text(ticket, draft),
+            blocks=blocks.draft_blocks(key, ticket, draft, self.triager.taxonomy, stage, status_line),
         )
 
     @staticmethod

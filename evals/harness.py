@@ -26,7 +26,7 @@ from bot.evidence import decide, knn_votes
 from bot.history import HistoryStore
 from bot.intake.files import InputError
 from bot.llm import build_chat_model
-from bot.models import HistoricalIncident, LabelDecision, Ticket
+from bot.models import HistoricalIncident, LabelDecision
 from bot.pipeline import Triager
 from evals import metrics
 from evals.datasets import Dataset
@@ -64,19 +64,6 @@ class CaseResult:
     playbook_fit: bool | None = None
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None
-
-
-def as_ticket(inc: HistoricalIncident) -> Ticket:
-    """Only what was known at triage time: never labels, resolution or later updates."""
-    return Ticket(
-        id=inc.id,
-        title=inc.title,
-        text=inc.text,
-        service=inc.service,
-        component=inc.component,
-        source=inc.source,
-        created_at=inc.created_at,
-    )
 
 
 def select_cases(ds: Dataset, test_fraction: float, limit: int | None) -> list[HistoricalIncident]:
@@ -148,7 +135,7 @@ def _run_case(
     case: HistoricalIncident, rep: int, ds: Dataset, triager: Triager, cfg: EvalConfig, embedder
 ) -> CaseResult:  # type: ignore[no-untyped-def]
     tax = ds.taxonomy
-    ticket = as_ticket(case)
+    ticket = case.ticket()
     text = triager.prepare(ticket)
     r = CaseResult(
         id=case.id,

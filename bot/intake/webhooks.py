@@ -173,8 +173,7 @@ def parse_statuspage(p: dict[str, Any]) -> WebhookEvent:
         updates = sorted(inc.get("incident_updates") or [], key=lambda u: u.get("created_at") or "")
         last = html_to_text(updates[-1].get("body") or "") if updates else ""
         return WebhookEvent("resolve", hist.id, resolution=hist.resolution or last)
-    ticket = Ticket.model_validate(hist.model_dump(include=set(Ticket.model_fields) - {"raw"}) | {"raw": p})
-    return WebhookEvent("open", hist.id, ticket)
+    return WebhookEvent("open", hist.id, hist.ticket().model_copy(update={"raw": p}))
 
 
 PARSERS = {
