@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     llm_temperature: float = 0.0
     llm_max_tokens: int = 768
     llm_timeout_s: float = 60.0
-    llm_retries: int = Field(default=3, ge=1, le=10)
+    llm_retries: int = Field(default=3, ge=1, le=10)  # per ticket, honouring Retry-After
+    llm_breaker_failures: int = Field(default=3, ge=1)  # tickets in a row whose LLM calls all failed...
+    llm_breaker_reset_s: float = 60.0  # ...open the circuit for this long (retrieval-only drafts meanwhile)
 
     # --- combining the LLM with retrieval evidence
     llm_weight: float = Field(default=0.5, ge=0.0, le=1.0)  # share of the vote given to the LLM's label
@@ -73,7 +75,13 @@ class Settings(BaseSettings):
 
     # --- input limits
     max_text_chars: int = Field(default=8000, ge=100)  # longer ticket text is truncated before embedding/LLM
+    # --- redaction (bot/redact.py): secrets and personal data become typed placeholders
     redact_for_external_llm: bool = True
+    redact_for_local_llm: bool = True  # False lets the in-process model see raw text
+    redact_in_slack: bool = True  # ticket text as shown in posts
+    redact_in_history: bool = True  # tickets that become history (resolutions, engineer feedback)
+    redact_names: bool = False  # person names (spaCy NER); off: it hides model names such as "Claude 3"
+    redact_patterns: dict[str, str] = Field(default_factory=dict)  # KIND -> regex, organisation-specific
 
     # --- Slack and the HTTP server
     slack_bot_token: SecretStr | None = None
@@ -89,7 +97,17 @@ class Settings(BaseSettings):
     webhook_max_bytes: int = 1_000_000
     webhook_max_age_s: int = 300  # reject signed requests older than this (replay)
     database_url: str | None = None  # default: sqlite:///<data_dir>/incibot.db
-    slack_retries: int = Field(default=5, ge=1, le=20)
+    slack_retries: int = Field(default=5, ge=1, le=20)  # per call, for edits and lookups
+    slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
+    slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
+    slack_channel_burst: int = 4  # ...with short bursts allowed
+    max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
+
+    # --- incident storms: a ticket this similar to an active posted incident in its channel joins it
+    storm_similarity: float = Field(default=0.9, ge=0.0, le=1.01)  # > 1 turns grouping off
+    storm_window_s: float = 1800.0  # an incident stays open for grouping this long after its newest ticket
+    storm_flush_s: float = 2.0  # grouped tickets are listed in the thread at most this often
+    storm_reply_batch: int = Field(default=20, ge=1, le=40)  # tickets listed per thread reply
 
     @classmethod
     def settings_customise_sources(
@@ -118,6 +136,10 @@ class Settings(BaseSettings):
 
     def channel_for(self, service: str | None) -> str:
         return self.channel_routes.get(service or "", self.default_channel)
+
+    @property
+    def redact_llm_input(self) -> bool:
+        return self.redact_for_external_llm if self.external_llm else self.redact_for_local_llm
 
     @property
     def external_llm(self) -> bool:

@@ -146,8 +146,8 @@ class HistoryStore:
         if before:
             clauses.append({"created_ts": {"$lt": int(before.timestamp())}})
         where = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else None)
-        n = min(k + len(exclude), max(self.count(), 1))
         try:
+            n = min(k + len(exclude), max(self.count(), 1))
             res = self.collection.query(
                 query_embeddings=[vec],
                 n_results=n,

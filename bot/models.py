@@ -103,7 +103,8 @@ class LLMUsage(BaseModel):
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 0
-    status: Literal["ok", "repaired", "invalid", "unavailable", "skipped"] = "ok"
+    # rejected: valid JSON that broke a content rule (bot/validate.py); unavailable: endpoint failed or circuit open
+    status: Literal["ok", "repaired", "invalid", "rejected", "unavailable", "skipped"] = "ok"
     error: str | None = None
 
 
@@ -120,6 +121,8 @@ class TriageDraft(BaseModel):
     rationale: str = ""
     kind: Literal["llm", "retrieval-only"] = "llm"
     llm: LLMUsage
+    warnings: list[str] = Field(default_factory=list)  # shown on the post: what went wrong while drafting
+    redactions: dict[str, int] = Field(default_factory=dict)  # placeholder kind -> values hidden
     latency_s: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -11,13 +11,14 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from bot.config import Settings
 from bot.drafting import Drafter, Prompts
 from bot.evidence import decide, knn_votes
-from bot.history import HistoryStore
+from bot.history import HistoryError, HistoryStore
 from bot.llm import build_chat_model, model_label
 from bot.models import DraftPlaybook, LabelDecision, LLMUsage, SimilarIncident, Ticket, TriageDraft
 from bot.playbooks import Playbook, PlaybookLibrary
-from bot.redact import redact
+from bot.redact import Redaction, Redactor, redactor
 from bot.retrieval import retrieve
 from bot.taxonomy import Taxonomy
+from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
 
@@ -66,6 +67,9 @@ class Triager:
         self.taxonomy = taxonomy or Taxonomy.load(settings.taxonomy_path)
         self.playbooks = playbooks or PlaybookLibrary.load(settings.playbooks_dir)
         self.model = model
+        self.redactor: Redactor = redactor(
+            tuple(sorted(settings.redact_patterns.items())), settings.redact_names
+        )
         self.drafter = (
             Drafter(
                 settings, model, self.taxonomy, self.playbooks, prompts or Prompts.load(settings.prompts_dir)
@@ -97,25 +101,68 @@ class Triager:
             before=before,
         )
 
-    def triage(self, ticket: Ticket, *, use_llm: bool = True, before: datetime | None = None) -> TriageDraft:
-        """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead)."""
+    def shown(self, ticket: Ticket) -> Ticket:
+        """The ticket as posted to Slack or kept as history: redacted unless configured otherwise."""
+        return self.redacted(ticket) if self.settings.redact_in_slack else ticket
+
+    def redacted(self, ticket: Ticket) -> Ticket:
+        # The sender's payload is not redacted field by field: only its link to the full ticket is kept.
+        link = (ticket.raw or {}).get("html_url")
+        return ticket.model_copy(
+            update={
+                "title": self.redactor.redact(ticket.title).text,
+                "text": self.redactor.redact(ticket.text).text,
+                "raw": {"html_url": self.redactor.redact(link).text} if isinstance(link, str) else None,
+            }
+        )
+
+    def triage(
+        self,
+        ticket: Ticket,
+        *,
+        use_llm: bool = True,
+        before: datetime | None = None,
+        history_required: bool = True,
+    ) -> TriageDraft:
+        """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead).
+
+        With `history_required=False` (the running bot) an unusable history store gives a draft without similar
+        incidents and a warning instead of an error, so the ticket is still posted."""
         t0 = time.perf_counter()
         text = self.prepare(ticket)
-        similar = self.similar(ticket, text, before)
+        red = self.redactor.redact(text)
+        warnings: list[str] = []
+        try:
+            # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.
+            similar = self.similar(ticket, red.text, before)
+        except HistoryError as e:
+            if history_required:
+                raise
+            similar = []
+            warnings.append(f"History store unavailable, no similar incidents: {e}"[:300])
         answer: Any = None
         if self.drafter is not None and use_llm:
-            llm_text = (
-                redact(text)[0]
-                if self.settings.external_llm and self.settings.redact_for_external_llm
-                else text
-            )
-            result = self.drafter.draft(llm_text, similar)
+            result = self.drafter.draft(red.text if self.settings.redact_llm_input else text, similar)
             answer, usage = result.answer, result.usage
+            if answer is not None:
+                answer, usage = self._validated(answer, usage, red, similar)
         else:
             usage = LLMUsage(model=model_label(self.model), status="skipped")
         draft = self.combine(ticket, text, similar, answer, usage)
+        if usage.status == "rejected":
+            warnings.append(f"LLM answer discarded: {usage.error}")
+        draft.warnings, draft.redactions = warnings, red.counts
         draft.latency_s = round(time.perf_counter() - t0, 4)
         return draft
+
+    def _validated(
+        self, answer: Any, usage: LLMUsage, red: Redaction, similar: list[SimilarIncident]
+    ) -> tuple[Any, LLMUsage]:
+        try:
+            check_answer(answer, red, similar, self.redactor)
+            return answer, usage
+        except AnswerRejected as e:
+            return None, usage.model_copy(update={"status": "rejected", "error": str(e)})
 
     def combine(
         self,
