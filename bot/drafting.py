@@ -15,15 +15,17 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import openai
+import pybreaker
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from bot.config import Settings
 from bot.llm import LocalLlamaChat, model_label
 from bot.models import LLMUsage, SimilarIncident
 from bot.playbooks import PlaybookLibrary
+from bot.retrying import wait_retry_after
 from bot.taxonomy import Taxonomy
 
 TRANSIENT = (
@@ -116,6 +118,11 @@ class Drafter:
         self.prompts = prompts
         self.system = prompts.system.format(taxonomy=taxonomy.describe(), playbooks=playbooks.describe())
         self.runnable = self._structured(model)
+        # After `llm_breaker_failures` tickets in a row whose calls all failed, stop calling the endpoint for
+        # `llm_breaker_reset_s`: tickets get their retrieval-only draft at once instead of waiting out retries.
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=settings.llm_breaker_failures, reset_timeout=settings.llm_breaker_reset_s
+        )
 
     def _structured(self, model: BaseChatModel) -> Any:
         if isinstance(model, LocalLlamaChat):
@@ -146,13 +153,13 @@ class Drafter:
         @retry(
             retry=retry_if_exception_type(TRANSIENT),
             stop=stop_after_attempt(self.settings.llm_retries),
-            wait=wait_exponential(multiplier=0.5, max=8),
+            wait=wait_retry_after(max_s=8),
             reraise=True,
         )
         def call() -> AIMessage:
             return self.runnable.invoke(messages)
 
-        return call()
+        return self.breaker.call(call)
 
     @staticmethod
     def _payload(msg: AIMessage) -> str:
@@ -191,6 +198,12 @@ class Drafter:
                     messages = [*messages, AIMessage(text[:2000]), HumanMessage(repair)]
             usage.status = "invalid"
             return DraftResult(None, usage)
+        except pybreaker.CircuitBreakerError:
+            usage.status = "unavailable"
+            usage.error = (
+                f"circuit open: the LLM endpoint failed for {self.breaker.fail_counter} tickets in a row; "
+                f"next try within {self.settings.llm_breaker_reset_s:.0f} s"
+            )
         except Exception as e:  # an unreachable or failing endpoint must not lose the ticket
             usage.status = "unavailable"
             usage.error = f"{type(e).__name__}: {e}"[:300]

@@ -1,11 +1,13 @@
-"""Local stand-ins for external services, for tests and benchmarks: a Slack Web API emulator on 127.0.0.1
-that records every call (as slack-bolt's own tests do), with injectable failures."""
+"""Local stand-ins for external services, for tests and benchmarks, on 127.0.0.1: a Slack Web API emulator
+that records every call (as slack-bolt's own tests do) and an OpenAI-compatible chat endpoint that records every
+request body, both with injectable failures."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,7 +18,12 @@ class SlackEmulator:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
-        self._ts = 1_700_000_000.0
+        self.down = False  # every call fails with 503 (Slack unavailable)
+        self.delay_s = (
+            0.0  # answer chat.postMessage this late (after it is recorded: a crash can fall in between)
+        )
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> posted messages, replies included
+        self._ts = time.time()
         self._lock = threading.Lock()
         emulator = self
 
@@ -55,8 +62,8 @@ class SlackEmulator:
         with self._lock:
             self.arrivals.append(time.monotonic())
             queued = self.failures.get(method)
-            if queued:
-                status, headers = queued.pop(0)
+            if queued or self.down:
+                status, headers = queued.pop(0) if queued else (503, {})
                 self.calls.append((f"{method}!{status}", params))
                 return (
                     status,
@@ -77,13 +84,51 @@ class SlackEmulator:
                     },
                 )
             if method == "chat.postMessage":
-                self._ts += 1
-                channel = params.get("channel", "")
-                # Slack answers with the channel id; our names "#x" become ids "C-x".
-                return 200, {}, {"ok": True, "channel": "C-" + channel.lstrip("#"), "ts": f"{self._ts:.6f}"}
+                self._ts = max(self._ts + 0.001, time.time())  # unique, and real time (lookups use it)
+                channel = self.channel_id(params.get("channel", ""))
+                message = {"ts": f"{self._ts:.6f}", "text": params.get("text", "")}
+                for k in ("thread_ts", "metadata"):
+                    if params.get(k):
+                        value = params[k]
+                        message[k] = (
+                            json.loads(value) if isinstance(value, str) and k == "metadata" else value
+                        )
+                self.messages.setdefault(channel, []).append(message)
+                answer = {"ok": True, "channel": channel, "ts": message["ts"]}
+            else:
+                answer = None
+        if answer is not None:
+            time.sleep(self.delay_s)
+            return 200, {}, answer
+        with self._lock:
+            if method in ("conversations.history", "conversations.replies"):
+                return 200, {}, self.history(method, params)
             if method == "chat.update":
                 return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
             return 200, {}, {"ok": True}
+
+    @staticmethod
+    def channel_id(channel: str) -> str:
+        """Slack answers with channel ids; our names "#x" become ids "C-x" (either is accepted)."""
+        return channel if channel.startswith("C-") else "C-" + channel.lstrip("#")
+
+    def history(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, as Slack does; .replies gives a thread, .history the channel's top-level messages."""
+        channel = self.channel_id(params.get("channel", ""))
+        oldest = float(params.get("oldest") or 0)
+        thread = params.get("ts")
+        msgs = [
+            m
+            for m in self.messages.get(channel, [])
+            if float(m["ts"]) >= oldest
+            and (m.get("thread_ts") == thread if method == "conversations.replies" else "thread_ts" not in m)
+        ]
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        page = list(reversed(msgs))[start : start + limit]
+        more = start + limit < len(msgs)
+        return {"ok": True, "channel": channel, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}  # fmt: skip
 
     def of(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -97,3 +142,86 @@ class SlackEmulator:
                 return result
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting; calls so far: {[m for m, _ in self.calls]}")
+
+
+class OpenAIEmulator:
+    """`POST /v1/chat/completions` as OpenAI answers it. Every raw request body is kept in `bodies`, so tests can
+    prove what left the process. `reply(request) -> dict` gives the answer's arguments: returned as a tool call
+    when the request offers tools, else as JSON content. `failures` queues HTTP errors; `down` drops connections."""
+
+    def __init__(self, reply: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.reply = reply
+        self.bodies: list[bytes] = []
+        self.failures: list[tuple[int, dict[str, str]]] = []
+        self.down = False
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with emulator._lock:
+                    emulator.bodies.append(raw)
+                    if emulator.down:
+                        self.close_connection = True
+                        self.connection.shutdown(2)  # an endpoint that is gone: connection reset
+                        return
+                    failure = emulator.failures.pop(0) if emulator.failures else None
+                time.sleep(emulator.delay_s)
+                if failure is not None:
+                    status, headers = failure
+                    body: dict[str, Any] = {
+                        "error": {"message": f"emulated {status}", "type": "server_error"}
+                    }
+                else:
+                    status, headers, body = 200, {}, emulator.completion(json.loads(raw))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+    def completion(self, request: dict[str, Any]) -> dict[str, Any]:
+        args = self.reply(request)
+        message: dict[str, Any] = {"role": "assistant", "content": json.dumps(args)}
+        finish = "stop"
+        if request.get("tools"):
+            name = request["tools"][0]["function"]["name"]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
+                ],
+            }
+            finish = "tool_calls"
+        return {
+            "id": "chatcmpl-emulated",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", "emulated"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(b) for b in self.bodies]

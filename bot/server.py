@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.intake.webhooks import WebhookError, parse
-from bot.service import TriageService
+from bot.service import Backpressure, TriageService
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -92,8 +92,13 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             return _error(e.status, str(e))
         if event.kind == "ignore":
             return JSONResponse({"ok": True, "status": "ignored", "reason": event.note}, status_code=202)
-        # Answer 2xx only once the ticket is durably stored.
-        status = await run_in_threadpool(service.accept, event)
+        # Answer 2xx only once the ticket is durably stored; a full outbox says when to come back.
+        try:
+            status = await run_in_threadpool(service.accept, event)
+        except Backpressure as e:
+            return JSONResponse(
+                {"ok": False, "error": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after_s)}
+            )
         return JSONResponse(
             {"ok": True, "status": status, "key": event.key, "kind": event.kind}, status_code=202
         )
@@ -112,7 +117,16 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         return to_starlette_response(bolt_response)
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"ok": True, "queued": service.to_post.qsize() + service.to_refine.qsize()})
+        counts = await run_in_threadpool(service.store.counts)
+        return JSONResponse(
+            {
+                "ok": True,
+                "outbox": service.backlog(),
+                "llm_edits_waiting": service.to_refine.qsize(),
+                "open_incidents": len(service.storms),
+                "tickets": counts,
+            }
+        )
 
     return Starlette(
         routes=[

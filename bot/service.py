@@ -2,46 +2,79 @@
 
 Two worker threads keep the first post fast while the LLM works: `post` (retrieval draft -> chat.postMessage)
 and `refine` (LLM draft -> chat.update). Every step's result is stored, so a restart resumes where it stopped.
+
+The post worker is a durable, ordered outbox: tickets go out in arrival order, and while Slack is down the head
+ticket is retried (honouring Retry-After) instead of being skipped. Each post carries the ticket key as Slack
+message metadata; a ticket marked `posting` (a post may have reached Slack before a crash or a lost response)
+is looked up in the channel before it is posted again, so each ticket is posted once. Tickets that look like an
+incident already posted in the same channel (a storm) are grouped under it: listed in batched thread replies
+and counted on the first post. Posts respect Slack's per-channel rate.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception, stop_after_attempt
 
 from bot.config import Settings
+from bot.embeddings import get_embedder
 from bot.history import HistoryStore
 from bot.intake.webhooks import WebhookEvent
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager
+from bot.retrying import retry_after, status_code, wait_retry_after
 from bot.slack import blocks
 from bot.store import Store
+from bot.storms import StormGrouper
 
 log = logging.getLogger("incibot")
+TICKET_EVENT = "incibot_ticket"
+GROUP_EVENT = "incibot_group"
 
 
 def _retryable(e: BaseException) -> bool:
     if isinstance(e, SlackApiError):
-        status = getattr(e.response, "status_code", 0)
+        status = status_code(e)
         return status == 429 or status >= 500
     return isinstance(e, OSError)  # connection refused, reset, timeouts
 
 
-def _wait(state: RetryCallState) -> float:
-    """Slack's Retry-After on 429, else exponential backoff."""
-    e = state.outcome.exception() if state.outcome else None
-    if isinstance(e, SlackApiError) and getattr(e.response, "status_code", 0) == 429:
-        try:
-            return min(float(e.response.headers.get("Retry-After", 1)), 60.0)
-        except (TypeError, ValueError):
-            return 1.0
-    return wait_exponential(multiplier=0.5, max=30)(state)
+class Backpressure(RuntimeError):
+    """The outbox is full: the sender should retry after `retry_after_s` (HTTP 429)."""
+
+    def __init__(self, backlog: int, retry_after_s: int) -> None:
+        super().__init__(f"{backlog} tickets waiting to be posted; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class ChannelPacer:
+    """Slack allows about one message per second per channel, with short bursts: a token bucket per channel."""
+
+    def __init__(self, per_s: float, burst: int) -> None:
+        self.per_s, self.burst = per_s, burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> float:
+        """Block until this channel may take a message; returns the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            tokens, at = self._buckets.get(channel, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.per_s) - 1.0
+            self._buckets[channel] = (tokens, now)
+        delay = -tokens / self.per_s if tokens < 0 else 0.0
+        if delay:
+            time.sleep(delay)
+        return delay
 
 
 class TriageService:
@@ -53,11 +86,18 @@ class TriageService:
         self.history: HistoryStore = triager.store
         self.to_post: queue.Queue[str | None] = queue.Queue()
         self.to_refine: queue.Queue[str | None] = queue.Queue()
+        self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
+        self.pacer = ChannelPacer(settings.slack_channel_rate, settings.slack_channel_burst)
+        self._groups_due: set[str] = set()  # open incidents with tickets not yet listed in their thread
+        self._last_flush = 0.0
+        self._post_rate = 5.0  # posts per second, smoothed: how long a full outbox takes to drain
+        self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._status_lines: dict[str, str] = {}  # key -> the latest feedback line shown on its post
         self._slack = retry(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(settings.slack_retries),
-            wait=_wait,
+            wait=wait_retry_after(),
             reraise=True,
         )
 
@@ -66,8 +106,13 @@ class TriageService:
         """Store an event durably (before the sender is answered).
 
         Returns "accepted", "duplicate" (this ticket was delivered before: nothing more is posted), "resolved",
-        or "unknown" (a resolution for a ticket this bot never received)."""
+        or "unknown" (a resolution for a ticket this bot never received). Raises Backpressure when the outbox
+        is full (nothing is stored: the sender keeps the ticket and retries)."""
         if event.kind == "open" and event.ticket is not None:
+            backlog = self.backlog()
+            if backlog >= self.settings.max_backlog and self.store.get(event.key) is None:
+                wait = math.ceil(backlog / max(self._post_rate, 0.1))
+                raise Backpressure(backlog, min(max(wait, 1), 300))
             ch = channel or self.settings.channel_for(event.ticket.service)
             if not self.store.add_ticket(event.key, event.ticket, ch):
                 return "duplicate"
@@ -75,52 +120,126 @@ class TriageService:
             return "accepted"
         return self.resolve(event.key, event.resolution)
 
+    def backlog(self) -> int:
+        return self.to_post.qsize()
+
     def resolve(self, key: str, resolution: str) -> str:
         if self.store.get(key) is None:
             return "unknown"
         self.store.update_ticket(key, resolution=resolution, resolved=1)
+        self.storms.close(key)
         self.learn(key)
         return "resolved"
 
     # ---- workers -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        for row in self.store.unfinished():  # resume after a restart
-            (self.to_post if row["status"] == "received" else self.to_refine).put(row["key"])
-        for name, q, fn in (("post", self.to_post, self.post), ("refine", self.to_refine, self.refine)):
-            t = threading.Thread(target=self._loop, args=(q, fn), name=f"incibot-{name}", daemon=True)
+        """Resume what a crash or restart interrupted, in arrival order, then start the workers."""
+        since = datetime.now().astimezone() - timedelta(seconds=self.settings.storm_window_s)
+        for row in self.store.with_status("posted", "drafted", since=since):
+            if not row.get("resolved"):
+                self._open_storm(row)
+        for row in self.store.with_status("received", "posting"):
+            self.to_post.put(row["key"])
+        for row in self.store.with_status("grouped", "announcing"):
+            self._groups_due.add(row["parent_key"])
+        for row in self.store.with_status("posted"):
+            self.to_refine.put(row["key"])
+        workers = (("post", self._post_loop), ("refine", self._refine_loop))
+        for name, target in workers:
+            t = threading.Thread(target=target, name=f"incibot-{name}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
+        self._stopping.set()
         for q in (self.to_post, self.to_refine):
             q.put(None)
         for t in self._threads:
             t.join(timeout=30)
 
-    def _loop(self, q: queue.Queue[str | None], fn: Any) -> None:
-        while (key := q.get()) is not None:
+    def _post_loop(self) -> None:
+        interval = self.settings.storm_flush_s
+        while True:
+            try:
+                key = self.to_post.get(timeout=interval)
+            except queue.Empty:
+                self._flush_groups()
+                continue
+            if key is None:
+                return
+            t0 = time.monotonic()
+            self._until_done(self.post, key)
+            self._post_rate = 0.9 * self._post_rate + 0.1 / max(time.monotonic() - t0, 1e-3)
+            if self.to_post.empty() or time.monotonic() - self._last_flush >= interval:
+                self._flush_groups()
+
+    def _until_done(self, fn: Any, key: str) -> None:
+        """Run one outbox step until it succeeds. While Slack is down the step is retried, with backoff or the
+        Retry-After Slack asked for, so later tickets wait behind it (order kept). A permanent refusal marks
+        the ticket failed (kept, counted on /healthz) and the outbox moves on."""
+        delay = 1.0
+        while not self._stopping.is_set():
             try:
                 fn(key)
-            except Exception as e:  # keep the ticket: it stays unfinished and is retried later
-                log.exception("processing %s failed", key)
-                self.store.update_ticket(key, last_error=f"{type(e).__name__}: {e}"[:500])
-                threading.Timer(30.0, q.put, args=(key,)).start()
+                return
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"[:500]
+                if not _retryable(e):
+                    log.exception("giving up on %s", key)
+                    self.store.update_ticket(key, status="failed", last_error=error)
+                    return
+                wait = retry_after(e) or delay
+                log.warning("Slack unavailable for %s (%s); retrying in %.1f s", key, error, wait)
+                self.store.update_ticket(key, last_error=error)
+                self._stopping.wait(wait)
+                delay = min(delay * 2, self.settings.slack_outbox_backoff_max_s)
 
+    def _refine_loop(self) -> None:
+        while (key := self.to_refine.get()) is not None:
+            try:
+                self.refine(key)
+            except Exception as e:  # the retrieval draft stays visible; the edit is tried again later
+                log.exception("LLM edit of %s failed", key)
+                self.store.update_ticket(key, last_error=f"{type(e).__name__}: {e}"[:500])
+                threading.Timer(30.0, self.to_refine.put, args=(key,)).start()
+
+    # ---- posting -------------------------------------------------------------------------------------------
     def post(self, key: str) -> None:
         row = self.store.get(key)
-        if row is None or row["status"] != "received":
+        if row is None or row["status"] not in ("received", "posting"):
             return
         ticket = Ticket.model_validate(row["ticket"])
-        draft = self.triager.triage(ticket, use_llm=False)
-        resp = self._slack(self.client.chat_postMessage)(
-            channel=row["channel"],
-            text=blocks.fallback_text(ticket, draft),
-            blocks=blocks.draft_blocks(key, ticket, draft, self.triager.taxonomy, stage="retrieval"),
-            unfurl_links=False,
-        )
+        shown = self.triager.shown(ticket)
+        vector = get_embedder().embed([shown.body or key])[0]
+        if row["status"] == "received":
+            parent = self.storms.match(row["channel"], ticket.service, vector, time.time())
+            if parent is not None:
+                self.store.update_ticket(key, status="grouped", parent_key=parent)
+                self._groups_due.add(parent)
+                return
+            draft = self.triager.triage(ticket, use_llm=False, history_required=False)
+            # From here a post may reach Slack before we hear back: a retry or a restart looks it up first.
+            self.store.update_ticket(key, status="posting", draft=draft)
+            found = None
+        else:
+            draft = self._draft(row)
+            found = self._find_posted(row["channel"], row["created_at"], TICKET_EVENT, key)
+        if found is None:
+            self.pacer.wait(row["channel"])
+            found = self.client.chat_postMessage(
+                channel=row["channel"],
+                text=blocks.fallback_text(shown, draft),
+                blocks=blocks.draft_blocks(key, shown, draft, self.triager.taxonomy, stage="retrieval"),
+                metadata={"event_type": TICKET_EVENT, "event_payload": {"key": key}},
+                unfurl_links=False,
+            ).data
+        channel = found.get("channel") or row["channel"]
         self.store.update_ticket(
-            key, status="posted", channel=resp["channel"], message_ts=resp["ts"], draft=draft, last_error=None
+            key, status="posted", channel=channel, message_ts=found["ts"], last_error=None
         )
+        self.storms.open(key, channel, ticket.service, vector, time.time())
+        if row["channel"] != channel:  # Slack answers with the channel id: storms match on what routing gives
+            self.storms.open(key, row["channel"], ticket.service, vector, time.time())
         if self.triager.model is not None:
             self.to_refine.put(key)
         else:
@@ -130,15 +249,77 @@ class TriageService:
         row = self.store.get(key)
         if row is None or row["status"] != "posted":
             return
-        ticket = Ticket.model_validate(row["ticket"])
-        draft = self.triager.triage(ticket)
-        self._slack(self.client.chat_update)(
-            channel=row["channel"],
-            ts=row["message_ts"],
-            text=blocks.fallback_text(ticket, draft),
-            blocks=blocks.draft_blocks(key, ticket, draft, self.triager.taxonomy, stage="llm"),
-        )
+        draft = self.triager.triage(Ticket.model_validate(row["ticket"]), history_required=False)
         self.store.update_ticket(key, status="drafted", draft=draft, last_error=None)
+        self.redraw(key)
+
+    def _find_posted(
+        self, channel: str, since: datetime, event: str, key: str, thread_ts: str | None = None
+    ) -> dict[str, Any] | None:
+        """A message this bot already posted for `key` (by its metadata), or None. Only asked when a post may
+        have happened: it costs a conversations.history (or .replies) call."""
+        oldest = f"{since.timestamp() - 60:.6f}"
+        cursor = None
+        while True:
+            args: dict[str, Any] = {"channel": channel, "oldest": oldest, "include_all_metadata": True,
+                                    "limit": 200, "cursor": cursor}  # fmt: skip
+            resp = (
+                self._slack(self.client.conversations_replies)(ts=thread_ts, **args)
+                if thread_ts
+                else self._slack(self.client.conversations_history)(**args)
+            )
+            for m in resp.get("messages") or []:
+                meta = m.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == event and (
+                    payload.get("key") == key or key in payload.get("keys", [])
+                ):
+                    return {"channel": resp.get("channel") or channel, **m}
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+
+    # ---- storms --------------------------------------------------------------------------------------------
+    def _open_storm(self, row: dict[str, Any]) -> None:
+        ticket = self.triager.shown(Ticket.model_validate(row["ticket"]))
+        vector = get_embedder().embed([ticket.body or row["key"]])[0]
+        self.storms.open(row["key"], row["channel"], ticket.service, vector, row["created_at"].timestamp())
+
+    def _flush_groups(self) -> None:
+        self._last_flush = time.monotonic()
+        for parent in sorted(self._groups_due):
+            self._until_done(self.announce, parent)
+            self._groups_due.discard(parent)
+
+    def announce(self, parent_key: str) -> None:
+        """List the tickets grouped under an incident in its thread (batched), and count them on its post."""
+        parent = self.store.get(parent_key)
+        if parent is None or not parent.get("message_ts"):
+            return
+        channel, thread = parent["channel"], parent["message_ts"]
+        for row in self.store.members(parent_key, "announcing"):  # a reply may have gone out before a crash
+            found = self._find_posted(channel, row["created_at"], GROUP_EVENT, row["key"], thread_ts=thread)
+            keys = found["metadata"]["event_payload"]["keys"] if found else [row["key"]]
+            self.store.set_status(keys, status="announced" if found else "grouped")
+        while members := self.store.members(parent_key, "grouped")[: self.settings.storm_reply_batch]:
+            keys = [m["key"] for m in members]
+            self.store.set_status(keys, status="announcing")
+            total = (self.store.get(parent_key) or parent)["group_count"] or 0
+            text, reply = blocks.group_reply(
+                [(m["key"], self.triager.shown(Ticket.model_validate(m["ticket"]))) for m in members],
+                total + len(keys),
+            )
+            self.pacer.wait(channel)
+            resp = self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=text,
+                blocks=reply,
+                metadata={"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
+            )
+            self.store.set_status(keys, status="announced", message_ts=resp["ts"])
+            self.store.update_ticket(parent_key, group_count=total + len(keys))
+        self.redraw(parent_key)
 
     # ---- feedback ------------------------------------------------------------------------------------------
     def record_feedback(self, key: str, fb: Feedback) -> str | None:
@@ -171,21 +352,35 @@ class TriageService:
             inc = HistoricalIncident(
                 **t.model_dump(exclude={"id", "raw"}), id=key, resolution=row["resolution"]
             )
+        if self.settings.redact_in_history:
+            inc = self.triager.redacted(inc)
+            inc = inc.model_copy(update={"resolution": self.triager.redactor.redact(inc.resolution).text})
         self.history.upsert([inc])
         return inc
 
-    def redraw(self, key: str, status_line: str) -> None:
+    def redraw(self, key: str, status_line: str | None = None) -> None:
+        """Re-render a ticket's post from its stored state (LLM draft, group counter, feedback line)."""
         row = self.store.get(key)
         if row is None or not row.get("message_ts") or not row.get("draft"):
             return
-        ticket = Ticket.model_validate(row["ticket"])
+        ticket = self.triager.shown(Ticket.model_validate(row["ticket"]))
         draft = self._draft(row)
-        stage = "llm" if row["status"] == "drafted" else "retrieval"
+        stage = "llm" if row["status"] == "drafted" or self.triager.model is None else "retrieval"
+        if status_line is not None:
+            self._status_lines[key] = status_line
         self._slack(self.client.chat_update)(
             channel=row["channel"],
             ts=row["message_ts"],
             text=blocks.fallback_text(ticket, draft),
-            blocks=blocks.draft_blocks(key, ticket, draft, self.triager.taxonomy, stage, status_line),
+            blocks=blocks.draft_blocks(
+                key,
+                ticket,
+                draft,
+                self.triager.taxonomy,
+                stage,
+                self._status_lines.get(key),
+                row.get("group_count") or 0,
+            ),
         )
 
     @staticmethod

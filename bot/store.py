@@ -21,8 +21,11 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -36,9 +39,13 @@ tickets = Table(
     Column("key", String(300), primary_key=True),
     Column("ticket", JSON, nullable=False),
     Column("channel", String(200), nullable=False),
-    # received -> posted (retrieval draft visible) -> drafted (LLM edit done); resolved is set by a resolve webhook
-    Column("status", String(20), nullable=False, default="received"),
+    # received -> posting -> posted (retrieval draft visible) -> drafted (LLM edit done).
+    # A storm member: received -> grouped (under parent_key) -> announcing -> announced (listed in its thread).
+    # failed: Slack refused it for good (last_error says why). Resolved is set by a resolve webhook.
+    Column("status", String(20), nullable=False, default="received", index=True),
     Column("message_ts", String(40)),
+    Column("parent_key", String(300), index=True),
+    Column("group_count", Integer, default=0),  # members announced in this ticket's thread
     Column("draft", JSON),
     Column("resolution", Text),
     Column("resolved", Integer, default=0),
@@ -71,6 +78,16 @@ class Store:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, future=True)
         meta.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Databases from earlier versions get the columns added since (nullable, so no data is touched)."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("tickets")}
+        with self.engine.begin() as c:
+            for col in tickets.columns:
+                if col.name not in have:
+                    kind = col.type.compile(dialect=self.engine.dialect)
+                    c.execute(text(f"ALTER TABLE tickets ADD COLUMN {col.name} {kind}"))
 
     def add_ticket(self, key: str, ticket: Ticket, channel: str) -> bool:
         """Store a new ticket; False if this key was already stored (a duplicate delivery)."""
@@ -105,15 +122,32 @@ class Store:
             )
         return dict(row) if row else None
 
-    def unfinished(self) -> list[dict[str, Any]]:
-        """Tickets whose post or LLM edit has not happened yet, oldest first (resumed after a restart)."""
+    def with_status(self, *statuses: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Tickets in these states, oldest first (what a restart resumes, in arrival order)."""
+        query = select(tickets).where(tickets.c.status.in_(statuses))
+        if since is not None:
+            query = query.where(tickets.c.created_at >= since)
+        with self.engine.connect() as c:
+            rows = c.execute(query.order_by(tickets.c.created_at, tickets.c.key)).mappings()
+            return [dict(r) for r in rows]
+
+    def members(self, parent_key: str, *statuses: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             rows = c.execute(
                 select(tickets)
-                .where(tickets.c.status.in_(("received", "posted")))
-                .order_by(tickets.c.created_at)
+                .where(tickets.c.parent_key == parent_key, tickets.c.status.in_(statuses))
+                .order_by(tickets.c.created_at, tickets.c.key)
             ).mappings()
             return [dict(r) for r in rows]
+
+    def set_status(self, keys: list[str], **values: Any) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(tickets).where(tickets.c.key.in_(keys)).values(updated_at=_now(), **values))
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(tickets.c.status, func.count()).group_by(tickets.c.status))
+            return {status: n for status, n in rows}
 
     def update_ticket(self, key: str, **values: Any) -> None:
         if "draft" in values and isinstance(values["draft"], TriageDraft):

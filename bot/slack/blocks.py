@@ -39,7 +39,11 @@ def _kind_line(draft: TriageDraft, stage: str) -> str:
         return ":hourglass_flowing_sand: *Retrieval draft* (similar incidents only); the LLM draft will replace it."
     if draft.kind == "llm":
         return f":robot_face: *LLM draft* ({draft.llm.model}, combined with similar incidents)"
-    return f":warning: *Retrieval-only draft*: the LLM was {draft.llm.status}; labels come from similar incidents."
+    why = f" ({escape(draft.llm.error[:200])})" if draft.llm.error else ""
+    return (
+        f":warning: *Retrieval-only draft*: the LLM answer was {draft.llm.status}{why}; "
+        "labels come from similar incidents."
+    )
 
 
 def draft_blocks(
@@ -49,6 +53,7 @@ def draft_blocks(
     taxonomy: Taxonomy,
     stage: str,
     status_line: str | None = None,
+    group_count: int = 0,
 ) -> list[dict[str, Any]]:
     link = (ticket.raw or {}).get("html_url") if isinstance(ticket.raw, dict) else None
     title = ticket.title or ticket.text[:120] or ticket.id
@@ -59,6 +64,12 @@ def draft_blocks(
             + (f"  |  service *{escape(ticket.service)}*" if ticket.service else "")
         ),
     ]
+    if group_count:
+        blocks.append(
+            context(f":link: *{group_count} more ticket(s)* look like this incident; listed in the thread.")
+        )
+    if draft.warnings:
+        blocks.append(context("\n".join(f":warning: {escape(w)}" for w in draft.warnings)))
     if ticket.text:
         blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=link))
     if draft.privacy_exposure:
@@ -112,6 +123,17 @@ def draft_blocks(
         ],
     })  # fmt: skip
     return blocks[:MAX_BLOCKS]
+
+
+def group_reply(members: list[tuple[str, Ticket]], total: int) -> tuple[str, list[dict[str, Any]]]:
+    """The thread reply that lists tickets grouped into an open incident: text and blocks."""
+    lines = [
+        f"• `{escape(key)}` {escape((t.title or t.text)[:100])}"
+        + (f" ({escape(t.service)})" if t.service else "")
+        for key, t in members
+    ]
+    head = f":link: {len(members)} more ticket(s) grouped into this incident ({total} so far)"
+    return clip(head, 300), [section(f"*{head}*\n" + "\n".join(lines))]
 
 
 def fallback_text(ticket: Ticket, draft: TriageDraft) -> str:
