@@ -204,6 +204,7 @@ class Drafter:
                 f"circuit open: the LLM endpoint failed for {self.breaker.fail_counter} tickets in a row; "
                 f"next try within {self.settings.llm_breaker_reset_s:.0f} s"
             )
+            return DraftResult(None, usage)
         except Exception as e:  # an unreachable or failing endpoint must not lose the ticket
             usage.status = "unavailable"
             usage.error = f"{type(e).__name__}: {e}"[:300]

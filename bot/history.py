@@ -95,7 +95,10 @@ class HistoryStore:
             ) from e
 
     def count(self) -> int:
-        return self.collection.count()
+        try:
+            return self.collection.count()
+        except Exception as e:
+            raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
 
     def upsert(
         self,

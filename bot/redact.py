@@ -13,6 +13,7 @@ offline: the spaCy model ships in a wheel, and tldextract is pinned to its bundl
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider
 from presidio_anonymizer import AnonymizerEngine, ConflictResolutionStrategy
 from presidio_anonymizer.entities import OperatorConfig
 
+# spaCy's entity labels that Presidio does not map (PRODUCT, ...) are reported at WARNING on every text.
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 # Presidio's email check calls tldextract, whose default fetches the public suffix list over the network.
 tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -86,6 +89,8 @@ _KEYWORDS = (
     r"password|passwd|pwd|passphrase|secret|api[_-]?key|access[_-]?key|auth[_-]?token|token|credentials?"
 )
 EXTRA_PATTERNS: dict[str, list[str]] = {
+    # Presidio drops addresses whose domain is not a public suffix (corp.internal, example): we do not.
+    "EMAIL": [r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"],
     "PRIVATE_KEY": [r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"],
     "JWT": [
         r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"

@@ -55,4 +55,5 @@ def check_answer(
     known_ids = {s.id.lower() for s in similar}
     for m in _INCIDENT_REF.finditer(text):
         if m.group(1).lower() not in known_ids:
-            raise AnswerRejected(f"answer cites incident {m.group(1)}, which retrieval did not return")
+            # The id is not quoted back: the message is shown, and the id is the model's (the ticket's) text.
+            raise AnswerRejected("answer cites an incident that retrieval did not return")

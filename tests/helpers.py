@@ -1,0 +1,106 @@
+"""Shared test wiring: a service on emulators, answers that fit the triage schema, corpora."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.emulators import SlackEmulator
+from bot.intake.webhooks import parse
+from bot.server import create
+from bot.service import TriageService
+from tests.conftest import SMALL_HISTORY
+
+CORPORA = Path(__file__).parent / "corpora"
+
+
+def corpus(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (CORPORA / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def schema_answer(schema: dict[str, Any], **text: Any) -> dict[str, Any]:
+    """A schema-valid triage answer: the first allowed value of every enum, plus the given free text."""
+    defs = schema.get("$defs", {})
+    out: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        if "$ref" in prop:
+            prop = defs[prop["$ref"].split("/")[-1]]
+        if "enum" in prop:
+            out[name] = prop["enum"][0]
+        elif prop.get("type") == "array" and "enum" in prop.get("items", {}):
+            out[name] = [prop["items"]["enum"][0]]
+        elif prop.get("type") == "array" and "$ref" in prop.get("items", {}):
+            out[name] = [defs[prop["items"]["$ref"].split("/")[-1]]["enum"][0]]
+        elif prop.get("type") == "array":
+            out[name] = ["Roll back the latest change in the affected region."]
+        else:
+            out[name] = "Compare error rates per model version since the rollout to isolate the change."
+    out.update(text)
+    return out
+
+
+def tool_answer(request: dict[str, Any], **text: Any) -> dict[str, Any]:
+    """For OpenAIEmulator: answer the request's tool schema."""
+    return schema_answer(request["tools"][0]["function"]["parameters"], **text)
+
+
+def make_service(tmp: Path, emu: SlackEmulator, **overrides: Any) -> TriageService:
+    defaults: dict[str, Any] = {
+        "data_dir": tmp,
+        "seed_demo_history": False,
+        "llm_backend": "none",
+        "slack_bot_token": "xoxb-test",
+        "slack_signing_secret": "s",
+        "slack_api_url": emu.url,
+        "default_channel": "#incidents",
+        "channel_routes": {"openai": "#genai-oncall", "anthropic": "#claude-oncall"},
+        "slack_retries": 2,
+        "slack_outbox_backoff_max_s": 0.5,
+        "storm_flush_s": 0.2,
+    }
+    settings = Settings(**(defaults | overrides))
+    service, _, _ = create(settings)
+    service.history.upsert(SMALL_HISTORY)
+    return service
+
+
+def accept(service: TriageService, payload: dict[str, Any]) -> str:
+    """A generic-webhook ticket through the same parser the HTTP endpoint uses."""
+    return service.accept(parse("generic", payload))
+
+
+def top_level_posts(emu: SlackEmulator) -> list[dict[str, Any]]:
+    return [p for p in emu.of("chat.postMessage") if not p.get("thread_ts")]
+
+
+def posted_keys(emu: SlackEmulator) -> list[str]:
+    """Ticket keys in the order their own post reached Slack (from the message metadata)."""
+    out = []
+    for p in top_level_posts(emu):
+        meta = p.get("metadata")
+        meta = json.loads(meta) if isinstance(meta, str) else meta or {}
+        out.append(meta.get("event_payload", {}).get("key"))
+    return out
+
+
+def grouped_keys(emu: SlackEmulator) -> list[str]:
+    """Ticket keys listed in thread replies (storm members)."""
+    out: list[str] = []
+    for p in emu.of("chat.postMessage"):
+        if p.get("thread_ts"):
+            meta = p.get("metadata")
+            meta = json.loads(meta) if isinstance(meta, str) else meta or {}
+            out.extend(meta.get("event_payload", {}).get("keys", []))
+    return out
+
+
+def wait_until(predicate: Any, timeout: float = 120.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

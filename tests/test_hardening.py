@@ -1,0 +1,303 @@
+"""Hardening (issue #5) in process: redaction before an external LLM (OpenAI-compatible emulator on 127.0.0.1),
+answer validation, LLM outages, Slack outages, exactly-once posting, storms, backpressure, Chroma failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.config import Settings
+from bot.emulators import OpenAIEmulator, SlackEmulator
+from bot.history import HistoryStore
+from bot.models import Ticket
+from bot.pipeline import Triager
+from bot.server import build_server
+from bot.service import ChannelPacer
+from tests.helpers import (
+    accept,
+    corpus,
+    grouped_keys,
+    make_service,
+    posted_keys,
+    tool_answer,
+    top_level_posts,
+    wait_until,
+)
+
+TENANT = {"TENANT_ID": r"\btnt-[0-9a-f]{8}\b"}  # an organisation-specific pattern from configuration
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emu = SlackEmulator()
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[OpenAIEmulator]:
+    emu = OpenAIEmulator(lambda request: tool_answer(request))
+    yield emu
+    emu.close()
+
+
+def external(settings: Settings, llm: OpenAIEmulator, **kw: object) -> Settings:
+    return settings.model_copy(
+        update={
+            "llm_backend": "openai",
+            "openai_base_url": llm.url,
+            "openai_model": "emulated",
+            "redact_patterns": TENANT,
+            **kw,
+        }
+    )
+
+
+def _escaped(value: str) -> set[str]:
+    """The forms a value takes inside a JSON request body."""
+    return {value, json.dumps(value)[1:-1]}
+
+
+# ---- redaction -----------------------------------------------------------------------------------------------
+def test_no_planted_secret_or_personal_data_reaches_the_external_llm(
+    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+) -> None:
+    tickets = corpus("secrets")
+    assert len(tickets) >= 50
+    triager = Triager.from_settings(external(settings, llm), store)
+    for t in tickets:
+        draft = triager.triage(Ticket(id=t["id"], title=t["title"], text=t["text"]))
+        assert draft.kind == "llm" and draft.redactions, t["id"]
+    assert len(llm.bodies) == len(tickets)  # one request per ticket, each recorded
+    planted = {p["value"] for t in tickets for p in t["planted"]}
+    bodies = [b.decode() for b in llm.bodies]
+    leaks = [(i, v) for i, body in enumerate(bodies) for v in planted if any(f in body for f in _escaped(v))]
+    assert leaks == []
+    # The ticket text did reach the endpoint, as placeholders.
+    assert sum(b.decode().count("[EMAIL_") for b in llm.bodies) >= 5
+
+
+def test_without_redaction_the_same_values_do_reach_it(
+    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+) -> None:
+    """Control: the check above would see a leak."""
+    t = corpus("secrets")[0]
+    Triager.from_settings(external(settings, llm, redact_for_external_llm=False), store).triage(
+        Ticket(id=t["id"], title=t["title"], text=t["text"])
+    )
+    assert any(p["value"] in llm.bodies[0].decode() or json.dumps(p["value"])[1:-1] in llm.bodies[0].decode()
+               for p in t["planted"])  # fmt: skip
+
+
+def test_posts_and_history_show_the_ticket_redacted(tmp_path: Path, slack: SlackEmulator) -> None:
+    service = make_service(tmp_path, slack)
+    service.start()
+    text = "Errors for tenant tnt-8f3a2b1c; customer jane@corp.example, key sk-proj-abcdefghijklmnop1234"
+    accept(service, {"id": "r1", "title": "API 500s", "text": text, "service": "openai"})
+    wait_until(lambda: top_level_posts(slack), what="post")
+    service.stop()
+    body = json.dumps(slack.calls)
+    assert "jane@corp.example" not in body and "sk-proj-abcdefghijklmnop1234" not in body
+    assert "[EMAIL_1]" in body and "[API_KEY_1]" in body
+    service.resolve("generic:r1", "Rotated key sk-proj-abcdefghijklmnop1234 and told jane@corp.example")
+    stored = service.history.get(["generic:r1"])[0]
+    assert "jane@corp.example" not in stored.model_dump_json() and "sk-proj" not in stored.model_dump_json()
+
+
+# ---- answer validation ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("free_text", "why"),
+    [
+        (
+            {"triage_step": "Page the owner at jane@corp.example right now and check the error rates."},
+            "repeats",
+        ),
+        (
+            {"rationale": "See https://evil.example/phish for the real runbook, it explains everything."},
+            "links",
+        ),
+        (
+            {"mitigation_steps": ["Alert <!channel> and roll back the deployment immediately please"]},
+            "mentions",
+        ),
+        (
+            {"rationale": "Same as incident INC-4242 which was fixed by a rollback of the model weights."},
+            "cites",
+        ),
+    ],
+)
+def test_answers_breaking_content_rules_fall_back_to_retrieval_and_are_flagged(
+    settings: Settings, store: HistoryStore, free_text: dict[str, object], why: str
+) -> None:
+    emu = OpenAIEmulator(lambda request: tool_answer(request, **free_text))
+    try:
+        # Raw text to the model (allowed for a local model when configured): it can echo what it sees.
+        s = external(settings, emu, redact_for_external_llm=False)
+        draft = Triager.from_settings(s, store).triage(
+            Ticket(id="v1", title="Elevated errors", text="Reported by jane@corp.example after the rollout")
+        )
+    finally:
+        emu.close()
+    assert draft.kind == "retrieval-only" and draft.llm.status == "rejected"
+    assert why in (draft.llm.error or "") and any("discarded" in w for w in draft.warnings)
+    shown = draft.model_dump_json()
+    assert "evil.example" not in shown and "<!channel>" not in shown and "INC-4242" not in shown
+
+
+# ---- LLM outages ---------------------------------------------------------------------------------------------
+def test_llm_endpoint_down_every_ticket_still_posted_as_retrieval_only(
+    tmp_path: Path, slack: SlackEmulator, llm: OpenAIEmulator
+) -> None:
+    llm.down = True
+    service = make_service(
+        tmp_path, slack, llm_backend="openai", openai_base_url=llm.url, llm_retries=2, llm_breaker_failures=3,
+        storm_similarity=1.01,
+    )  # fmt: skip
+    service.start()
+    n = 12
+    for i in range(n):
+        accept(
+            service, {"id": f"down{i}", "title": f"Incident {i}: errors on model {i}", "service": "openai"}
+        )
+    wait_until(lambda: service.store.counts().get("drafted") == n, what="all drafted")
+    service.stop()
+    assert len(top_level_posts(slack)) == n
+    finals = {u["ts"]: u for u in slack.of("chat.update")}
+    assert len(finals) == n and all(
+        "Retrieval-only draft" in json.dumps(u["blocks"]) for u in finals.values()
+    )
+    # The circuit opened after 3 failed tickets (2 attempts each): later tickets did not wait for the endpoint.
+    assert len(llm.bodies) == 3 * 2
+    assert all("circuit open" in json.dumps(u["blocks"]) for u in list(finals.values())[3:])
+
+
+def test_rate_limited_llm_is_retried_after_the_time_it_asks_for(
+    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+) -> None:
+    llm.failures = [(429, {"retry-after": "1"})]
+    draft = Triager.from_settings(external(settings, llm), store).triage(Ticket(id="rl", title="API errors"))
+    assert draft.kind == "llm" and len(llm.bodies) == 2
+
+
+# ---- Slack outages, crash window, order ----------------------------------------------------------------------
+def test_slack_down_posts_wait_in_the_outbox_and_go_out_in_order(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack, storm_similarity=1.01)
+    slack.down = True
+    service.start()
+    keys = [f"generic:o{i}" for i in range(6)]
+    for i in range(6):
+        accept(service, {"id": f"o{i}", "title": f"Distinct incident number {i}", "service": "openai"})
+    wait_until(lambda: len(slack.calls) >= 3, what="failed attempts")
+    assert top_level_posts(slack) == [] and service.store.counts().get("posting") == 1
+    slack.down = False
+    wait_until(lambda: len(top_level_posts(slack)) == 6, timeout=30, what="outbox drained")
+    service.stop()
+    assert posted_keys(slack) == keys
+
+
+def test_a_post_that_reached_slack_before_a_crash_is_not_posted_again(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack)
+    accept(service, {"id": "c1", "title": "GPU pool exhausted", "service": "openai"})
+    # Crash window: status says "posting" and the message is already in the channel.
+    row = service.store.get("generic:c1")
+    draft = service.triager.triage(Ticket.model_validate(row["ticket"]), use_llm=False)
+    service.store.update_ticket("generic:c1", status="posting", draft=draft)
+    sent = service.client.chat_postMessage(
+        channel="#genai-oncall", text="x", metadata={"event_type": "incibot_ticket", "event_payload": {"key": "generic:c1"}}
+    )  # fmt: skip
+    restarted = make_service(tmp_path, slack)  # a new process on the same store
+    restarted.start()
+    wait_until(lambda: restarted.store.get("generic:c1")["status"] == "drafted", what="resumed")
+    restarted.stop()
+    assert len(top_level_posts(slack)) == 1 and restarted.store.get("generic:c1")["message_ts"] == sent["ts"]
+
+
+# ---- storms, pacing, backpressure -----------------------------------------------------------------------------
+def test_a_storm_is_grouped_into_one_post_with_thread_replies_and_a_counter(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack)
+    service.start()
+    for i in range(15):
+        accept(service, {"id": f"s{i}", "service": "openai",
+                         "title": f"[FIRING] HighErrorRate gpt-4o eastus: 5xx ratio {10 + i}% on inference pod infer-{i}"})  # fmt: skip
+    accept(service, {"id": "other", "service": "openai", "title": "Fine-tuning jobs stuck in queued state"})
+    accept(
+        service,
+        {"id": "claude", "service": "anthropic", "title": "[FIRING] HighErrorRate gpt-4o eastus: 5xx"},
+    )
+    wait_until(
+        lambda: len(grouped_keys(slack)) == 14 and len(top_level_posts(slack)) == 3, timeout=30, what="storm"
+    )
+    service.stop()
+    assert posted_keys(slack) == ["generic:s0", "generic:other", "generic:claude"]
+    assert sorted(grouped_keys(slack)) == sorted(f"generic:s{i}" for i in range(1, 15))
+    replies = [p for p in slack.of("chat.postMessage") if p.get("thread_ts")]
+    assert {r["thread_ts"] for r in replies} == {service.store.get("generic:s0")["message_ts"]}
+    last = [u for u in slack.of("chat.update") if u["ts"] == service.store.get("generic:s0")["message_ts"]][
+        -1
+    ]
+    assert "14 more ticket(s)" in json.dumps(last["blocks"])
+
+
+def test_channel_pacer_spaces_messages_after_a_burst() -> None:
+    pacer = ChannelPacer(per_s=20.0, burst=2)
+    assert pacer.wait("#a") == 0.0 and pacer.wait("#a") == 0.0
+    assert 0.03 < pacer.wait("#a") <= 0.05  # the third message waits ~1/20 s
+    assert pacer.wait("#b") == 0.0  # channels are independent
+
+
+def test_full_outbox_answers_429_with_retry_after_and_loses_nothing(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack, max_backlog=3)  # workers not started: the outbox fills
+    client = TestClient(build_server(service.settings, service, None))
+    titles = ["API errors", "GPU pool exhausted", "Bad answers after rollout", "Privacy leak", "Throttling"]
+    codes = [client.post("/webhooks/generic", json={"id": f"b{i}", "title": titles[i]}) for i in range(5)]
+    assert [r.status_code for r in codes] == [202, 202, 202, 429, 429]
+    assert int(codes[3].headers["retry-after"]) >= 1 and "retry after" in codes[3].json()["error"]
+    assert (
+        client.post("/webhooks/generic", json={"id": "b0", "title": "API errors"}).json()["status"]
+        == "duplicate"
+    )
+    assert service.store.counts() == {"received": 3}  # the 429s were not stored: their senders retry
+    service.start()
+    wait_until(lambda: len(top_level_posts(slack)) == 3, what="posted after draining")
+    assert client.post("/webhooks/generic", json={"id": "b3", "title": titles[3]}).status_code == 202
+    service.stop()
+
+
+def test_history_store_unavailable_the_ticket_is_kept_and_posted_with_a_warning(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack)
+    service.history.client.delete_collection(service.history.name)  # the store goes away under the bot
+    service.start()
+    accept(service, {"id": "h1", "title": "Elevated error rates", "service": "openai"})
+    wait_until(lambda: top_level_posts(slack), what="post")
+    service.stop()
+    assert "History store unavailable" in json.dumps(top_level_posts(slack)[0]["blocks"])
+    assert service.store.get("generic:h1")["status"] == "drafted"
+
+
+def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE tickets (key VARCHAR(300) PRIMARY KEY, ticket JSON NOT NULL, channel VARCHAR(200) "
+                  "NOT NULL, status VARCHAR(20) NOT NULL, message_ts VARCHAR(40), draft JSON, resolution TEXT, "
+                  "resolved INTEGER, attempts INTEGER, last_error TEXT, created_at DATETIME NOT NULL, "
+                  "updated_at DATETIME NOT NULL)")  # fmt: skip
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k")["group_count"] == 0
