@@ -109,7 +109,7 @@ EXTRA_PATTERNS: dict[str, list[str]] = {
         r"(?i)\b(?:AccountKey|SharedAccessKey|SharedAccessSignature|sig)=(?P<v>[^\s;&]+)",
         # `<prefix_>password = value`, `api_key: value`, `password is value`; the value must hold a digit or a
         # symbol, so "the token is expired" stays readable.
-        rf"(?i)\b(?:\w*[_-])?(?:{_KEYWORDS})[\"']?\s*(?:is|[:=]|=>)\s*[\"']?"
+        rf"(?i)\b(?:\w*[_-])?(?:{_KEYWORDS})[\"']?(?:\s*(?:is|[:=]|=>)\s*|\s+)[\"']?"
         r"(?P<v>(?=[^\s\"',;]*[0-9!@#$%^&*_+/=.-])[^\s\"',;]{6,})",
     ],
 }
