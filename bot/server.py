@@ -57,6 +57,15 @@ def check_webhook_auth(settings: Settings, headers: Any, body: bytes, now: float
     return "bad or missing bearer token"
 
 
+def slack_signature_ok(settings: Settings, headers: Any, body: bytes) -> bool:
+    from slack_sdk.signature import SignatureVerifier
+
+    if settings.slack_signing_secret is None:
+        return False
+    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+    return verifier.is_valid_request(body, dict(headers))
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     """The body, or None if it is larger than `limit` (stops reading there)."""
     declared = request.headers.get("content-length")
@@ -111,8 +120,12 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             return _error(413, "body too large")
         try:
             bolt_request = to_bolt_request(request, body)
-        except UnicodeDecodeError:
-            return _error(400, "body is not UTF-8")
+        except (UnicodeDecodeError, ValueError, AttributeError, TypeError) as e:
+            # Bolt parses the body before it checks the signature: answer a forged request 401, a signed
+            # malformed one 400 (Slack never sends those; a 5xx would make it retry).
+            if not slack_signature_ok(settings, request.headers, body):
+                return _error(401, "invalid Slack signature")
+            return _error(400, f"malformed Slack request: {type(e).__name__}")
         bolt_response = await run_in_threadpool(slack_app.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
 

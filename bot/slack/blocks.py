@@ -209,8 +209,15 @@ def _modal(
 
 def view_values(view: dict[str, Any]) -> dict[str, str]:
     """block_id -> submitted value, for our modals' inputs (selects and text)."""
-    out = {}
-    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
-        v = actions.get("value") or {}
-        out[block_id] = (v.get("selected_option") or {}).get("value") or v.get("value") or ""
+    out: dict[str, str] = {}
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    for block_id, actions in (values if isinstance(values, dict) else {}).items():
+        v = actions.get("value") if isinstance(actions, dict) else None
+        if not isinstance(v, dict):
+            continue
+        option = v.get("selected_option")
+        chosen = option.get("value") if isinstance(option, dict) else None
+        value = chosen or v.get("value")
+        out[block_id] = value if isinstance(value, str) else ""
     return out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+log = logging.getLogger("incibot")
 UNKNOWN_MESSAGE = "Sorry, I no longer know this incident (it may predate my database). Nothing was recorded."
 
 
@@ -13,3 +15,23 @@ def tell_unknown(client: Any, body: dict[str, Any]) -> None:
     user = (body.get("user") or {}).get("id")
     if channel and user:
         client.chat_postEphemeral(channel=channel, user=user, text=UNKNOWN_MESSAGE)
+
+
+class Malformed(ValueError):
+    """A signed interaction without the fields this listener needs (Slack never sends one)."""
+
+
+def text_at(obj: Any, *path: str) -> str:
+    """The non-empty string at obj[path...], or Malformed: payload fields are untrusted shapes."""
+    for name in path:
+        if not isinstance(obj, dict):
+            raise Malformed(f"missing {'.'.join(path)}")
+        obj = obj.get(name)
+    if not isinstance(obj, str) or not obj:
+        raise Malformed(f"missing {'.'.join(path)}")
+    return obj
+
+
+def ignore_malformed(ack: Any, e: Malformed) -> None:
+    log.warning("ignored a malformed Slack interaction: %s", e)
+    ack()

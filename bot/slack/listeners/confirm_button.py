@@ -6,19 +6,21 @@ from typing import Any
 
 from bot.models import Feedback
 from bot.service import TriageService
-from bot.slack.listeners.common import tell_unknown
+from bot.slack.listeners.common import Malformed, ignore_malformed, tell_unknown, text_at
 
 
 def make(service: TriageService) -> Any:
     def confirm_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+        try:
+            key, user = text_at(action, "value"), text_at(body, "user", "id")
+        except Malformed as e:
+            return ignore_malformed(ack, e)
         # Stored before the click is acknowledged: an ack means the verdict is durable.
-        status = service.record_feedback(
-            action["value"], Feedback(action="confirm", user_id=body["user"]["id"])
-        )
+        status = service.record_feedback(key, Feedback(action="confirm", user_id=user))
         ack()
         if status is None:
             tell_unknown(client, body)
         else:
-            service.apply_feedback(action["value"], status)
+            service.apply_feedback(key, status)
 
     return confirm_button

@@ -7,10 +7,15 @@ from typing import Any
 from bot.models import Feedback
 from bot.service import TriageService
 from bot.slack import blocks
+from bot.slack.listeners.common import Malformed, ignore_malformed, text_at
 
 
 def make(service: TriageService) -> Any:
     def correct_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            key, user = text_at(view, "private_metadata"), text_at(body, "user", "id")
+        except Malformed as e:
+            return ignore_malformed(ack, e)
         values = blocks.view_values(view)
         tax = service.triager.taxonomy
         labels = {
@@ -20,12 +25,8 @@ def make(service: TriageService) -> Any:
         if missing:
             ack(response_action="errors", errors={f"label_{f}": "Choose a value" for f in missing})
             return
-        key = view["private_metadata"]
         status = service.record_feedback(
-            key,
-            Feedback(
-                action="correct", user_id=body["user"]["id"], labels=labels, fix=values.get("fix") or None
-            ),
+            key, Feedback(action="correct", user_id=user, labels=labels, fix=values.get("fix") or None)
         )
         ack()
         if status:

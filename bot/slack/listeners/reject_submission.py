@@ -7,18 +7,20 @@ from typing import Any
 from bot.models import Feedback
 from bot.service import TriageService
 from bot.slack import blocks
+from bot.slack.listeners.common import Malformed, ignore_malformed, text_at
 
 
 def make(service: TriageService) -> Any:
     def reject_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            key, user = text_at(view, "private_metadata"), text_at(body, "user", "id")
+        except Malformed as e:
+            return ignore_malformed(ack, e)
         reason = blocks.view_values(view).get("reason", "").strip()
         if not reason:
             ack(response_action="errors", errors={"reason": "Say why, so the next draft can be better"})
             return
-        key = view["private_metadata"]
-        status = service.record_feedback(
-            key, Feedback(action="reject", user_id=body["user"]["id"], reason=reason)
-        )
+        status = service.record_feedback(key, Feedback(action="reject", user_id=user, reason=reason))
         ack()
         if status:
             service.apply_feedback(key, status)

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.intake.webhooks import WebhookEvent
 from bot.models import Ticket
-from bot.service import TriageService
+from bot.service import Backpressure, TriageService
 from bot.slack import blocks
 
 
@@ -33,6 +33,9 @@ def make(service: TriageService) -> Any:
         ack(text="Triaging… the draft will appear in this channel.")
         key = f"slash:{command.get('trigger_id') or command.get('command_ts') or id(command)}"
         ticket = Ticket(id=key, title="", text=text, source="slack", raw={"user_id": command.get("user_id")})
-        service.accept(WebhookEvent("open", key, ticket), channel=command.get("channel_id"))
+        try:
+            service.accept(WebhookEvent("open", key, ticket), channel=command.get("channel_id") or None)
+        except Backpressure as e:
+            respond(text=f"The bot is catching up on an incident storm ({e}). Try again shortly.")
 
     return triage_command
