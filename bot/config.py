@@ -106,8 +106,8 @@ class Settings(BaseSettings):
     # --- incident storms: a ticket this similar to an active posted incident in its channel joins it
     storm_similarity: float = Field(default=0.9, ge=0.0, le=1.01)  # > 1 turns grouping off
     storm_window_s: float = 1800.0  # an incident stays open for grouping this long after its newest ticket
-    storm_flush_s: float = 2.0  # grouped tickets are listed in the thread at most this often
-    storm_reply_batch: int = Field(default=20, ge=1, le=40)  # tickets listed per thread reply
+    storm_flush_s: float = 15.0  # per incident: one thread reply + one counter edit at most this often
+    storm_reply_batch: int = Field(default=25, ge=1, le=40)  # tickets listed per thread reply
 
     @classmethod
     def settings_customise_sources(

@@ -89,7 +89,9 @@ class TriageService:
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.pacer = ChannelPacer(settings.slack_channel_rate, settings.slack_channel_burst)
         self._groups_due: set[str] = set()  # open incidents with tickets not yet listed in their thread
-        self._last_flush = 0.0
+        # When each incident's thread was last updated: at most one reply and one counter edit per incident per
+        # storm_flush_s, so a storm costs a few messages a minute (Slack limits posts per channel and edits).
+        self._announced_at: dict[str, float] = {}
         self._post_rate = 5.0  # posts per second, smoothed: how long a full outbox takes to drain
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -158,10 +160,9 @@ class TriageService:
             t.join(timeout=30)
 
     def _post_loop(self) -> None:
-        interval = self.settings.storm_flush_s
         while True:
             try:
-                key = self.to_post.get(timeout=interval)
+                key = self.to_post.get(timeout=1.0)
             except queue.Empty:
                 self._flush_groups()
                 continue
@@ -170,8 +171,7 @@ class TriageService:
             t0 = time.monotonic()
             self._until_done(self.post, key)
             self._post_rate = 0.9 * self._post_rate + 0.1 / max(time.monotonic() - t0, 1e-3)
-            if self.to_post.empty() or time.monotonic() - self._last_flush >= interval:
-                self._flush_groups()
+            self._flush_groups()
 
     def _until_done(self, fn: Any, key: str) -> None:
         """Run one outbox step until it succeeds. While Slack is down the step is retried, with backoff or the
@@ -286,10 +286,14 @@ class TriageService:
         self.storms.open(row["key"], row["channel"], ticket.service, vector, row["created_at"].timestamp())
 
     def _flush_groups(self) -> None:
-        self._last_flush = time.monotonic()
+        now = time.monotonic()
         for parent in sorted(self._groups_due):
+            if now - self._announced_at.get(parent, -math.inf) < self.settings.storm_flush_s:
+                continue
             self._until_done(self.announce, parent)
-            self._groups_due.discard(parent)
+            self._announced_at[parent] = time.monotonic()
+            if not self.store.members(parent, "grouped"):
+                self._groups_due.discard(parent)
 
     def announce(self, parent_key: str) -> None:
         """List the tickets grouped under an incident in its thread (batched), and count them on its post."""
@@ -301,7 +305,8 @@ class TriageService:
             found = self._find_posted(channel, row["created_at"], GROUP_EVENT, row["key"], thread_ts=thread)
             keys = found["metadata"]["event_payload"]["keys"] if found else [row["key"]]
             self.store.set_status(keys, status="announced" if found else "grouped")
-        while members := self.store.members(parent_key, "grouped")[: self.settings.storm_reply_batch]:
+        # One reply per flush; the rest of a large batch waits for the next (the outbox keeps moving meanwhile).
+        if members := self.store.members(parent_key, "grouped")[: self.settings.storm_reply_batch]:
             keys = [m["key"] for m in members]
             self.store.set_status(keys, status="announcing")
             total = (self.store.get(parent_key) or parent)["group_count"] or 0

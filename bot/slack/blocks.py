@@ -128,7 +128,7 @@ def draft_blocks(
 def group_reply(members: list[tuple[str, Ticket]], total: int) -> tuple[str, list[dict[str, Any]]]:
     """The thread reply that lists tickets grouped into an open incident: text and blocks."""
     lines = [
-        f"• `{escape(key)}` {escape((t.title or t.text)[:100])}"
+        f"• `{escape(key)}` {escape((t.title or t.text)[:70])}"
         + (f" ({escape(t.service)})" if t.service else "")
         for key, t in members
     ]
