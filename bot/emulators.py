@@ -13,50 +13,65 @@ from typing import Any
 from urllib.parse import parse_qs
 
 
-class SlackEmulator:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
-        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
-        self.down = False  # every call fails with 503 (Slack unavailable)
-        self.delay_s = (
-            0.0  # answer chat.postMessage this late (after it is recorded: a crash can fall in between)
-        )
-        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> posted messages, replies included
-        self._ts = time.time()
-        self._lock = threading.Lock()
-        emulator = self
+def _send_json(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: Any) -> None:
+    data = json.dumps(body).encode()
+    h.send_response(status)
+    for k, v in headers.items():
+        h.send_header(k, v)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+class _LocalServer:
+    """An HTTP server on 127.0.0.1 in a daemon thread; subclasses answer each POST in `on_post`."""
+
+    server: ThreadingHTTPServer
+
+    def _serve(self) -> int:
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length).decode("utf-8") if length else ""
-                ctype = self.headers.get("content-type", "")
-                if "json" in ctype:
-                    params = json.loads(raw) if raw else {}
-                else:
-                    params = {k: v[0] for k, v in parse_qs(raw).items()}
-                method = self.path.removeprefix("/api/").strip("/")
-                status, headers, body = emulator.answer(method, params)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                data = json.dumps(body).encode()
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                owner.on_post(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/api/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def on_post(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class SlackEmulator(_LocalServer):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
+        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
+        self.down = False  # every call fails with 503 (Slack unavailable)
+        # Answer chat.postMessage this late, after recording it: a crash can fall in between.
+        self.delay_s = 0.0
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> posted messages, replies included
+        self._ts = time.time()
+        self._lock = threading.Lock()
+        self.port = self._serve()
+        self.url = f"http://127.0.0.1:{self.port}/api/"
+
+    def on_post(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length).decode("utf-8") if length else ""
+        if "json" in h.headers.get("content-type", ""):
+            params = json.loads(raw) if raw else {}
+        else:
+            params = {k: v[0] for k, v in parse_qs(raw).items()}
+        _send_json(h, *self.answer(h.path.removeprefix("/api/").strip("/"), params))
 
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
@@ -144,7 +159,7 @@ class SlackEmulator:
         raise AssertionError(f"timed out waiting; calls so far: {[m for m, _ in self.calls]}")
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(_LocalServer):
     """`POST /v1/chat/completions` as OpenAI answers it. Every raw request body is kept in `bodies`, so tests can
     prove what left the process. `reply(request) -> dict` gives the answer's arguments: returned as a tool call
     when the request offers tools, else as JSON content. `failures` queues HTTP errors; `down` drops connections."""
@@ -156,44 +171,25 @@ class OpenAIEmulator:
         self.down = False
         self.delay_s = 0.0
         self._lock = threading.Lock()
-        emulator = self
+        self.url = f"http://127.0.0.1:{self._serve()}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with emulator._lock:
-                    emulator.bodies.append(raw)
-                    if emulator.down:
-                        self.close_connection = True
-                        self.connection.shutdown(2)  # an endpoint that is gone: connection reset
-                        return
-                    failure = emulator.failures.pop(0) if emulator.failures else None
-                time.sleep(emulator.delay_s)
-                if failure is not None:
-                    status, headers = failure
-                    body: dict[str, Any] = {
-                        "error": {"message": f"emulated {status}", "type": "server_error"}
-                    }
-                else:
-                    status, headers, body = 200, {}, emulator.completion(json.loads(raw))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+    def on_post(self, h: BaseHTTPRequestHandler) -> None:
+        raw = h.rfile.read(int(h.headers.get("content-length") or 0))
+        with self._lock:
+            self.bodies.append(raw)
+            if self.down:
+                h.close_connection = True
+                h.connection.shutdown(2)  # an endpoint that is gone: connection reset
+                return
+            failure = self.failures.pop(0) if self.failures else None
+        time.sleep(self.delay_s)
+        if failure is not None:
+            status, headers = failure
+            _send_json(
+                h, status, headers, {"error": {"message": f"emulated {status}", "type": "server_error"}}
+            )
+        else:
+            _send_json(h, 200, {}, self.completion(json.loads(raw)))
 
     def completion(self, request: dict[str, Any]) -> dict[str, Any]:
         args = self.reply(request)

@@ -19,6 +19,9 @@ _URL = re.compile(r"(?i)\b(?:https?|ftp|file|slack)://[^\s>|)]+|\bwww\.[^\s>|)]+
 _SLACK_SYNTAX = re.compile(
     r"<[@#!][^>]*>|<(?:https?|mailto):[^>]*>|(?<!\w)@(?:channel|here|everyone)\b", re.I
 )
+# A small model's degenerate output ("3.5.1.1.1") looks like IP addresses and phone numbers; these kinds count
+# only as a leak of a value the ticket really held (checked above), not as invented data.
+NUMERIC_KINDS = {"IP_ADDRESS", "PHONE"}
 _INCIDENT_REF = re.compile(r"(?i)\bincident\s+#?(\w+-\w+|\d{3,})\b")
 
 
@@ -44,7 +47,7 @@ def check_answer(
     text = free_text(answer)
     if leaked := redaction.leaks(text):
         raise AnswerRejected(f"answer repeats {len(leaked)} redacted value(s) from the ticket")
-    if found := redactor.redact(text).counts:
+    if found := set(redactor.redact(text).counts) - NUMERIC_KINDS:
         raise AnswerRejected(f"answer contains secret or personal data ({', '.join(sorted(found))})")
     known_links = {s.link for s in similar if s.link}
     for m in _URL.finditer(text):

@@ -148,6 +148,21 @@ def test_answers_breaking_content_rules_fall_back_to_retrieval_and_are_flagged(
     assert "evil.example" not in shown and "<!channel>" not in shown and "INC-4242" not in shown
 
 
+def test_version_numbers_in_an_answer_are_not_taken_for_leaked_ip_addresses(
+    settings: Settings, store: HistoryStore
+) -> None:
+    emu = OpenAIEmulator(
+        lambda request: tool_answer(request, rationale="Errors began with build 3.5.1.1 rollout.")
+    )
+    try:
+        draft = Triager.from_settings(external(settings, emu), store).triage(
+            Ticket(id="v2", title="API errors")
+        )
+    finally:
+        emu.close()
+    assert draft.kind == "llm" and draft.llm.status == "ok"
+
+
 # ---- LLM outages ---------------------------------------------------------------------------------------------
 def test_llm_endpoint_down_every_ticket_still_posted_as_retrieval_only(
     tmp_path: Path, slack: SlackEmulator, llm: OpenAIEmulator
