@@ -48,6 +48,12 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e, OSError)  # connection refused, reset, timeouts
 
 
+def _route(row: dict[str, Any]) -> str:
+    """The channel routing chose for a ticket. `channel` becomes the id Slack answers with once posted, which a
+    new ticket's route (often a name) would never equal; rows from before the column fall back to it."""
+    return row.get("route") or row["channel"]
+
+
 class Backpressure(RuntimeError):
     """The outbox is full: the sender should retry after `retry_after_s` (HTTP 429)."""
 
@@ -212,7 +218,7 @@ class TriageService:
         shown = self.triager.shown(ticket)
         vector = get_embedder().embed([shown.body or key])[0]
         if row["status"] == "received":
-            parent = self.storms.match(row["channel"], ticket.service, vector, time.time())
+            parent = self.storms.match(_route(row), ticket.service, vector, time.time())
             if parent is not None:
                 self.store.update_ticket(key, status="grouped", parent_key=parent)
                 self._groups_due.add(parent)
@@ -237,9 +243,7 @@ class TriageService:
         self.store.update_ticket(
             key, status="posted", channel=channel, message_ts=found["ts"], last_error=None
         )
-        self.storms.open(key, channel, ticket.service, vector, time.time())
-        if row["channel"] != channel:  # Slack answers with the channel id: storms match on what routing gives
-            self.storms.open(key, row["channel"], ticket.service, vector, time.time())
+        self.storms.open(key, _route(row), ticket.service, vector, time.time())
         if self.triager.model is not None:
             self.to_refine.put(key)
         else:
@@ -283,7 +287,7 @@ class TriageService:
     def _open_storm(self, row: dict[str, Any]) -> None:
         ticket = self.triager.shown(Ticket.model_validate(row["ticket"]))
         vector = get_embedder().embed([ticket.body or row["key"]])[0]
-        self.storms.open(row["key"], row["channel"], ticket.service, vector, row["created_at"].timestamp())
+        self.storms.open(row["key"], _route(row), ticket.service, vector, row["created_at"].timestamp())
 
     def _flush_groups(self) -> None:
         now = time.monotonic()

@@ -38,7 +38,8 @@ tickets = Table(
     meta,
     Column("key", String(300), primary_key=True),
     Column("ticket", JSON, nullable=False),
-    Column("channel", String(200), nullable=False),
+    Column("channel", String(200), nullable=False),  # routed at first, then the id Slack answers with
+    Column("route", String(200)),  # the channel routing chose (name or id): what storm grouping compares
     # received -> posting -> posted (retrieval draft visible) -> drafted (LLM edit done).
     # A storm member: received -> grouped (under parent_key) -> announcing -> announced (listed in its thread).
     # failed: Slack refused it for good (last_error says why). Resolved is set by a resolve webhook.
@@ -99,6 +100,7 @@ class Store:
                         key=key,
                         ticket=json.loads(ticket.model_dump_json()),
                         channel=channel,
+                        route=channel,
                         status="received",
                         created_at=now,
                         updated_at=now,

@@ -263,6 +263,21 @@ def test_a_storm_is_grouped_into_one_post_with_thread_replies_and_a_counter(
     assert "14 more ticket(s)" in json.dumps(last["blocks"])
 
 
+def test_a_storm_keeps_grouping_after_a_restart(tmp_path: Path, slack: SlackEmulator) -> None:
+    title = "[FIRING] HighErrorRate gpt-4o eastus: 5xx ratio {}% on inference pod infer-{}"
+    service = make_service(tmp_path, slack)
+    service.start()
+    accept(service, {"id": "p0", "service": "openai", "title": title.format(12, 1)})
+    wait_until(lambda: top_level_posts(slack), what="first post")
+    service.stop()
+    restarted = make_service(tmp_path, slack)  # a new process: open incidents come back from the store
+    restarted.start()
+    accept(restarted, {"id": "p1", "service": "openai", "title": title.format(14, 2)})
+    wait_until(lambda: grouped_keys(slack), timeout=30, what="the repeat listed in the thread")
+    restarted.stop()
+    assert posted_keys(slack) == ["generic:p0"] and grouped_keys(slack) == ["generic:p1"]
+
+
 def test_channel_pacer_spaces_messages_after_a_burst() -> None:
     pacer = ChannelPacer(per_s=20.0, burst=2)
     assert pacer.wait("#a") == 0.0 and pacer.wait("#a") == 0.0
