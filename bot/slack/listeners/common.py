@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from bot.service import TriageService
 
 log = logging.getLogger("incibot")
 UNKNOWN_MESSAGE = "Sorry, I no longer know this incident (it may predate my database). Nothing was recorded."
@@ -35,3 +38,29 @@ def text_at(obj: Any, *path: str) -> str:
 def ignore_malformed(ack: Any, e: Malformed) -> None:
     log.warning("ignored a malformed Slack interaction: %s", e)
     ack()
+
+
+def open_modal(
+    service: TriageService, ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any,
+    view: Callable[[str, dict[str, Any]], dict[str, Any]],
+) -> None:  # fmt: skip
+    """A button that opens a modal about its ticket: `view(key, row)` builds it; unknown tickets get an apology."""
+    try:
+        key, trigger = text_at(action, "value"), text_at(body, "trigger_id")
+    except Malformed as e:
+        return ignore_malformed(ack, e)
+    ack()
+    row = service.store.get(key)
+    if row is None:
+        tell_unknown(client, body)
+        return
+    client.views_open(trigger_id=trigger, view=view(key, row))
+
+
+def submission_ids(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> tuple[str, str] | None:
+    """(ticket key, user id) of a modal submission, or None once a malformed one has been acknowledged."""
+    try:
+        return text_at(view, "private_metadata"), text_at(body, "user", "id")
+    except Malformed as e:
+        ignore_malformed(ack, e)
+        return None

@@ -6,22 +6,12 @@ from typing import Any
 
 from bot.service import TriageService
 from bot.slack import blocks
-from bot.slack.listeners.common import Malformed, ignore_malformed, tell_unknown, text_at
+from bot.slack.listeners.common import open_modal
 
 
 def make(service: TriageService) -> Any:
     def correct_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
-        try:
-            key, trigger = text_at(action, "value"), text_at(body, "trigger_id")
-        except Malformed as e:
-            return ignore_malformed(ack, e)
-        ack()
-        row = service.store.get(key)
-        if row is None:
-            tell_unknown(client, body)
-            return
-        client.views_open(
-            trigger_id=trigger, view=blocks.correct_modal(key, row.get("draft"), service.triager.taxonomy)
-        )
+        open_modal(service, ack, body, action, client,
+                   lambda key, row: blocks.correct_modal(key, row.get("draft"), service.triager.taxonomy))  # fmt: skip
 
     return correct_button

@@ -7,15 +7,14 @@ from typing import Any
 from bot.models import Feedback
 from bot.service import TriageService
 from bot.slack import blocks
-from bot.slack.listeners.common import Malformed, ignore_malformed, text_at
+from bot.slack.listeners.common import submission_ids
 
 
 def make(service: TriageService) -> Any:
     def correct_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        try:
-            key, user = text_at(view, "private_metadata"), text_at(body, "user", "id")
-        except Malformed as e:
-            return ignore_malformed(ack, e)
+        if (ids := submission_ids(ack, body, view)) is None:
+            return
+        key, user = ids
         values = blocks.view_values(view)
         tax = service.triager.taxonomy
         labels = {
