@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import Settings
@@ -59,7 +61,7 @@ def one_line_errors(fn: F) -> F:
             raise
         except KNOWN_ERRORS as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            err.print(f"[red]error:[/red] {msg}", highlight=False, markup=True)
+            err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, markup=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -91,8 +93,12 @@ def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm:
     from bot.present.terminal import render
 
     require_text(ticket)  # refuse empty input before loading anything
+    logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # the draft says why the LLM failed
     triager = Triager.from_settings(settings, open_store(settings))
     draft = triager.triage(ticket, use_llm=use_llm)
+    if draft.llm.status == "unavailable":
+        why = escape(draft.llm.error or "")
+        err.print(f"[yellow]LLM unavailable, retrieval-only draft:[/yellow] {why}", highlight=False)
     if as_json:
         out.print_json(draft.model_dump_json())
     else:
@@ -231,6 +237,7 @@ def serve(
     """Run the bot: ticket webhooks and Slack (HTTP mode, or Socket Mode with --socket-mode)."""
     import uvicorn
 
+    from bot.model_server import stop_all
     from bot.server import create
 
     settings = Settings()
@@ -249,6 +256,7 @@ def serve(
         uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
     finally:
         service.stop()
+        stop_all()  # the local model server goes with the bot
 
 
 @feedback_app.command("export")

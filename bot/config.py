@@ -48,20 +48,27 @@ class Settings(BaseSettings):
     near_duplicate_score: float = 0.97  # results this similar to a better one are the same incident twice
     retrieval_min_with_fix: int = 3  # slots kept for the closest incidents that record how they were fixed
 
-    # --- LLM: "local" runs the bundled GGUF in-process; "openai" is any OpenAI-compatible endpoint
+    # --- LLM: "local" runs the bundled GGUF in its own supervised llama.cpp server on 127.0.0.1 (a crash there is
+    # an LLM outage, not a bot outage); "openai" is any OpenAI-compatible endpoint
     llm_backend: Literal["local", "openai", "azure", "none"] = "local"
     local_model: Literal["smollm2-135m", "gemma3-270m"] = "smollm2-135m"
     local_model_path: Path | None = None  # any other GGUF file
     local_ctx: int = 4096
     local_threads: int | None = None
+    local_server_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port on 127.0.0.1
+    local_server_start_timeout_s: float = 60.0  # load the model and answer within this, or the start failed
+    local_server_restart_max_s: float = 30.0  # restarts back off up to this while starts keep failing
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4o-mini"
     azure_endpoint: str | None = None
     azure_deployment: str | None = None
     azure_api_version: str = "2024-10-21"
-    # How to ask an endpoint for structured output; llama.cpp server and some vLLM builds need function_calling.
-    structured_output: Literal["json_schema", "function_calling", "json_mode"] = "function_calling"
+    # How to ask an endpoint for structured output; some vLLM builds need function_calling; llama.cpp servers
+    # constrain decoding to a schema given as {"type": "json_object", "schema": ...} (json_object_schema).
+    structured_output: Literal["json_schema", "function_calling", "json_mode", "json_object_schema"] = (
+        "function_calling"
+    )
     llm_temperature: float = 0.0
     llm_max_tokens: int = 768
     llm_timeout_s: float = 60.0
@@ -140,6 +147,11 @@ class Settings(BaseSettings):
     @property
     def redact_llm_input(self) -> bool:
         return self.redact_for_external_llm if self.external_llm else self.redact_for_local_llm
+
+    @property
+    def structured_method(self) -> str:
+        """The bundled model's server is llama.cpp: its grammar-constrained JSON mode keeps a 135M model valid."""
+        return "json_object_schema" if self.llm_backend == "local" else self.structured_output
 
     @property
     def external_llm(self) -> bool:

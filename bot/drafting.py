@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from bot.config import Settings
-from bot.llm import LocalLlamaChat, model_label
+from bot.llm import model_label
 from bot.models import LLMUsage, SimilarIncident
 from bot.playbooks import PlaybookLibrary
 from bot.retrying import wait_retry_after
@@ -125,9 +125,9 @@ class Drafter:
         )
 
     def _structured(self, model: BaseChatModel) -> Any:
-        if isinstance(model, LocalLlamaChat):
+        method = self.settings.structured_method
+        if method == "json_object_schema":
             return model.bind(response_format={"type": "json_object", "schema": self.schema})
-        method = self.settings.structured_output
         if method == "json_schema":
             return model.bind(
                 response_format={

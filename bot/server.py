@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.intake.webhooks import WebhookError, parse
+from bot.llm import llm_health
 from bot.service import Backpressure, TriageService
 
 
@@ -131,9 +132,13 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
 
     async def health(_: Request) -> Response:
         counts = await run_in_threadpool(service.store.counts)
+        model = llm_health(service.triager.model)
         return JSONResponse(
             {
                 "ok": True,
+                "llm": model.model_dump(mode="json")
+                if model
+                else {"state": "remote" if service.triager.model else "off"},
                 "outbox": service.backlog(),
                 "llm_edits_waiting": service.to_refine.qsize(),
                 "open_incidents": len(service.storms),

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.embeddings import get_embedder
 from bot.history import HistoryStore
 from bot.intake.webhooks import WebhookEvent
+from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager
 from bot.retrying import retry_after, status_code, wait_retry_after
@@ -152,6 +153,7 @@ class TriageService:
             self._groups_due.add(row["parent_key"])
         for row in self.store.with_status("posted"):
             self.to_refine.put(row["key"])
+        warm_up(self.triager.model)  # the local model server loads while the first tickets are posted
         workers = (("post", self._post_loop), ("refine", self._refine_loop))
         for name, target in workers:
             t = threading.Thread(target=target, name=f"incibot-{name}", daemon=True)

@@ -1,0 +1,262 @@
+"""The bundled model runs in its own supervised server process: its crash, hang or misconfiguration is an LLM
+outage, never a bot outage. Every test here runs the real llama.cpp server with the bundled SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.config import Settings
+from bot.emulators import SlackEmulator
+from bot.history import HistoryStore
+from bot.llm import LocalServerChat, build_chat_model, llm_health
+from bot.model_server import ServerState
+from bot.models import Ticket
+from bot.pipeline import Triager
+from bot.server import create
+from bot.service import TriageService
+from tests.conftest import SMALL_HISTORY
+from tests.helpers import accept, top_level_posts, wait_until
+
+pytestmark = pytest.mark.e2e
+TICKET = Ticket(
+    id="t1", title="Elevated 500 errors on chat completions", text="Since 14:05 UTC, gpt-4o only."
+)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emu = SlackEmulator()
+    yield emu
+    emu.close()
+
+
+def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService, TestClient]:
+    """A running bot on the local model (its own server per test: each test's faults stay its own)."""
+    settings = Settings(
+        **{
+            "data_dir": tmp,
+            "seed_demo_history": False,
+            "llm_backend": "local",
+            "local_threads": 1,
+            "slack_bot_token": "xoxb-test",
+            "slack_signing_secret": "s",
+            "slack_api_url": emu.url,
+            "slack_retries": 2,
+            "storm_similarity": 1.01,
+            # A port of its own makes a server of its own, not the one other tests share.
+            "local_server_port": free_port(),
+        }
+        | overrides
+    )
+    service, _, server = create(settings)
+    service.history.upsert(SMALL_HISTORY)
+    service.start()
+    return service, TestClient(server)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health(client: TestClient) -> dict[str, Any]:
+    return client.get("/healthz").json()["llm"]
+
+
+def final_update(service: TriageService, emu: SlackEmulator, key: str) -> dict[str, Any]:
+    """The edit that replaces a ticket's retrieval draft: the LLM draft, or a retrieval-only draft saying why."""
+    ts = wait_until(lambda: (service.store.get(key) or {}).get("message_ts"), 120, f"{key} posted")
+
+    def done() -> dict[str, Any] | None:
+        for u in emu.of("chat.update"):
+            text = json.dumps(u.get("blocks"))
+            if u.get("ts") == ts and ("LLM draft" in text or "Retrieval-only draft" in text):
+                return u
+        return None
+
+    return emu.wait_for(done, timeout=180)
+
+
+def posts_of(emu: SlackEmulator, key: str) -> int:
+    return sum(key in json.dumps(p) for p in top_level_posts(emu))
+
+
+def ticket(n: int) -> dict[str, Any]:
+    return {
+        "id": f"m-{n}",
+        "title": f"Elevated 500 errors on chat completions ({n})",
+        "text": "Since 14:05 UTC.",
+    }
+
+
+def test_the_model_runs_in_another_process_behind_the_openai_client(
+    settings: Settings, store: HistoryStore
+) -> None:
+    cfg = settings.model_copy(update={"llm_backend": "local"})
+    model = build_chat_model(cfg)
+    assert isinstance(model, LocalServerChat)
+    draft = Triager(cfg, store, model).triage(TICKET)
+    status = llm_health(model)
+    assert draft.kind == "llm" and draft.llm.status in ("ok", "repaired"), draft.llm
+    assert status is not None and status.state is ServerState.READY
+    assert status.pid and status.pid != os.getpid()
+    assert status.url and status.url.startswith("http://127.0.0.1:")
+    assert draft.llm.model.endswith(".gguf") and draft.llm.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
+def test_a_model_crash_mid_draft_is_an_llm_outage_not_a_bot_outage(
+    tmp_path: Path, slack: SlackEmulator, sig: signal.Signals
+) -> None:
+    service, client = bot(tmp_path, slack)
+    try:
+        wait_until(lambda: health(client)["state"] == "ready", 90, "model server ready")
+        accept(service, ticket(1))
+        wait_until(lambda: health(client)["in_flight"] > 0, 90, "a draft being generated")
+        time.sleep(0.3)  # well inside the generation (prompt evaluation alone takes longer)
+        pid = health(client)["pid"]
+        os.kill(pid, sig)
+        seen = wait_until(lambda: (h := health(client))["state"] == "restarting" and h, 30, "restarting")
+        assert sig.name in seen["last_error"]
+        first = final_update(service, slack, "generic:m-1")
+        text = json.dumps(first["blocks"])
+        assert "Retrieval-only draft" in text and sig.name in text
+        assert posts_of(slack, "generic:m-1") == 1
+        # The bot never went down; the restarted server drafts the next ticket.
+        assert client.get("/healthz").status_code == 200
+        accept(service, ticket(2))
+        second = final_update(service, slack, "generic:m-2")
+        assert "LLM draft" in json.dumps(second["blocks"])
+        status = health(client)
+        assert status["state"] == "ready" and status["restarts"] == 1 and status["pid"] != pid
+        assert posts_of(slack, "generic:m-1") == 1 and posts_of(slack, "generic:m-2") == 1
+    finally:
+        service.stop()
+        service.triager.model.server.stop()  # type: ignore[union-attr]
+
+
+def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: SlackEmulator) -> None:
+    service, client = bot(tmp_path, slack, llm_timeout_s=20)
+    try:
+        wait_until(lambda: health(client)["state"] == "ready", 90, "model server ready")
+        accept(service, ticket(1))
+        wait_until(lambda: health(client)["in_flight"] > 0, 90, "a draft being generated")
+        pid = health(client)["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        first = final_update(service, slack, "generic:m-1")
+        waited = time.monotonic() - t0
+        text = json.dumps(first["blocks"])
+        assert "Retrieval-only draft" in text and "no answer within 20" in text
+        assert 15 < waited < 60, waited
+        with pytest.raises(ProcessLookupError):  # the stopped server was killed, not left behind
+            wait_until(lambda: os.kill(pid, 0) and False, 10, "old server gone")
+        accept(service, ticket(2))
+        assert "LLM draft" in json.dumps(final_update(service, slack, "generic:m-2")["blocks"])
+        assert health(client)["restarts"] == 1
+    finally:
+        service.stop()
+        service.triager.model.server.stop()  # type: ignore[union-attr]
+
+
+def test_a_taken_port_names_the_setting_to_change(settings: Settings, store: HistoryStore) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = settings.model_copy(update={"llm_backend": "local", "local_server_port": port})
+        model = build_chat_model(cfg)
+        draft = Triager(cfg, store, model).triage(TICKET)
+        assert draft.kind == "retrieval-only" and draft.llm.status == "unavailable"
+        assert f"port 127.0.0.1:{port}" in (draft.llm.error or "")
+        assert "INCIBOT_LOCAL_SERVER_PORT" in (draft.llm.error or "")
+        status = llm_health(model)
+        assert status is not None and status.state is ServerState.FAILED
+        model.server.stop()  # type: ignore[attr-defined]
+
+
+def demo(tmp_path: Path, model_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIBOT_")}
+    env |= {
+        "INCIBOT_DATA_DIR": str(tmp_path / "data"),
+        "INCIBOT_SEED_DEMO_HISTORY": "false",
+        "INCIBOT_LOCAL_MODEL_PATH": str(model_path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "demo"], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_missing_model_file_is_one_line_and_a_retrieval_only_draft(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    run = demo(tmp_path, missing)
+    assert run.returncode == 0, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if "LLM unavailable" in ln]
+    assert len(lines) == 1 and f"{missing} not found" in lines[0] and "INCIBOT_LOCAL_MODEL_PATH" in lines[0]
+    assert "pip install -e .[local-llm]" in lines[0]
+    assert "retrieval-only draft (LLM unavailable)" in run.stdout
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_a_corrupt_model_file_is_one_line_and_a_retrieval_only_draft(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + os.urandom(4096))
+    run = demo(tmp_path, corrupt)
+    assert run.returncode == 0, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if "LLM unavailable" in ln]
+    assert len(lines) == 1 and "while starting" in lines[0], run.stderr
+    assert "retrieval-only draft (LLM unavailable)" in run.stdout
+
+
+def test_serve_says_in_one_line_that_the_model_cannot_start(
+    tmp_path: Path, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="incibot.model_server")
+    service, client = bot(tmp_path, slack, local_model_path=tmp_path / "missing.gguf")
+    try:
+        status = wait_until(lambda: (h := health(client))["state"] == "failed" and h, 30, "start failure")
+        assert "missing.gguf not found" in status["last_error"]
+        accept(service, ticket(1))
+        text = json.dumps(final_update(service, slack, "generic:m-1")["blocks"])
+        assert "Retrieval-only draft" in text and "missing.gguf not found" in text
+        logged = [r.getMessage() for r in caplog.records if "local model server" in r.getMessage()]
+        assert logged and all("\n" not in m for m in logged)
+    finally:
+        service.stop()
+        service.triager.model.server.stop()  # type: ignore[union-attr]
+
+
+def test_the_model_server_dies_with_a_killed_bot(tmp_path: Path) -> None:
+    code = (
+        "import os, sys, time\n"
+        "from bot.config import Settings\n"
+        "from bot.llm import build_chat_model\n"
+        f"m = build_chat_model(Settings(data_dir={str(tmp_path)!r}, llm_backend='local'))\n"
+        "m.server.ensure_ready()\n"
+        "print(m.server.status().pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    bot_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        model_pid = int(bot_proc.stdout.readline())  # type: ignore[union-attr]
+        os.kill(model_pid, 0)  # running
+        bot_proc.kill()
+        bot_proc.wait()
+        with pytest.raises(ProcessLookupError):
+            wait_until(lambda: os.kill(model_pid, 0) and False, 10, "model server gone")
+    finally:
+        bot_proc.kill()
