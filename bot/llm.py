@@ -107,7 +107,8 @@ class LocalServerChat(ChatOpenAI):
                 f"local model server gave no answer within {self.request_timeout} s: killed, restarting"
             ) from e
         except (openai.APIConnectionError, openai.InternalServerError) as e:
-            why = self.server.failure()
+            # A dropped connection usually means the process died: give its exit a moment to be seen.
+            why = self.server.failure(wait_s=1.0 if isinstance(e, openai.APIConnectionError) else 0.0)
             if why is None:
                 raise  # the server is alive: an ordinary error, retried as for any endpoint
             raise ModelServerError(f"local model server {why} during generation; restarting") from e

@@ -240,13 +240,20 @@ class LocalModelServer:
             self._cond.notify_all()
 
     def _supervise(self) -> None:
+        try:
+            self._supervise_loop()
+        except Exception as e:  # a bug here must not leave callers waiting for a server that never comes
+            log.exception("local model server supervisor stopped")
+            self._set(ServerState.FAILED, f"local model server supervisor stopped: {type(e).__name__}: {e}")
+
+    def _supervise_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             self._set(ServerState.RESTARTING if (self._restarts or failures) else ServerState.STARTING)
             try:
                 proc = self._spawn()
                 self._wait_healthy(proc)
-            except ModelServerError as e:
+            except (ModelServerError, OSError) as e:
                 self._end(self._proc)
                 failures += 1
                 if failures == 1 or str(e) != self._last_error:

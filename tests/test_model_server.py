@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -260,3 +262,15 @@ def test_the_model_server_dies_with_a_killed_bot(tmp_path: Path) -> None:
             wait_until(lambda: os.kill(model_pid, 0) and False, 10, "model server gone")
     finally:
         bot_proc.kill()
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) is not installed")
+def test_the_installed_llama_build_has_no_avx512_or_amx_code() -> None:
+    """The build setup.sh installs runs on every x86-64 machine of this kind: no AVX-512 (zmm) or AMX code."""
+    import llama_cpp
+
+    libs = sorted((Path(llama_cpp.__file__).parent / "lib").glob("*.so"))
+    assert any(lib.name == "libggml-cpu.so" for lib in libs)
+    for lib in libs:
+        asm = subprocess.run(["objdump", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+        assert not re.search(r"%zmm\d|\btdpb\w+|\bldtilecfg\b", asm), f"{lib.name} holds AVX-512/AMX code"
