@@ -50,9 +50,11 @@ def table(r: dict[str, Any]) -> Table:
     e2e = r["end_to_end"]
     t.add_row("webhook -> first Slack post (HTTP, 127.0.0.1)", _s(e2e["webhook_to_first_post_s"]))
     t.add_row("webhook -> LLM edit", _s(e2e["webhook_to_llm_edit_s"]))
+    model_rss = e2e.get("model_server_peak_rss_mb")
     t.add_row(
         f"serving peak RSS, {r['history_size']:,} incidents in history",
-        f"{e2e['serving_peak_rss_mb']:.0f} MB",
+        f"{e2e['serving_peak_rss_mb']:.0f} MB bot"
+        + (f" + {model_rss:.0f} MB local model server" if model_rss else ""),
     )
     b = r["storm"]
     t.add_row(f"storm: {b['tickets']} tickets over {b['over_s']:.0f} s (HTTP)",

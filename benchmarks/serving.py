@@ -84,6 +84,11 @@ class Server:
                    "x-incibot-signature": webhook_signature(SECRET, ts, body)}  # fmt: skip
         return self.http.post("/webhooks/generic", content=body, headers=headers)
 
+    def model_server_rss_mb(self) -> float | None:
+        """Peak RSS of the bundled model's server process (None with a remote LLM or none)."""
+        pid = self.http.get("/healthz").json().get("llm", {}).get("pid")
+        return peak_rss_mb(pid) if pid else None
+
     def stop(self) -> float:
         rss = peak_rss_mb(self.proc.pid)
         self.proc.terminate()
@@ -131,8 +136,9 @@ def bench_end_to_end(data_dir: Path, collection: str, n: int) -> dict[str, Any]:
             # The LLM edit is the chat.update whose buttons carry this ticket's key.
             _wait(lambda k=key: [u for u in emu.of("chat.update") if k in json.dumps(u.get("blocks"))])
             edit.append(time.monotonic() - t0)
+        model_rss = server.model_server_rss_mb()
         return {"webhook_to_first_post_s": lat(first), "webhook_to_llm_edit_s": lat(edit),
-                "serving_peak_rss_mb": server.stop()}  # fmt: skip
+                "serving_peak_rss_mb": server.stop(), "model_server_peak_rss_mb": model_rss}  # fmt: skip
     finally:
         if server.proc.poll() is None:
             server.stop()

@@ -146,6 +146,9 @@ def build_chat_model(settings: Settings) -> BaseChatModel | None:
             base_url="http://127.0.0.1:0/v1",  # replaced by the server's address when it is ready
             api_key=server.api_key,
             seed=0,
+            # llama.cpp's server penalises repeated tokens by default (1.1), which breaks a small model's JSON
+            # (quotes, braces and label names repeat); the library's own default, used before, is 1.0.
+            extra_body={"repeat_penalty": 1.0},
             server=server,
             **common,
         )

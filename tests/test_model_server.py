@@ -274,3 +274,32 @@ def test_the_installed_llama_build_has_no_avx512_or_amx_code() -> None:
     for lib in libs:
         asm = subprocess.run(["objdump", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
         assert not re.search(r"%zmm\d|\btdpb\w+|\bldtilecfg\b", asm), f"{lib.name} holds AVX-512/AMX code"
+
+
+def test_the_server_answers_exactly_as_the_library_does_in_process(
+    settings: Settings, store: HistoryStore
+) -> None:
+    """Same GGUF, same greedy decoding, same schema: the server's defaults must not change the answer (its
+    default repeat penalty of 1.1 did: fewer valid JSON answers, worse labels)."""
+    from llama_cpp import Llama
+
+    cfg = settings.model_copy(update={"llm_backend": "local", "local_threads": 1})
+    model = build_chat_model(cfg)
+    triager = Triager(cfg, store, model)
+    drafter = triager.drafter
+    assert drafter is not None and isinstance(model, LocalServerChat)
+    messages = drafter.messages(TICKET.body, triager.similar(TICKET))
+    served = drafter.runnable.invoke(messages).content
+    role = {"system": "system", "human": "user"}
+    llama = Llama(
+        model_path=str(model.server.cfg.model_path), n_ctx=cfg.local_ctx, n_threads=1, seed=0, verbose=False
+    )
+    direct = llama.create_chat_completion(
+        messages=[{"role": role[m.type], "content": str(m.content)} for m in messages],
+        temperature=0.0,
+        max_tokens=cfg.llm_max_tokens,
+        response_format={"type": "json_object", "schema": drafter.schema},
+        seed=0,
+    )["choices"][0]["message"]["content"]
+    assert served == direct
+    drafter.parse(served)  # and it is a valid answer
