@@ -32,7 +32,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
       echo "building llama-cpp-python $llama_version for portable x86-64 (AVX2), once per machine (~4 min)..." >&2
       rm -rf "$wheels.partial"
       CMAKE_ARGS="$LLAMA_CMAKE_ARGS" .venv/bin/python -m pip wheel --quiet --no-deps --no-cache-dir \
-        -w "$wheels.partial" "llama-cpp-python==$llama_version"
+        -w "$wheels.partial" "llama-cpp-python==$llama_version" 2>&1 | { grep -v "is ignored" || true; }
+      ls "$wheels.partial"/llama_cpp_python-*.whl >/dev/null  # the build failed if there is no wheel
       mv "$wheels.partial" "$wheels"
     fi
     # Ours replaces whatever is installed: an earlier install may hold a -march=native build from pip's cache.
