@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
+from bot.intake.text import without_nul
 from bot.intake.webhooks import WebhookError, parse
 from bot.llm import llm_health
 from bot.service import Backpressure, TriageService
@@ -93,7 +94,7 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         if "json" not in ctype:
             return _error(415, "send application/json")
         try:
-            payload = json.loads(body.decode("utf-8"))
+            payload = without_nul(json.loads(body.decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             return _error(400, f"body is not valid UTF-8 JSON: {type(e).__name__}")
         try:

@@ -23,13 +23,12 @@ from sqlalchemy import (
     create_engine,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
+from bot.migrations import upgrade
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 
 meta = MetaData()
@@ -77,18 +76,8 @@ class Store:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, future=True)
-        meta.create_all(self.engine)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Databases from earlier versions get the columns added since (nullable, so no data is touched)."""
-        have = {c["name"] for c in inspect(self.engine).get_columns("tickets")}
-        with self.engine.begin() as c:
-            for col in tickets.columns:
-                if col.name not in have:
-                    kind = col.type.compile(dialect=self.engine.dialect)
-                    c.execute(text(f"ALTER TABLE tickets ADD COLUMN {col.name} {kind}"))
+        self.engine = create_engine(url, future=True, pool_pre_ping=True)
+        upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
 
     def add_ticket(self, key: str, ticket: Ticket, channel: str) -> bool:
         """Store a new ticket; False if this key was already stored (a duplicate delivery)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 # Status-page boilerplate that says nothing about this incident. Only short updates are tested, so a long
 # update that starts with one of these phrases is kept.
@@ -50,3 +51,15 @@ def is_stock(update: str) -> bool:
 
 def informative(updates: list[str]) -> list[str]:
     return [u for u in (squash(x) for x in updates) if u and not is_stock(u)]
+
+
+def without_nul(value: Any) -> Any:
+    """A JSON value with NUL characters removed from every string (keys too). They carry no meaning in a ticket,
+    and PostgreSQL cannot store them in text or JSON: a NUL in an id or title would otherwise fail the insert."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value

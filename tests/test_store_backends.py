@@ -1,0 +1,142 @@
+"""The SQL store on real PostgreSQL and the history on a real Chroma server, selected by settings only; schema
+versions with Alembic, safe when replicas start at once, adopting databases from before migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+from starlette.testclient import TestClient
+
+from bot.config import Settings
+from bot.emulators import SlackEmulator
+from bot.history import HistoryError, HistoryStore
+from bot.migrations import current
+from bot.models import Feedback, Ticket
+from bot.pipeline import Triager
+from bot.server import create
+from bot.store import Store
+from tests.conftest import SMALL_HISTORY
+from tests.servers import ChromaServer, Postgres, postgres_bin
+
+needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    server = Postgres()
+    yield server
+    server.stop()
+    server.remove()
+
+
+@needs_postgres
+def test_the_store_works_on_postgres(pg: Postgres) -> None:
+    store = Store(pg.database("roundtrip"))
+    ticket = Ticket(id="generic:1", title="GPU capacity exhausted", text="429s in us-west", service="openai")
+    assert store.add_ticket("generic:1", ticket, "#incidents") is True
+    assert store.add_ticket("generic:1", ticket, "#incidents") is False  # a duplicate delivery
+    store.update_ticket("generic:1", status="posted", message_ts="1.0", channel="C1")
+    store.add_feedback("generic:1", Feedback(action="correct", user_id="U1", labels={"symptom": ["errors"]}, fix="scaled out"))  # fmt: skip
+    row = store.get("generic:1")
+    assert (
+        row is not None and row["status"] == "posted" and row["ticket"]["title"] == "GPU capacity exhausted"
+    )
+    incident = store.labelled_incident("generic:1")
+    assert (
+        incident is not None
+        and incident.labels == {"symptom": ["errors"]}
+        and "scaled out" in incident.resolution
+    )
+    assert store.counts() == {"posted": 1}
+    assert current(store.engine) == "0001"
+
+
+@needs_postgres
+def test_replicas_starting_at_once_make_one_schema(pg: Postgres) -> None:
+    url = pg.database("race")
+    barrier, errors = threading.Barrier(4), []
+
+    def replica() -> None:
+        barrier.wait()
+        try:
+            Store(url)
+        except Exception as e:  # pragma: no cover - the assertion below reports it
+            errors.append(e)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    engine = create_engine(url)
+    assert current(engine) == "0001"
+    assert {"tickets", "feedback", "alembic_version"} <= set(inspect(engine).get_table_names())
+
+
+@needs_postgres
+def test_a_webhook_with_nul_characters_is_stored_on_postgres(pg: Postgres, tmp_path: Path) -> None:
+    emu = SlackEmulator()
+    try:
+        settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none",
+                            database_url=pg.database("nul"), slack_bot_token="xoxb-test", slack_signing_secret="s",
+                            slack_api_url=emu.url)  # fmt: skip
+        service, _, server = create(settings)
+        payload = {"id": "n\u00001", "title": "Errors\u0000 on chat", "text": "since 14:05\u0000"}
+        resp = TestClient(server).post("/webhooks/generic", content=json.dumps(payload),
+                                       headers={"content-type": "application/json"})  # fmt: skip
+        assert resp.status_code == 202, resp.text
+        assert resp.json()["key"] == "generic:n1"
+        row = service.store.get("generic:n1")
+        assert row is not None and row["ticket"]["title"] == "Errors on chat"
+    finally:
+        emu.close()
+
+
+def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:  # the schema as `create_all` made it before the `route` column
+        c.execute("CREATE TABLE tickets (key VARCHAR(300) PRIMARY KEY, ticket JSON NOT NULL, channel VARCHAR(200) "
+                  "NOT NULL, status VARCHAR(20) NOT NULL, message_ts VARCHAR(40), parent_key VARCHAR(300), "
+                  "group_count INTEGER, draft JSON, resolution TEXT, resolved INTEGER, attempts INTEGER, "
+                  "last_error TEXT, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)")  # fmt: skip
+        c.execute("INSERT INTO tickets (key, ticket, channel, status, created_at, updated_at) VALUES "
+                  "('generic:old', '{\"id\": \"generic:old\", \"title\": \"old\"}', '#incidents', 'drafted', "
+                  "'2024-01-01 00:00:00', '2024-01-01 00:00:00')")  # fmt: skip
+    store = Store(f"sqlite:///{db}")
+    assert current(store.engine) == "0001"
+    assert "route" in {c["name"] for c in inspect(store.engine).get_columns("tickets")}
+    row = store.get("generic:old")
+    assert row is not None and row["status"] == "drafted" and row["route"] is None
+    Store(f"sqlite:///{db}")  # opening it again changes nothing
+
+
+def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> None:
+    chroma = ChromaServer(tmp_path / "chroma")
+    try:
+        settings = Settings(data_dir=tmp_path / "d", seed_demo_history=False, llm_backend="none",
+                            chroma_host="127.0.0.1", chroma_port=chroma.port)  # fmt: skip
+        store = HistoryStore(settings)
+        store.upsert(SMALL_HISTORY)
+        triager = Triager(settings, store, None)
+        ticket = Ticket(id="t", title="Elevated 500 errors on ChatGPT")
+        assert triager.triage(ticket).similar[0].id == "h1"
+
+        chroma.stop()
+        draft = triager.triage(ticket, history_required=False)
+        assert draft.similar == [] and any("History store unavailable" in w for w in draft.warnings)
+        with pytest.raises(HistoryError):
+            triager.triage(ticket)
+
+        chroma.start()  # same data directory, new process (and port)
+        settings = settings.model_copy(update={"chroma_port": chroma.port})
+        again = Triager(settings, HistoryStore(settings), None).triage(ticket)
+        assert again.similar and again.similar[0].id == "h1" and not again.warnings
+    finally:
+        chroma.stop()
