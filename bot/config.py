@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     collection: str = "incidents"
     seed_demo_history: bool = True  # import the bundled demo history into an empty default collection
     import_batch_size: int = Field(default=512, ge=1, le=5000)
+    history_retry_s: float = (
+        30.0  # labelled incidents the history could not take are written again this often
+    )
 
     # --- retrieval
     retrieval_k: int = Field(default=5, ge=1, le=50)

@@ -107,18 +107,24 @@ class HistoryStore:
         embeddings: np.ndarray | None = None,
     ) -> int:
         """Insert or replace incidents by id, in batches. Returns how many were written."""
-        batch = min(self.settings.import_batch_size, self.client.get_max_batch_size())
+        try:
+            batch = min(self.settings.import_batch_size, self.client.get_max_batch_size())
+        except Exception as e:  # a Chroma server down or unreachable
+            raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
         written = 0
         for start in range(0, len(incidents), batch):
             chunk = incidents[start : start + batch]
             docs = [embed_text(i, self.settings.max_text_chars) for i in chunk]
             vecs = embeddings[start : start + batch] if embeddings is not None else get_embedder().embed(docs)
-            self.collection.upsert(
-                ids=[i.id for i in chunk],
-                documents=docs,
-                embeddings=[v for v in vecs],
-                metadatas=[_metadata(i) for i in chunk],
-            )
+            try:
+                self.collection.upsert(
+                    ids=[i.id for i in chunk],
+                    documents=docs,
+                    embeddings=[v for v in vecs],
+                    metadatas=[_metadata(i) for i in chunk],
+                )
+            except Exception as e:
+                raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
             written += len(chunk)
             if progress:
                 progress(len(chunk))

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.embeddings import get_embedder
 from bot.history import HistoryStore
 from bot.intake.webhooks import WebhookEvent
+from bot.learning import HistoryFeeder
 from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager
@@ -91,6 +92,7 @@ class TriageService:
         self.triager = triager
         self.store = store
         self.history: HistoryStore = triager.store
+        self.feeder = HistoryFeeder(settings, store, self.history, triager)
         self.to_post: queue.Queue[str | None] = queue.Queue()
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
@@ -173,6 +175,7 @@ class TriageService:
                 key = self.to_post.get(timeout=1.0)
             except queue.Empty:
                 self._flush_groups()
+                self.feeder.retry_pending()  # verdicts the history could not take while it was down
                 continue
             if key is None:
                 return
@@ -354,20 +357,7 @@ class TriageService:
 
     def learn(self, key: str) -> HistoricalIncident | None:
         """Upsert the ticket into the history with the engineer's labels and fix (and its resolution)."""
-        inc = self.store.labelled_incident(key)
-        if inc is None:
-            row = self.store.get(key)
-            if row is None or not row.get("resolution"):
-                return None
-            t = Ticket.model_validate(row["ticket"])
-            inc = HistoricalIncident(
-                **t.model_dump(exclude={"id", "raw"}), id=key, resolution=row["resolution"]
-            )
-        if self.settings.redact_in_history:
-            inc = self.triager.redacted(inc)
-            inc = inc.model_copy(update={"resolution": self.triager.redactor.redact(inc.resolution).text})
-        self.history.upsert([inc])
-        return inc
+        return self.feeder.learn(key)
 
     def redraw(self, key: str, status_line: str | None = None) -> None:
         """Re-render a ticket's post from its stored state (LLM draft, group counter, feedback line)."""

@@ -53,6 +53,7 @@ tickets = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("history_pending", Integer, index=True),  # 1: its labelled incident still has to reach the history
 )
 feedback = Table(
     "feedback",
@@ -145,6 +146,12 @@ class Store:
             values["draft"] = json.loads(values["draft"].model_dump_json())
         with self.engine.begin() as c:
             c.execute(update(tickets).where(tickets.c.key == key).values(updated_at=_now(), **values))
+
+    def history_pending(self) -> list[str]:
+        """Keys whose labelled incident could not be written to the history yet, oldest first."""
+        with self.engine.connect() as c:
+            query = select(tickets.c.key).where(tickets.c.history_pending == 1).order_by(tickets.c.updated_at)
+            return [r[0] for r in c.execute(query)]
 
     def add_feedback(self, key: str, fb: Feedback) -> int:
         with self.engine.begin() as c:

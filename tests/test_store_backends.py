@@ -16,12 +16,13 @@ from starlette.testclient import TestClient
 from bot.config import Settings
 from bot.emulators import SlackEmulator
 from bot.history import HistoryError, HistoryStore
-from bot.migrations import current
+from bot.migrations import current, head
 from bot.models import Feedback, Ticket
 from bot.pipeline import Triager
 from bot.server import create
 from bot.store import Store
 from tests.conftest import SMALL_HISTORY
+from tests.helpers import accept, wait_until
 from tests.servers import ChromaServer, Postgres, postgres_bin
 
 needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed")
@@ -54,7 +55,7 @@ def test_the_store_works_on_postgres(pg: Postgres) -> None:
         and "scaled out" in incident.resolution
     )
     assert store.counts() == {"posted": 1}
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == head()
 
 
 @needs_postgres
@@ -76,7 +77,7 @@ def test_replicas_starting_at_once_make_one_schema(pg: Postgres) -> None:
         t.join(timeout=60)
     assert errors == []
     engine = create_engine(url)
-    assert current(engine) == "0001"
+    assert current(engine) == head()
     assert {"tickets", "feedback", "alembic_version"} <= set(inspect(engine).get_table_names())
 
 
@@ -110,7 +111,7 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
                   "('generic:old', '{\"id\": \"generic:old\", \"title\": \"old\"}', '#incidents', 'drafted', "
                   "'2024-01-01 00:00:00', '2024-01-01 00:00:00')")  # fmt: skip
     store = Store(f"sqlite:///{db}")
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == head()
     assert "route" in {c["name"] for c in inspect(store.engine).get_columns("tickets")}
     row = store.get("generic:old")
     assert row is not None and row["status"] == "drafted" and row["route"] is None
@@ -140,3 +141,45 @@ def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> No
         assert again.similar and again.similar[0].id == "h1" and not again.warnings
     finally:
         chroma.stop()
+
+
+def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    chroma, emu = ChromaServer(tmp_path / "chroma"), SlackEmulator()
+    settings = Settings(data_dir=tmp_path / "d", seed_demo_history=False, llm_backend="none",
+                        chroma_host="127.0.0.1", chroma_port=chroma.port, slack_bot_token="xoxb-test",
+                        slack_signing_secret="s", slack_api_url=emu.url, history_retry_s=0.3)  # fmt: skip
+    service, _, _ = create(settings)
+    try:
+        service.history.upsert(SMALL_HISTORY)
+        service.start()
+        key = "generic:fb-1"
+        assert accept(service, {"id": "fb-1", "title": "Slow responses from the Claude API"}) == "accepted"
+        wait_until(lambda: (service.store.get(key) or {}).get("status") == "drafted", 60, "posted")
+        chroma.stop()
+        fb = Feedback(action="correct", user_id="U1", fix="Scaled out the GPU pool in us-east",
+                      labels={"symptom": ["latency"], "root_cause": ["external_traffic"], "severity": ["sev3"]})  # fmt: skip
+        status = service.record_feedback(key, fb)
+        assert status is not None
+        service.apply_feedback(key, status)  # the history is down: kept in SQL, marked pending
+        assert service.store.history_pending() == [key]
+
+        chroma.start()  # same port and data directory
+        hits = wait_until(
+            lambda: [
+                h
+                for h in service.history.search("Slow responses from the Claude API", 5)
+                if h.incident.id == key
+            ],
+            60,
+            "the verdict in the history",
+        )
+        assert (
+            hits[0].incident.labels["symptom"] == ["latency"] and "Scaled out" in hits[0].incident.resolution
+        )
+        assert service.store.history_pending() == []
+    finally:
+        service.stop()
+        chroma.stop()
+        emu.close()

@@ -55,6 +55,13 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def head() -> str | None:
+    """The newest revision."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
 def current(engine: Engine) -> str | None:
     """The revision a database is at (None: never migrated)."""
     from alembic.runtime.migration import MigrationContext
