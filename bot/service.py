@@ -22,8 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from tenacity import retry, retry_if_exception, stop_after_attempt
 
 from bot.config import Settings
 from bot.embeddings import get_embedder
@@ -33,21 +31,13 @@ from bot.learning import HistoryFeeder
 from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager
-from bot.retrying import retry_after, status_code, wait_retry_after
+from bot.retrying import retry_after
 from bot.slack import blocks
+from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, SlackPoster, retryable
 from bot.store import Store
 from bot.storms import StormGrouper
 
 log = logging.getLogger("incibot")
-TICKET_EVENT = "incibot_ticket"
-GROUP_EVENT = "incibot_group"
-
-
-def _retryable(e: BaseException) -> bool:
-    if isinstance(e, SlackApiError):
-        status = status_code(e)
-        return status == 429 or status >= 500
-    return isinstance(e, OSError)  # connection refused, reset, timeouts
 
 
 def _route(row: dict[str, Any]) -> str:
@@ -64,27 +54,6 @@ class Backpressure(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-class ChannelPacer:
-    """Slack allows about one message per second per channel, with short bursts: a token bucket per channel."""
-
-    def __init__(self, per_s: float, burst: int) -> None:
-        self.per_s, self.burst = per_s, burst
-        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
-        self._lock = threading.Lock()
-
-    def wait(self, channel: str) -> float:
-        """Block until this channel may take a message; returns the seconds waited."""
-        with self._lock:
-            now = time.monotonic()
-            tokens, at = self._buckets.get(channel, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * self.per_s) - 1.0
-            self._buckets[channel] = (tokens, now)
-        delay = -tokens / self.per_s if tokens < 0 else 0.0
-        if delay:
-            time.sleep(delay)
-        return delay
-
-
 class TriageService:
     def __init__(self, settings: Settings, client: WebClient, triager: Triager, store: Store) -> None:
         self.settings = settings
@@ -96,7 +65,7 @@ class TriageService:
         self.to_post: queue.Queue[str | None] = queue.Queue()
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
-        self.pacer = ChannelPacer(settings.slack_channel_rate, settings.slack_channel_burst)
+        self.slack = SlackPoster(client, settings)
         self._groups_due: set[str] = set()  # open incidents with tickets not yet listed in their thread
         # When each incident's thread was last updated: at most one reply and one counter edit per incident per
         # storm_flush_s, so a storm costs a few messages a minute (Slack limits posts per channel and edits).
@@ -105,12 +74,6 @@ class TriageService:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._status_lines: dict[str, str] = {}  # key -> the latest feedback line shown on its post
-        self._slack = retry(
-            retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(settings.slack_retries),
-            wait=wait_retry_after(),
-            reraise=True,
-        )
 
     # ---- intake --------------------------------------------------------------------------------------------
     def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
@@ -195,7 +158,7 @@ class TriageService:
                 return
             except Exception as e:
                 error = f"{type(e).__name__}: {e}"[:500]
-                if not _retryable(e):
+                if not retryable(e):
                     log.exception("giving up on %s", key)
                     self.store.update_ticket(key, status="failed", last_error=error)
                     return
@@ -234,16 +197,14 @@ class TriageService:
             found = None
         else:
             draft = self._draft(row)
-            found = self._find_posted(row["channel"], row["created_at"], TICKET_EVENT, key)
+            found = self.slack.find_posted(row["channel"], row["created_at"], TICKET_EVENT, key)
         if found is None:
-            self.pacer.wait(row["channel"])
-            found = self.client.chat_postMessage(
-                channel=row["channel"],
-                text=blocks.fallback_text(shown, draft),
-                blocks=blocks.draft_blocks(key, shown, draft, self.triager.taxonomy, stage="retrieval"),
-                metadata={"event_type": TICKET_EVENT, "event_payload": {"key": key}},
-                unfurl_links=False,
-            ).data
+            found = self.slack.post(
+                row["channel"],
+                blocks.fallback_text(shown, draft),
+                blocks.draft_blocks(key, shown, draft, self.triager.taxonomy, stage="retrieval"),
+                {"event_type": TICKET_EVENT, "event_payload": {"key": key}},
+            )
         channel = found.get("channel") or row["channel"]
         self.store.update_ticket(
             key, status="posted", channel=channel, message_ts=found["ts"], last_error=None
@@ -261,32 +222,6 @@ class TriageService:
         draft = self.triager.triage(Ticket.model_validate(row["ticket"]), history_required=False)
         self.store.update_ticket(key, status="drafted", draft=draft, last_error=None)
         self.redraw(key)
-
-    def _find_posted(
-        self, channel: str, since: datetime, event: str, key: str, thread_ts: str | None = None
-    ) -> dict[str, Any] | None:
-        """A message this bot already posted for `key` (by its metadata), or None. Only asked when a post may
-        have happened: it costs a conversations.history (or .replies) call."""
-        oldest = f"{since.timestamp() - 60:.6f}"
-        cursor = None
-        while True:
-            args: dict[str, Any] = {"channel": channel, "oldest": oldest, "include_all_metadata": True,
-                                    "limit": 200, "cursor": cursor}  # fmt: skip
-            resp = (
-                self._slack(self.client.conversations_replies)(ts=thread_ts, **args)
-                if thread_ts
-                else self._slack(self.client.conversations_history)(**args)
-            )
-            for m in resp.get("messages") or []:
-                meta = m.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == event and (
-                    payload.get("key") == key or key in payload.get("keys", [])
-                ):
-                    return {"channel": resp.get("channel") or channel, **m}
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return None
 
     # ---- storms --------------------------------------------------------------------------------------------
     def _open_storm(self, row: dict[str, Any]) -> None:
@@ -311,7 +246,9 @@ class TriageService:
             return
         channel, thread = parent["channel"], parent["message_ts"]
         for row in self.store.members(parent_key, "announcing"):  # a reply may have gone out before a crash
-            found = self._find_posted(channel, row["created_at"], GROUP_EVENT, row["key"], thread_ts=thread)
+            found = self.slack.find_posted(
+                channel, row["created_at"], GROUP_EVENT, row["key"], thread_ts=thread
+            )
             keys = found["metadata"]["event_payload"]["keys"] if found else [row["key"]]
             self.store.set_status(keys, status="announced" if found else "grouped")
         # One reply per flush; the rest of a large batch waits for the next (the outbox keeps moving meanwhile).
@@ -323,13 +260,12 @@ class TriageService:
                 [(m["key"], self.triager.shown(Ticket.model_validate(m["ticket"]))) for m in members],
                 total + len(keys),
             )
-            self.pacer.wait(channel)
-            resp = self.client.chat_postMessage(
-                channel=channel,
+            resp = self.slack.post(
+                channel,
+                text,
+                reply,
+                {"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
                 thread_ts=thread,
-                text=text,
-                blocks=reply,
-                metadata={"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
             )
             self.store.set_status(keys, status="announced", message_ts=resp["ts"])
             self.store.update_ticket(parent_key, group_count=total + len(keys))
@@ -369,11 +305,11 @@ class TriageService:
         stage = "llm" if row["status"] == "drafted" or self.triager.model is None else "retrieval"
         if status_line is not None:
             self._status_lines[key] = status_line
-        self._slack(self.client.chat_update)(
-            channel=row["channel"],
-            ts=row["message_ts"],
-            text=blocks.fallback_text(ticket, draft),
-            blocks=blocks.draft_blocks(
+        self.slack.update(
+            row["channel"],
+            row["message_ts"],
+            blocks.fallback_text(ticket, draft),
+            blocks.draft_blocks(
                 key,
                 ticket,
                 draft,

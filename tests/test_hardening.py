@@ -16,7 +16,7 @@ from bot.history import HistoryStore
 from bot.models import Ticket
 from bot.pipeline import Triager
 from bot.server import build_server
-from bot.service import ChannelPacer
+from bot.slack.poster import ChannelPacer
 from tests.helpers import (
     accept,
     corpus,
