@@ -13,6 +13,7 @@ and counted on the first post. Posts respect Slack's per-channel rate.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import queue
@@ -30,7 +31,7 @@ from bot.intake.webhooks import WebhookEvent
 from bot.learning import HistoryFeeder
 from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
-from bot.pipeline import Triager
+from bot.pipeline import Triager, detect_privacy
 from bot.retrying import retry_after
 from bot.slack import blocks
 from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, SlackPoster, retryable
@@ -62,7 +63,10 @@ class TriageService:
         self.store = store
         self.history: HistoryStore = triager.store
         self.feeder = HistoryFeeder(settings, store, self.history, triager)
-        self.to_post: queue.Queue[str | None] = queue.Queue()
+        # (priority, arrival, key): tickets that suggest personal-data exposure go first (stop the spread first);
+        # otherwise arrival order. (-1, 0, None) stops the worker.
+        self.to_post: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
+        self._arrivals = itertools.count()
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.slack = SlackPoster(client, settings)
@@ -90,9 +94,13 @@ class TriageService:
             ch = channel or self.settings.channel_for(event.ticket.service)
             if not self.store.add_ticket(event.key, event.ticket, ch):
                 return "duplicate"
-            self.to_post.put(event.key)
+            self._enqueue(event.key, event.ticket)
             return "accepted"
         return self.resolve(event.key, event.resolution)
+
+    def _enqueue(self, key: str, ticket: Ticket) -> None:
+        urgent = detect_privacy(self.triager.taxonomy, ticket.body) is not None
+        self.to_post.put((0 if urgent else 1, next(self._arrivals), key))
 
     def backlog(self) -> int:
         return self.to_post.qsize()
@@ -113,7 +121,7 @@ class TriageService:
             if not row.get("resolved"):
                 self._open_storm(row)
         for row in self.store.with_status("received", "posting"):
-            self.to_post.put(row["key"])
+            self._enqueue(row["key"], Ticket.model_validate(row["ticket"]))
         for row in self.store.with_status("grouped", "announcing"):
             self._groups_due.add(row["parent_key"])
         for row in self.store.with_status("posted"):
@@ -127,15 +135,15 @@ class TriageService:
 
     def stop(self) -> None:
         self._stopping.set()
-        for q in (self.to_post, self.to_refine):
-            q.put(None)
+        self.to_post.put((-1, 0, None))
+        self.to_refine.put(None)
         for t in self._threads:
             t.join(timeout=30)
 
     def _post_loop(self) -> None:
         while True:
             try:
-                key = self.to_post.get(timeout=1.0)
+                _, _, key = self.to_post.get(timeout=1.0)
             except queue.Empty:
                 self._flush_groups()
                 self.feeder.retry_pending()  # verdicts the history could not take while it was down

@@ -4,6 +4,7 @@ answer validation, LLM outages, Slack outages, exactly-once posting, storms, bac
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -331,3 +332,25 @@ def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
 
     store = Store(f"sqlite:///{db}")
     assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k")["group_count"] == 0
+
+
+def test_a_privacy_exposure_ticket_is_posted_before_500_waiting_tickets(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    service = make_service(tmp_path, slack, storm_similarity=1.01)  # workers not started: 500 tickets wait
+    for i in range(500):
+        accept(
+            service, {"id": f"w{i}", "title": f"Elevated latency on model endpoint {i}", "service": "openai"}
+        )
+    accept(service, {"id": "leak", "title": "Users see other users' conversations in their chat history",
+                     "service": "openai"})  # fmt: skip
+    t0 = time.monotonic()
+    service.start()
+    try:
+        wait_until(lambda: "generic:leak" in posted_keys(slack), 5.0, "the privacy ticket posted within 5 s")
+        assert posted_keys(slack)[0] == "generic:leak"  # before any of the 500 that arrived earlier
+        assert time.monotonic() - t0 < 5.0
+        wait_until(lambda: len(posted_keys(slack)) >= 5, 30, "the others follow")
+        assert posted_keys(slack)[1:5] == [f"generic:w{i}" for i in range(4)]  # and they keep arrival order
+    finally:
+        service.stop()
