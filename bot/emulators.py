@@ -56,6 +56,7 @@ class SlackEmulator(_LocalServer):
         self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
         self.down = False  # every call fails with 503 (Slack unavailable)
+        self.failing_channels: set[str] = set()  # chat.* calls to these channels (names or ids) fail with 503
         # Answer chat.postMessage this late, after recording it: a crash can fall in between.
         self.delay_s = 0.0
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> posted messages, replies included
@@ -77,7 +78,10 @@ class SlackEmulator(_LocalServer):
         with self._lock:
             self.arrivals.append(time.monotonic())
             queued = self.failures.get(method)
-            if queued or self.down:
+            channel_down = method.startswith("chat.") and self.channel_id(str(params.get("channel", ""))) in {
+                self.channel_id(c) for c in self.failing_channels
+            }
+            if queued or self.down or channel_down:
                 status, headers = queued.pop(0) if queued else (503, {})
                 self.calls.append((f"{method}!{status}", params))
                 return (

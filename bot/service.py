@@ -34,7 +34,7 @@ from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.pipeline import Triager, detect_privacy
 from bot.retrying import retry_after
 from bot.slack import blocks
-from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, SlackPoster, retryable
+from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, ChannelBackoff, SlackPoster, retryable
 from bot.store import Store
 from bot.storms import StormGrouper
 
@@ -67,6 +67,9 @@ class TriageService:
         # otherwise arrival order. (-1, 0, None) stops the worker.
         self.to_post: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
         self._arrivals = itertools.count()
+        # (outbox item, channel): waiting for their channel's Slack to recover
+        self._parked: list[tuple[tuple[int, int, str | None], str]] = []
+        self.backoff = ChannelBackoff(settings.slack_outbox_backoff_max_s)
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.slack = SlackPoster(client, settings)
@@ -103,7 +106,7 @@ class TriageService:
         self.to_post.put((0 if urgent else 1, next(self._arrivals), key))
 
     def backlog(self) -> int:
-        return self.to_post.qsize()
+        return self.to_post.qsize() + len(self._parked)
 
     def resolve(self, key: str, resolution: str) -> str:
         if self.store.get(key) is None:
@@ -142,39 +145,66 @@ class TriageService:
 
     def _post_loop(self) -> None:
         while True:
+            self._unpark()
             try:
-                _, _, key = self.to_post.get(timeout=1.0)
+                item = self.to_post.get(timeout=self._idle_wait())
             except queue.Empty:
                 self._flush_groups()
                 self.feeder.retry_pending()  # verdicts the history could not take while it was down
                 continue
+            _, _, key = item
             if key is None:
                 return
+            row = self.store.get(key)
+            channel = row["channel"] if row else ""
+            if self.backoff.blocked_for(channel) > 0:
+                self._parked.append((item, channel))  # behind its channel's failing head: its order is kept
+                continue
             t0 = time.monotonic()
-            self._until_done(self.post, key)
+            if not self._attempt(self.post, key, channel):
+                self._parked.append((item, channel))
+                continue
             self._post_rate = 0.9 * self._post_rate + 0.1 / max(time.monotonic() - t0, 1e-3)
             self._flush_groups()
 
-    def _until_done(self, fn: Any, key: str) -> None:
-        """Run one outbox step until it succeeds. While Slack is down the step is retried, with backoff or the
-        Retry-After Slack asked for, so later tickets wait behind it (order kept). A permanent refusal marks
-        the ticket failed (kept, counted on /healthz) and the outbox moves on."""
-        delay = 1.0
-        while not self._stopping.is_set():
-            try:
-                fn(key)
-                return
-            except Exception as e:
-                error = f"{type(e).__name__}: {e}"[:500]
-                if not retryable(e):
-                    log.exception("giving up on %s", key)
-                    self.store.update_ticket(key, status="failed", last_error=error)
-                    return
-                wait = retry_after(e) or delay
-                log.warning("Slack unavailable for %s (%s); retrying in %.1f s", key, error, wait)
-                self.store.update_ticket(key, last_error=error)
-                self._stopping.wait(wait)
-                delay = min(delay * 2, self.settings.slack_outbox_backoff_max_s)
+    def _unpark(self) -> None:
+        """Tickets of channels whose wait is over go back into the outbox, in their original places."""
+        if not self._parked:
+            return
+        waiting = []
+        for item, channel in self._parked:
+            if self.backoff.blocked_for(channel) > 0:
+                waiting.append((item, channel))
+            else:
+                self.to_post.put(item)
+        self._parked = waiting
+
+    def _idle_wait(self) -> float:
+        waits = [self.backoff.blocked_for(channel) for _, channel in self._parked]
+        return max(0.05, min([1.0, *waits]))
+
+    def _channel(self, key: str | None) -> str:
+        row = self.store.get(key) if key else None
+        return row["channel"] if row else ""
+
+    def _attempt(self, fn: Any, key: str, channel: str) -> bool:
+        """One outbox step; False if Slack could not take it now. Then that channel waits (Slack's Retry-After,
+        else doubling backoff) while other channels go on. A permanent refusal marks the ticket failed (kept,
+        counted on /healthz): done, the outbox moves on."""
+        try:
+            fn(key)
+            self.backoff.ok(channel)
+            return True
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"[:500]
+            if not retryable(e):
+                log.exception("giving up on %s", key)
+                self.store.update_ticket(key, status="failed", last_error=error)
+                return True
+            wait = self.backoff.failed(channel, retry_after(e))
+            log.warning("Slack unavailable for %s in %s (%s); retrying in %.1f s", key, channel, error, wait)
+            self.store.update_ticket(key, last_error=error)
+            return False
 
     def _refine_loop(self) -> None:
         while (key := self.to_refine.get()) is not None:
@@ -242,7 +272,9 @@ class TriageService:
         for parent in sorted(self._groups_due):
             if now - self._announced_at.get(parent, -math.inf) < self.settings.storm_flush_s:
                 continue
-            self._until_done(self.announce, parent)
+            channel = self._channel(parent)
+            if self.backoff.blocked_for(channel) > 0 or not self._attempt(self.announce, parent, channel):
+                continue
             self._announced_at[parent] = time.monotonic()
             if not self.store.members(parent, "grouped"):
                 self._groups_due.discard(parent)

@@ -354,3 +354,23 @@ def test_a_privacy_exposure_ticket_is_posted_before_500_waiting_tickets(
         assert posted_keys(slack)[1:5] == [f"generic:w{i}" for i in range(4)]  # and they keep arrival order
     finally:
         service.stop()
+
+
+def test_slack_failing_in_one_channel_does_not_hold_the_others(tmp_path: Path, slack: SlackEmulator) -> None:
+    service = make_service(tmp_path, slack, storm_similarity=1.01)
+    slack.failing_channels = {"#genai-oncall"}  # the openai route
+    service.start()
+    try:
+        for i in range(3):
+            accept(service, {"id": f"o{i}", "title": f"OpenAI errors {i}", "service": "openai"})
+        for i in range(3):
+            accept(service, {"id": f"c{i}", "title": f"Claude latency {i}", "service": "anthropic"})
+        wait_until(lambda: len(posted_keys(slack)) == 3, 30, "the healthy channel's tickets")
+        assert posted_keys(slack) == [f"generic:c{i}" for i in range(3)]
+        assert service.backlog() == 3  # the failing channel's tickets wait, none lost
+        slack.failing_channels = set()
+        wait_until(lambda: len(posted_keys(slack)) == 6, 60, "the recovered channel's tickets")
+        assert posted_keys(slack)[3:] == [f"generic:o{i}" for i in range(3)]  # in their arrival order
+        assert len(set(posted_keys(slack))) == 6  # each exactly once
+    finally:
+        service.stop()
