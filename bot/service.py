@@ -13,7 +13,6 @@ and counted on the first post. Posts respect Slack's per-channel rate.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import queue
@@ -31,10 +30,11 @@ from bot.intake.webhooks import WebhookEvent
 from bot.learning import HistoryFeeder
 from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
+from bot.outbox import Outbox
 from bot.pipeline import Triager, detect_privacy
 from bot.retrying import retry_after
 from bot.slack import blocks
-from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, ChannelBackoff, SlackPoster, retryable
+from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, SlackPoster, retryable
 from bot.store import Store
 from bot.storms import StormGrouper
 
@@ -63,13 +63,7 @@ class TriageService:
         self.store = store
         self.history: HistoryStore = triager.store
         self.feeder = HistoryFeeder(settings, store, self.history, triager)
-        # (priority, arrival, key): tickets that suggest personal-data exposure go first (stop the spread first);
-        # otherwise arrival order. (-1, 0, None) stops the worker.
-        self.to_post: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
-        self._arrivals = itertools.count()
-        # (outbox item, channel): waiting for their channel's Slack to recover
-        self._parked: list[tuple[tuple[int, int, str | None], str]] = []
-        self.backoff = ChannelBackoff(settings.slack_outbox_backoff_max_s)
+        self.outbox = Outbox(settings.slack_outbox_backoff_max_s)
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.slack = SlackPoster(client, settings)
@@ -102,11 +96,11 @@ class TriageService:
         return self.resolve(event.key, event.resolution)
 
     def _enqueue(self, key: str, ticket: Ticket) -> None:
-        urgent = detect_privacy(self.triager.taxonomy, ticket.body) is not None
-        self.to_post.put((0 if urgent else 1, next(self._arrivals), key))
+        # A ticket that suggests personal-data exposure goes before everything waiting: stop the spread first.
+        self.outbox.put(key, urgent=detect_privacy(self.triager.taxonomy, ticket.body) is not None)
 
     def backlog(self) -> int:
-        return self.to_post.qsize() + len(self._parked)
+        return len(self.outbox)
 
     def resolve(self, key: str, resolution: str) -> str:
         if self.store.get(key) is None:
@@ -138,50 +132,28 @@ class TriageService:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.to_post.put((-1, 0, None))
+        self.outbox.close()
         self.to_refine.put(None)
         for t in self._threads:
             t.join(timeout=30)
 
     def _post_loop(self) -> None:
         while True:
-            self._unpark()
-            try:
-                item = self.to_post.get(timeout=self._idle_wait())
-            except queue.Empty:
+            item = self.outbox.get()
+            if item is None:
                 self._flush_groups()
                 self.feeder.retry_pending()  # verdicts the history could not take while it was down
                 continue
             _, _, key = item
             if key is None:
                 return
-            row = self.store.get(key)
-            channel = row["channel"] if row else ""
-            if self.backoff.blocked_for(channel) > 0:
-                self._parked.append((item, channel))  # behind its channel's failing head: its order is kept
-                continue
+            channel = self._channel(key)
             t0 = time.monotonic()
-            if not self._attempt(self.post, key, channel):
-                self._parked.append((item, channel))
+            if self.outbox.backoff.blocked_for(channel) > 0 or not self._attempt(self.post, key, channel):
+                self.outbox.park(item, channel)
                 continue
             self._post_rate = 0.9 * self._post_rate + 0.1 / max(time.monotonic() - t0, 1e-3)
             self._flush_groups()
-
-    def _unpark(self) -> None:
-        """Tickets of channels whose wait is over go back into the outbox, in their original places."""
-        if not self._parked:
-            return
-        waiting = []
-        for item, channel in self._parked:
-            if self.backoff.blocked_for(channel) > 0:
-                waiting.append((item, channel))
-            else:
-                self.to_post.put(item)
-        self._parked = waiting
-
-    def _idle_wait(self) -> float:
-        waits = [self.backoff.blocked_for(channel) for _, channel in self._parked]
-        return max(0.05, min([1.0, *waits]))
 
     def _channel(self, key: str | None) -> str:
         row = self.store.get(key) if key else None
@@ -193,7 +165,7 @@ class TriageService:
         counted on /healthz): done, the outbox moves on."""
         try:
             fn(key)
-            self.backoff.ok(channel)
+            self.outbox.backoff.ok(channel)
             return True
         except Exception as e:
             error = f"{type(e).__name__}: {e}"[:500]
@@ -201,7 +173,7 @@ class TriageService:
                 log.exception("giving up on %s", key)
                 self.store.update_ticket(key, status="failed", last_error=error)
                 return True
-            wait = self.backoff.failed(channel, retry_after(e))
+            wait = self.outbox.backoff.failed(channel, retry_after(e))
             log.warning("Slack unavailable for %s in %s (%s); retrying in %.1f s", key, channel, error, wait)
             self.store.update_ticket(key, last_error=error)
             return False
@@ -273,7 +245,9 @@ class TriageService:
             if now - self._announced_at.get(parent, -math.inf) < self.settings.storm_flush_s:
                 continue
             channel = self._channel(parent)
-            if self.backoff.blocked_for(channel) > 0 or not self._attempt(self.announce, parent, channel):
+            if self.outbox.backoff.blocked_for(channel) > 0 or not self._attempt(
+                self.announce, parent, channel
+            ):
                 continue
             self._announced_at[parent] = time.monotonic()
             if not self.store.members(parent, "grouped"):

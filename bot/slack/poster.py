@@ -51,33 +51,6 @@ class ChannelPacer:
         return delay
 
 
-class ChannelBackoff:
-    """Per channel: after a Slack failure that channel waits (Retry-After, else 1 s doubling to `max_s`) while
-    the others go on; a success clears it."""
-
-    def __init__(self, max_s: float) -> None:
-        self.max_s = max_s
-        self._until: dict[str, float] = {}
-        self._delay: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def blocked_for(self, channel: str) -> float:
-        return max(0.0, self._until.get(channel, 0.0) - time.monotonic())
-
-    def failed(self, channel: str, retry_after_s: float | None) -> float:
-        with self._lock:
-            delay = min(self._delay.get(channel, 0.5) * 2, self.max_s)
-            self._delay[channel] = delay
-            wait = retry_after_s or delay
-            self._until[channel] = time.monotonic() + wait
-            return wait
-
-    def ok(self, channel: str) -> None:
-        with self._lock:
-            self._until.pop(channel, None)
-            self._delay.pop(channel, None)
-
-
 class SlackPoster:
     def __init__(self, client: WebClient, settings: Settings) -> None:
         self.client = client
