@@ -46,9 +46,17 @@ class Outbox:
         self._queue: queue.PriorityQueue[Item] = queue.PriorityQueue()
         self._arrivals = itertools.count()
         self._parked: list[tuple[Item, str]] = []  # only the worker thread touches it
+        # Keys queued or parked: a ticket is in the outbox once, however often it is put (a restart re-queues
+        # what it finds unposted, which may already be queued); duplicates would count against the backlog.
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
 
     def put(self, key: str, urgent: bool = False) -> None:
-        self._queue.put((URGENT if urgent else NORMAL, next(self._arrivals), key))
+        with self._lock:
+            if key in self._keys:
+                return
+            self._keys.add(key)
+            self._queue.put((URGENT if urgent else NORMAL, next(self._arrivals), key))
 
     def close(self) -> None:
         self._queue.put((-1, 0, None))
@@ -61,12 +69,19 @@ class Outbox:
         self._unpark()
         waits = [self.backoff.blocked_for(channel) for _, channel in self._parked]
         try:
-            return self._queue.get(timeout=max(0.05, min([1.0, *waits])))
+            item = self._queue.get(timeout=max(0.05, min([1.0, *waits])))
         except queue.Empty:
             return None
+        with self._lock:
+            self._keys.discard(item[2] or "")
+        return item
 
     def park(self, item: Item, channel: str) -> None:
         """Hold a ticket behind its channel's failing head; it keeps its place for when the channel recovers."""
+        with self._lock:
+            if item[2] in self._keys:  # put again meanwhile: that copy will come round
+                return
+            self._keys.add(item[2] or "")
         self._parked.append((item, channel))
 
     def _unpark(self) -> None:

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.emulators import OpenAIEmulator, SlackEmulator
 from bot.history import HistoryStore
 from bot.models import Ticket
+from bot.outbox import Outbox
 from bot.pipeline import Triager
 from bot.server import build_server
 from bot.slack.poster import ChannelPacer
@@ -374,3 +375,20 @@ def test_slack_failing_in_one_channel_does_not_hold_the_others(tmp_path: Path, s
         assert len(set(posted_keys(slack))) == 6  # each exactly once
     finally:
         service.stop()
+
+
+def test_the_outbox_holds_a_ticket_once_however_often_it_is_put() -> None:
+    """A restart re-queues unposted tickets that may already be queued: duplicates would count as backlog (and
+    turn senders away with 429s while nothing is waiting)."""
+    box = Outbox(backoff_max_s=1.0)
+    box.put("a")
+    box.put("b")
+    box.put("a", urgent=True)
+    assert len(box) == 2
+    first = box.get()
+    assert first is not None and first[2] == "a"  # the first put keeps its place
+    box.put("a")  # taken, then put again (e.g. retried): queued again
+    assert len(box) == 2
+    box.backoff.failed("#c", retry_after_s=30)
+    box.park(first, "#c")
+    assert len(box) == 2  # parked behind its channel; the queued copy comes round instead
