@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +18,43 @@ from pydantic_settings import (
 # Operator-editable files live at the top of the checkout, beside the package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "INCIBOT_CONFIG"
+
+
+class AuthScheme(StrEnum):
+    """How a webhook sender proves itself; each source accepts the schemes `webhook_auth` lists for it."""
+
+    HMAC = "hmac"  # X-Incibot-Timestamp + X-Incibot-Signature with webhook_secret (generic, signing proxies)
+    BEARER = "bearer"  # Authorization: Bearer <webhook_token>
+    BASIC = "basic"  # Authorization: Basic <webhook_basic_user:webhook_basic_password>
+    PAGERDUTY = "pagerduty"  # X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>
+    URL_TOKEN = "url_token"  # /webhooks/<source>/<webhook_url_token> or ?token=<webhook_url_token>
+
+
+# What each sender can send: PagerDuty signs (and can add custom headers), Alertmanager has http_config
+# authorization/basic_auth, Opsgenie only custom headers, Statuspage only a URL. HMAC is for a signing proxy.
+DEFAULT_WEBHOOK_AUTH: dict[str, list[AuthScheme]] = {
+    "generic": [AuthScheme.HMAC, AuthScheme.BEARER, AuthScheme.BASIC],
+    "pagerduty": [AuthScheme.PAGERDUTY, AuthScheme.HMAC, AuthScheme.BEARER],
+    "alertmanager": [AuthScheme.BEARER, AuthScheme.BASIC, AuthScheme.HMAC],
+    "opsgenie": [AuthScheme.BEARER, AuthScheme.BASIC, AuthScheme.HMAC],
+    "statuspage": [AuthScheme.URL_TOKEN, AuthScheme.HMAC, AuthScheme.BEARER],
+}
+_P_SCALE = {"P1": "sev1", "P2": "sev2", "P3": "sev3", "P4": "sev4", "P5": "sev4"}
+# The senders' own scales onto the default taxonomy (values compared case-insensitively). Alertmanager's follows the
+# kube-prometheus convention; PagerDuty's priorities are per account (P1-P5 by default). A value that is itself a
+# taxonomy severity id maps to it.
+DEFAULT_SEVERITY_MAP: dict[str, dict[str, str]] = {
+    "pagerduty": _P_SCALE,
+    "opsgenie": _P_SCALE,
+    "alertmanager": {"critical": "sev2", "error": "sev3", "warning": "sev3", "info": "sev4", "none": "sev4"},
+    "statuspage": {
+        "critical": "sev1",
+        "major": "sev2",
+        "minor": "sev3",
+        "none": "sev4",
+        "maintenance": "sev4",
+    },
+}
 
 
 def _default_data_dir() -> Path:
@@ -102,16 +140,28 @@ class Settings(BaseSettings):
     channel_routes: dict[str, str] = Field(default_factory=dict)  # service -> channel
     host: str = "127.0.0.1"
     port: int = 3000
-    webhook_secret: SecretStr | None = None  # HMAC-SHA256 of "v0:<timestamp>:<body>"
-    webhook_token: SecretStr | None = None  # or a bearer token
-    webhook_max_bytes: int = 1_000_000
-    webhook_max_age_s: int = 300  # reject signed requests older than this (replay)
     database_url: str | None = None  # default: sqlite:///<data_dir>/incibot.db
     slack_retries: int = Field(default=5, ge=1, le=20)  # per call, for edits and lookups
     slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
     slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
     slack_channel_burst: int = 4  # ...with short bursts allowed
     max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
+
+    # --- webhook senders (README: per-sender configuration). Nothing configured: webhooks are open (local use).
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 of "v0:<timestamp>:<body>" (X-Incibot-Signature)
+    webhook_token: SecretStr | None = None  # Authorization: Bearer <token>
+    webhook_basic_user: str | None = None  # Authorization: Basic, with webhook_basic_password
+    webhook_basic_password: SecretStr | None = None
+    webhook_url_token: SecretStr | None = None  # /webhooks/<source>/<token> or ?token= (in URLs and logs)
+    pagerduty_webhook_secret: SecretStr | None = None  # X-PagerDuty-Signature: v1=<HMAC-SHA256 of the body>
+    webhook_auth: dict[str, list[AuthScheme]] = Field(default_factory=dict)  # by source, over the defaults
+    webhook_max_bytes: int = 1_000_000
+    webhook_max_age_s: int = 300  # reject signed requests older than this (replay)
+    # An open sender incident that said nothing new for this long, firing again with none of its earlier alerts,
+    # is a new ticket (a resolve always ends an occurrence).
+    occurrence_quiet_s: float = Field(default=3600.0, gt=0)
+    # source -> the sender's severity value -> the taxonomy's severity; merged over DEFAULT_SEVERITY_MAP by source
+    severity_map: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     # --- incident storms: a ticket this similar to an active posted incident in its channel joins it
     storm_similarity: float = Field(default=0.9, ge=0.0, le=1.01)  # > 1 turns grouping off
@@ -135,6 +185,25 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"{CONFIG_ENV}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    @field_validator("webhook_auth")
+    @classmethod
+    def _auth_defaults(cls, v: dict[str, list[AuthScheme]]) -> dict[str, list[AuthScheme]]:
+        return DEFAULT_WEBHOOK_AUTH | v
+
+    @field_validator("severity_map")
+    @classmethod
+    def _severity_defaults(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        return DEFAULT_SEVERITY_MAP | v
+
+    @property
+    def webhook_auth_configured(self) -> bool:
+        """Any webhook credential set; without one the webhooks are open (local use only)."""
+        return any(
+            x is not None
+            for x in (self.webhook_secret, self.webhook_token, self.webhook_basic_password,
+                      self.webhook_url_token, self.pagerduty_webhook_secret)
+        )  # fmt: skip
 
     @property
     def chroma_dir(self) -> Path:

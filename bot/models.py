@@ -15,6 +15,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Link(BaseModel):
+    """A page the sender points to (its incident, a runbook, the graph that fired). The URL is untrusted: the post
+    makes it a link only if it is plain http(s)."""
+
+    label: str
+    url: str
+
+
+class SenderSeverity(BaseModel):
+    """The sender's own word for how bad it is (PagerDuty priority and urgency, Opsgenie priority, an Alertmanager
+    `severity` label, Statuspage impact), and the taxonomy severity it maps to where `severity_map` says so."""
+
+    name: str  # what the sender calls it: priority, urgency, severity, impact
+    value: str
+    label: str | None = None
+
+
 class Ticket(BaseModel):
     """A new incident as the bot receives it: only what is known at triage time."""
 
@@ -26,12 +43,22 @@ class Ticket(BaseModel):
     source: str = "manual"
     created_at: datetime = Field(default_factory=utcnow)
     raw: dict[str, Any] | None = None
+    link: str | None = None  # the sender's page for this incident
+    links: list[Link] = Field(default_factory=list)  # runbooks, generator and Alertmanager URLs, ...
+    severity: list[SenderSeverity] = Field(default_factory=list)  # most telling first
+    occurrence: int = Field(default=1, ge=1)  # the sender's incident fired again after it resolved: 2, 3, ...
+    previous_key: str | None = None  # the ticket of its previous occurrence
 
     @field_validator("created_at")
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
         # Naive timestamps in incident feeds are UTC by convention; comparisons need aware datetimes.
         return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @property
+    def sender_label(self) -> str | None:
+        """The taxonomy severity the sender's own severity maps to (the first that maps)."""
+        return next((s.label for s in self.severity if s.label), None)
 
     @property
     def body(self) -> str:
@@ -46,7 +73,6 @@ class HistoricalIncident(Ticket):
     resolution: str = ""
     later_text: str = ""
     resolved_at: datetime | None = None
-    link: str | None = None
     taxonomy: str | None = None
 
     def ticket(self) -> Ticket:

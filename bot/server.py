@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
 import os
-import time
 from typing import Any
 
 from slack_bolt import App
@@ -22,41 +20,13 @@ from bot.intake.text import without_nul
 from bot.intake.webhooks import WebhookError, parse
 from bot.llm import llm_health
 from bot.service import Backpressure, TriageService
+from bot.webhook_auth import HideUrlTokens, check_webhook_auth, webhook_signature
+
+__all__ = ["build_server", "check_webhook_auth", "create", "webhook_signature"]
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
-
-
-def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """What a sender puts in X-Incibot-Signature: v0=HMAC-SHA256(secret, "v0:<timestamp>:<body>")."""
-    mac = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    return "v0=" + mac.hexdigest()
-
-
-def check_webhook_auth(settings: Settings, headers: Any, body: bytes, now: float | None = None) -> str | None:
-    """None if the request is authentic, else why not. Without a configured secret or token, open (local use)."""
-    secret, token = settings.webhook_secret, settings.webhook_token
-    if secret is None and token is None:
-        return None
-    if token is not None and hmac.compare_digest(
-        headers.get("authorization", ""), f"Bearer {token.get_secret_value()}"
-    ):
-        return None
-    if secret is not None:
-        ts, sig = headers.get("x-incibot-timestamp", ""), headers.get("x-incibot-signature", "")
-        if not ts or not sig:
-            return "missing X-Incibot-Timestamp or X-Incibot-Signature"
-        try:
-            age = abs((now or time.time()) - int(ts))
-        except ValueError:
-            return "bad X-Incibot-Timestamp"
-        if age > settings.webhook_max_age_s:
-            return "stale timestamp (possible replay)"
-        if hmac.compare_digest(webhook_signature(secret.get_secret_value(), ts, body), sig):
-            return None
-        return "bad signature"
-    return "bad or missing bearer token"
 
 
 def slack_signature_ok(settings: Settings, headers: Any, body: bytes) -> bool:
@@ -88,7 +58,9 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         body = await _read_body(request, settings.webhook_max_bytes)
         if body is None:
             return _error(413, f"body larger than {settings.webhook_max_bytes} bytes")
-        if why := check_webhook_auth(settings, request.headers, body):
+        # A sender that can only be given a URL (Statuspage) proves itself with a token in it.
+        url_token = request.path_params.get("token") or request.query_params.get("token")
+        if why := check_webhook_auth(settings, source, request.headers, body, url_token):
             return _error(401, why)
         ctype = request.headers.get("content-type", "")
         if "json" not in ctype:
@@ -105,14 +77,13 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             return JSONResponse({"ok": True, "status": "ignored", "reason": event.note}, status_code=202)
         # Answer 2xx only once the ticket is durably stored; a full outbox says when to come back.
         try:
-            status = await run_in_threadpool(service.accept, event)
+            receipt = await run_in_threadpool(service.receive, event)
         except Backpressure as e:
             return JSONResponse(
                 {"ok": False, "error": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after_s)}
             )
-        return JSONResponse(
-            {"ok": True, "status": status, "key": event.key, "kind": event.kind}, status_code=202
-        )
+        answer = {"ok": True, "status": receipt.status, "key": receipt.key, "kind": event.kind}
+        return JSONResponse(answer | ({"reason": receipt.reason} if receipt.reason else {}), status_code=202)
 
     async def slack_events(request: Request) -> Response:
         if slack_app is None:
@@ -147,9 +118,13 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             }
         )
 
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideUrlTokens) for f in access_log.filters):
+        access_log.addFilter(HideUrlTokens())
     return Starlette(
         routes=[
             Route("/webhooks/{source}", webhook, methods=["POST"]),
+            Route("/webhooks/{source}/{token}", webhook, methods=["POST"]),
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ]

@@ -13,6 +13,7 @@ and counted on the first post. Posts respect Slack's per-channel rate.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -26,15 +27,17 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.embeddings import get_embedder
 from bot.history import HistoryStore
+from bot.intake.receiver import Busy, Receipt, Receiver
 from bot.intake.webhooks import WebhookEvent
 from bot.learning import HistoryFeeder
 from bot.llm import warm_up
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
+from bot.occurrences import Outcome
 from bot.outbox import Outbox
 from bot.pipeline import Triager, detect_privacy
 from bot.retrying import retry_after
 from bot.slack import blocks
-from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, SlackPoster, retryable
+from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackPoster, retryable
 from bot.store import Store
 from bot.storms import StormGrouper
 
@@ -50,8 +53,8 @@ def _route(row: dict[str, Any]) -> str:
 class Backpressure(RuntimeError):
     """The outbox is full: the sender should retry after `retry_after_s` (HTTP 429)."""
 
-    def __init__(self, backlog: int, retry_after_s: int) -> None:
-        super().__init__(f"{backlog} tickets waiting to be posted; retry after {retry_after_s} s")
+    def __init__(self, backlog: int, retry_after_s: int, why: str | None = None) -> None:
+        super().__init__(why or f"{backlog} tickets waiting to be posted; retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -63,6 +66,7 @@ class TriageService:
         self.store = store
         self.history: HistoryStore = triager.store
         self.feeder = HistoryFeeder(settings, store, self.history, triager)
+        self.receiver = Receiver(settings, store, triager.redactor, triager.taxonomy)
         self.outbox = Outbox(settings.slack_outbox_backoff_max_s)
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
@@ -78,34 +82,49 @@ class TriageService:
 
     # ---- intake --------------------------------------------------------------------------------------------
     def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
-        """Store an event durably (before the sender is answered).
+        """Store an event durably (before the sender is answered); its Outcome value (see `receive`)."""
+        return self.receive(event, channel).status
 
-        Returns "accepted", "duplicate" (this ticket was delivered before: nothing more is posted), "resolved",
-        or "unknown" (a resolution for a ticket this bot never received). Raises Backpressure when the outbox
-        is full (nothing is stored: the sender keeps the ticket and retries)."""
-        if event.kind == "open" and event.ticket is not None:
-            backlog = self.backlog()
-            if backlog >= self.settings.max_backlog and self.store.get(event.key) is None:
-                wait = math.ceil(backlog / max(self._post_rate, 0.1))
-                raise Backpressure(backlog, min(max(wait, 1), 300))
-            ch = channel or self.settings.channel_for(event.ticket.service)
-            if not self.store.add_ticket(event.key, event.ticket, ch):
-                return "duplicate"
-            self._enqueue(event.key, event.ticket)
-            return "accepted"
-        return self.resolve(event.key, event.resolution)
+    def receive(self, event: WebhookEvent, channel: str | None = None) -> Receipt:
+        """Store what a notification says durably, before the sender is answered.
 
-    def _enqueue(self, key: str, ticket: Ticket) -> None:
+        A new occurrence of the sender's incident is a new ticket ("accepted"); news about the current one is a
+        reply in its thread ("updated"); "resolved"; "duplicate" (nothing new: nothing is posted); "unknown" (an
+        incident this bot never received); "ignored" (with the reason). Raises Backpressure when the outbox is
+        full, or while concurrent deliveries keep changing the same incident (nothing is stored: the sender
+        keeps the notification and retries)."""
+        try:
+            stored = self.receiver.receive(event, channel, self._make_room)
+        except Busy as e:
+            raise Backpressure(0, 1, str(e)) from e
+        for key, ticket, kind in stored.queued:
+            self._enqueue(key, ticket, urgent=kind == "ticket")
+        receipt = stored.receipt
+        if receipt.status == Outcome.RESOLVE:
+            self.storms.close(receipt.key)
+            self.learn(receipt.key)
+        return receipt
+
+    def _make_room(self) -> None:
+        backlog = self.backlog()
+        if backlog >= self.settings.max_backlog:
+            wait = math.ceil(backlog / max(self._post_rate, 0.1))
+            raise Backpressure(backlog, min(max(wait, 1), 300))
+
+    def _enqueue(self, key: str, ticket: Ticket, urgent: bool = True) -> None:
         # A ticket that suggests personal-data exposure goes before everything waiting: stop the spread first.
-        self.outbox.put(key, urgent=detect_privacy(self.triager.taxonomy, ticket.body) is not None)
+        # Thread replies keep arrival order, behind the post they reply to.
+        urgent = urgent and detect_privacy(self.triager.taxonomy, ticket.body) is not None
+        self.outbox.put(key, urgent=urgent)
 
     def backlog(self) -> int:
         return len(self.outbox)
 
     def resolve(self, key: str, resolution: str) -> str:
+        """Mark one ticket resolved with what fixed it (no sender thread involved: tests, operators)."""
         if self.store.get(key) is None:
             return "unknown"
-        self.store.update_ticket(key, resolution=resolution, resolved=1)
+        self.store.update_ticket(key, resolution=resolution or None, resolved=1)
         self.storms.close(key)
         self.learn(key)
         return "resolved"
@@ -118,7 +137,9 @@ class TriageService:
             if not row.get("resolved"):
                 self._open_storm(row)
         for row in self.store.with_status("received", "posting"):
-            self._enqueue(row["key"], Ticket.model_validate(row["ticket"]))
+            self._enqueue(
+                row["key"], Ticket.model_validate(row["ticket"]), urgent=row.get("kind") != "update"
+            )
         for row in self.store.with_status("grouped", "announcing"):
             self._groups_due.add(row["parent_key"])
         for row in self.store.with_status("posted"):
@@ -192,6 +213,9 @@ class TriageService:
         row = self.store.get(key)
         if row is None or row["status"] not in ("received", "posting"):
             return
+        if row.get("kind") == "update":
+            self.reply(row)
+            return
         ticket = Ticket.model_validate(row["ticket"])
         shown = self.triager.shown(ticket)
         vector = get_embedder().embed([shown.body or key])[0]
@@ -224,6 +248,37 @@ class TriageService:
             self.to_refine.put(key)
         else:
             self.store.update_ticket(key, status="drafted")
+
+    def reply(self, row: dict[str, Any]) -> None:
+        """Post news about an incident (new alerts, a note, its resolution) in the thread of its post, or of the
+        storm incident it was grouped into. Exactly once: a reply that may have gone out is looked up first."""
+        key, parent_key = row["key"], row["parent_key"]
+        parent = target = self.store.get(parent_key)
+        if target is not None and not target.get("message_ts") and target.get("parent_key"):
+            target = self.store.get(target["parent_key"])  # a storm member: its incident's thread
+        if target is None or target["status"] == "failed" or (parent or {}).get("status") == "failed":
+            self.store.update_ticket(key, status="failed", last_error="the post this replies to failed")
+            return
+        if not target.get("message_ts"):  # not posted yet (a restart, an urgent ticket ahead): later
+            threading.Timer(1.0, self.outbox.put, args=(key,)).start()
+            return
+        update = self.triager.shown(Ticket.model_validate(row["ticket"]))
+        channel, thread = target["channel"], target["message_ts"]
+        found = None
+        if row["status"] == "posting":
+            found = self.slack.find_posted(channel, row["created_at"], UPDATE_EVENT, key, thread_ts=thread)
+        else:
+            self.store.update_ticket(key, status="posting")
+        if found is None:
+            text, reply = blocks.update_reply(parent_key, update)
+            found = self.slack.post(channel, text, reply, {"event_type": UPDATE_EVENT, "event_payload": {"key": key}},
+                                    thread_ts=thread)  # fmt: skip
+        self.store.update_ticket(key, status="replied", message_ts=found["ts"], last_error=None)
+        if update.severity and parent is not None:  # a new sender severity: the post shows it
+            ticket = Ticket.model_validate(parent["ticket"]).model_copy(update={"severity": update.severity})
+            self.store.update_ticket(parent_key, ticket=json.loads(ticket.model_dump_json()))
+        if parent is not None and parent.get("message_ts") and (update.severity or parent.get("resolved")):
+            self.redraw(parent_key)
 
     def refine(self, key: str) -> None:
         row = self.store.get(key)
@@ -331,6 +386,7 @@ class TriageService:
                 stage,
                 self._status_lines.get(key),
                 row.get("group_count") or 0,
+                resolved=bool(row.get("resolved")),
             ),
         )
 

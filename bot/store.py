@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -30,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.migrations import upgrade
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
+from bot.occurrences import Thread
 
 meta = MetaData()
 tickets = Table(
@@ -54,6 +56,19 @@ tickets = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("history_pending", Integer, index=True),  # 1: its labelled incident still has to reach the history
+    # NULL/"ticket", or "update": a thread reply under parent_key (received -> posting -> replied, or failed)
+    Column("kind", String(20)),
+)
+threads = Table(
+    "threads",
+    meta,
+    Column("thread", String(300), primary_key=True),  # the sender's incident: bot.occurrences.Thread
+    Column("source", String(40), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("open", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_threads_source_open", "source", "open"),
 )
 feedback = Table(
     "feedback",
@@ -71,6 +86,10 @@ feedback = Table(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Changed(Exception):
+    """The thread was changed by another delivery between read and write."""
 
 
 class Store:
@@ -98,6 +117,53 @@ class Store:
                 )
             return True
         except IntegrityError:
+            return False
+
+    def thread(self, thread: str) -> Thread | None:
+        with self.engine.connect() as c:
+            state = c.execute(select(threads.c.state).where(threads.c.thread == thread)).scalar()
+        return Thread.model_validate(state) if state is not None else None
+
+    def open_threads(self, source: str) -> list[Thread]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(threads.c.state).where(threads.c.source == source, threads.c.open == 1))
+            return [Thread.model_validate(r[0]) for r in rows]
+
+    def record(
+        self, state: Thread, rows: list[dict[str, Any]], resolved: tuple[str, str] | None = None
+    ) -> bool:
+        """Store a thread's new state with the tickets and replies it adds (and a resolution), all or nothing.
+        False if another delivery changed the thread since `state` was read (the caller decides again)."""
+        now = _now()
+        stored = state.model_copy(update={"version": state.version + 1})
+        values = {"source": state.source, "state": json.loads(stored.model_dump_json()), "open": int(state.open),
+                  "version": stored.version, "updated_at": now}  # fmt: skip
+        try:
+            with self.engine.begin() as c:
+                if state.version == 0:
+                    c.execute(insert(threads).values(thread=state.thread, **values))
+                elif (
+                    c.execute(
+                        update(threads)
+                        .where(threads.c.thread == state.thread, threads.c.version == state.version)
+                        .values(**values)
+                    ).rowcount
+                    != 1
+                ):
+                    raise _Changed
+                for row in rows:
+                    ticket = json.loads(row.pop("ticket").model_dump_json())
+                    c.execute(insert(tickets).values(ticket=ticket, created_at=now, updated_at=now, **row))
+                if resolved is not None:
+                    c.execute(
+                        update(tickets)
+                        .where(tickets.c.key == resolved[0])
+                        .values(
+                            resolved=1, updated_at=now, **({"resolution": resolved[1]} if resolved[1] else {})
+                        )
+                    )
+            return True
+        except (IntegrityError, _Changed):
             return False
 
     def get(self, key: str) -> dict[str, Any] | None:

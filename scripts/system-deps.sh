@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # System packages the tests use for real servers, from Debian's archive: PostgreSQL (the SQL store's production
-# backend). Idempotent and never fatal: where apt is unavailable the tests that need a package skip and say why.
+# backend) and Prometheus Alertmanager (a real sender for the webhook end-to-end test).
+# Idempotent and never fatal: where apt is unavailable the tests that need a package skip and say why.
 set -uo pipefail
 want=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || want+=(postgresql)
+command -v prometheus-alertmanager >/dev/null || want+=(prometheus-alertmanager)
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "system-deps: not root or no apt-get; tests needing ${want[*]} will be skipped" >&2

@@ -104,3 +104,32 @@ def wait_until(predicate: Any, timeout: float = 120.0, what: str = "condition") 
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ---- a ticket's post, its thread replies and edits, found by the ticket key in the message metadata ------------
+def post_of(emu: SlackEmulator, key: str) -> dict[str, Any]:
+    """The ticket's own (top-level) post."""
+    return emu.wait_for(
+        lambda: next((p for p in emu.of("chat.postMessage") if not p.get("thread_ts")
+                      and (p.get("metadata") or {}).get("event_payload", {}).get("key") == key), None),
+        timeout=30,
+    )  # fmt: skip
+
+
+def replies(emu: SlackEmulator, key: str) -> list[dict[str, Any]]:
+    """Thread replies with news about the ticket `key` (any occurrence key starting with it)."""
+    return [p for p in emu.of("chat.postMessage") if p.get("thread_ts")
+            and (p.get("metadata") or {}).get("event_payload", {}).get("key", "").startswith(f"{key}~")]  # fmt: skip
+
+
+def reply_count(emu: SlackEmulator, key: str, n: int) -> list[dict[str, Any]]:
+    return emu.wait_for(lambda: (r := replies(emu, key)) and len(r) >= n and r, timeout=30)
+
+
+def last_edit(emu: SlackEmulator, service: TriageService, key: str, needle: str) -> str:
+    ts = service.store.get(key)["message_ts"]
+    return emu.wait_for(
+        lambda: next((s for u in reversed(emu.of("chat.update")) if u.get("ts") == ts
+                      and needle in (s := json.dumps(u["blocks"]))), None),
+        timeout=30,
+    )  # fmt: skip

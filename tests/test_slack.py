@@ -154,7 +154,8 @@ def test_webhook_posts_once_then_edits_with_llm_draft(bot: Bot, fmt: str) -> Non
     post = bot.posted(key)
     first_post_s = time.perf_counter() - t0
     assert post["channel"] == channel and "Retrieval draft" in json.dumps(post["blocks"])
-    ts = bot.service.store.get(key)["message_ts"]
+    # Slack answers before the bot stores the message's ts: wait for it (reading it at once races the bot).
+    ts = bot.emu.wait_for(lambda: bot.service.store.get(key)["message_ts"], timeout=30)
     update = bot.emu.wait_for(lambda: bot.updates(ts))[0]
     print(f"{fmt}: first post {first_post_s:.2f}s, LLM edit {time.perf_counter() - t0:.2f}s")
     assert "LLM draft" in json.dumps(update["blocks"]) or "Retrieval-only" in json.dumps(update["blocks"])

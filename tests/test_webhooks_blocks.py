@@ -24,7 +24,7 @@ from bot.taxonomy import Taxonomy
 
 def test_generic_open_and_resolve() -> None:
     ev = parse("generic", {"id": 7, "title": "API errors", "service": "openai"})
-    assert ev.kind == "open" and ev.key == "generic:7" and ev.ticket and ev.ticket.service == "openai"
+    assert ev.kind == "open" and ev.thread == "generic:7" and ev.ticket and ev.ticket.service == "openai"
     ev = parse("generic", {"id": 7, "status": "resolved", "resolution": "rolled back"})
     assert ev.kind == "resolve" and ev.resolution == "rolled back"
 
@@ -56,12 +56,14 @@ def test_hmac_auth() -> None:
     now = int(time.time())
     body = b'{"id": 1}'
     good = {"x-incibot-timestamp": str(now), "x-incibot-signature": webhook_signature("k", str(now), body)}
-    assert check_webhook_auth(s, good, body) is None
-    assert check_webhook_auth(s, good, body + b" ") == "bad signature"
-    assert "stale" in (check_webhook_auth(s, good, body, now=now + 3600) or "")
+    assert check_webhook_auth(s, "generic", good, body) is None
+    assert (check_webhook_auth(s, "generic", good, body + b" ") or "").startswith(
+        "bad signature; generic expects"
+    )
+    assert "stale" in (check_webhook_auth(s, "generic", good, body, now=now + 3600) or "")
     t = Settings(webhook_token="tok")
-    assert check_webhook_auth(t, {"authorization": "Bearer tok"}, body) is None
-    assert check_webhook_auth(t, {"authorization": "Bearer no"}, body) is not None
+    assert check_webhook_auth(t, "generic", {"authorization": "Bearer tok"}, body) is None
+    assert check_webhook_auth(t, "generic", {"authorization": "Bearer no"}, body) is not None
 
 
 def test_blocks_stay_inside_slack_limits_and_escape_ticket_text() -> None:

@@ -5,16 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.config import DEFAULT_SEVERITY_MAP
 from bot.intake.text import html_to_text, informative
 from bot.models import HistoricalIncident
 
-IMPACT_TO_SEVERITY = {
-    "critical": "sev1",
-    "major": "sev2",
-    "minor": "sev3",
-    "none": "sev4",
-    "maintenance": "sev4",
-}
+IMPACT_TO_SEVERITY = DEFAULT_SEVERITY_MAP["statuspage"]
 _LATER = ("identified", "monitoring", "resolved", "postmortem")
 
 

@@ -5,6 +5,7 @@ Slack limits: 3,000 characters per section text, 150 per header, 50 blocks per m
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.models import Ticket, TriageDraft
@@ -46,6 +47,44 @@ def _kind_line(draft: TriageDraft, stage: str) -> str:
     )
 
 
+# Square brackets: a redaction placeholder ([IP_ADDRESS_1]) broke the URL, so it is shown, not linked.
+_PLAIN_URL = re.compile(r"^https?://[^\s<>|\[\]]+$")
+
+
+def link(url: str, label: str) -> str:
+    """A sender's URL as a Slack link if it is a plain http(s) URL; anything else is shown as text, unclickable."""
+    if _PLAIN_URL.match(url):
+        return f"<{escape(url)}|{escape(label)}>"
+    return escape(f"{label}: {url}")
+
+
+def _sender_lines(ticket: Ticket, draft: TriageDraft | None, taxonomy: Taxonomy | None) -> list[str]:
+    """The sender's severity (and whether the draft agrees), its links, and which occurrence this is."""
+    lines = []
+    if ticket.severity:
+        said = ", ".join(f"{s.name} {s.value}" for s in ticket.severity)
+        mapped = ticket.sender_label
+        title = (
+            (lambda x: taxonomy.fields["severity"].categories[x].title or x) if taxonomy else (lambda x: x)
+        )
+        line = f":rotating_light: {escape(ticket.source)} says {escape(said)}" + (
+            f" ({escape(title(mapped))})" if mapped else ""
+        )
+        drafted = draft.label("severity") if draft else None
+        if mapped and drafted and drafted != mapped:
+            line += f"; the draft says {escape(title(drafted))}: check which is right"
+        lines.append(line)
+    links = ([link(ticket.link, f"{ticket.source} incident")] if ticket.link else []) + [
+        link(x.url, x.label) for x in ticket.links
+    ]
+    if links:
+        lines.append(":link: " + "  |  ".join(links))
+    if ticket.occurrence > 1:
+        prev = f" (previous: `{escape(ticket.previous_key)}`)" if ticket.previous_key else ""
+        lines.append(f":repeat: Fired again after it resolved: occurrence {ticket.occurrence}{prev}")
+    return lines
+
+
 def draft_blocks(
     key: str,
     ticket: Ticket,
@@ -54,8 +93,10 @@ def draft_blocks(
     stage: str,
     status_line: str | None = None,
     group_count: int = 0,
+    resolved: bool = False,
 ) -> list[dict[str, Any]]:
-    link = (ticket.raw or {}).get("html_url") if isinstance(ticket.raw, dict) else None
+    raw_link = (ticket.raw or {}).get("html_url") if isinstance(ticket.raw, dict) else None
+    more = ticket.link or (raw_link if isinstance(raw_link, str) else None)
     title = ticket.title or ticket.text[:120] or ticket.id
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(f"Triage: {title}", 150)}},
@@ -64,6 +105,10 @@ def draft_blocks(
             + (f"  |  service *{escape(ticket.service)}*" if ticket.service else "")
         ),
     ]
+    if sender := _sender_lines(ticket, draft, taxonomy):
+        blocks.append(context("\n".join(sender)))
+    if resolved:
+        blocks.append(context(f":white_check_mark: Resolved in {escape(ticket.source)} (see the thread)"))
     if group_count:
         blocks.append(
             context(f":link: *{group_count} more ticket(s)* look like this incident; listed in the thread.")
@@ -71,7 +116,7 @@ def draft_blocks(
     if draft.warnings:
         blocks.append(context("\n".join(f":warning: {escape(w)}" for w in draft.warnings)))
     if ticket.text:
-        blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=link))
+        blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=more))
     if draft.privacy_exposure:
         blocks.append(section(f":rotating_light: *Possible personal-data exposure* ({escape(draft.privacy_reason or '')}): "
                               "top priority, privacy incident response."))  # fmt: skip
@@ -134,6 +179,15 @@ def group_reply(members: list[tuple[str, Ticket]], total: int) -> tuple[str, lis
     ]
     head = f":link: {len(members)} more ticket(s) grouped into this incident ({total} so far)"
     return clip(head, 300), [section(f"*{head}*\n" + "\n".join(lines))]
+
+
+def update_reply(key: str, update: Ticket) -> tuple[str, list[dict[str, Any]]]:
+    """A thread reply with news about the incident `key` (new alerts, a note, a priority change, its resolution)."""
+    head = f"*{escape(update.title or 'Update')}*  |  `{escape(key)}`"
+    out = [section(head + ("\n" + escape(update.text) if update.text else ""))]
+    if sender := _sender_lines(update, None, None):
+        out.append(context("\n".join(sender)))
+    return clip(escape(f"{update.title or 'Update'} ({key})"), 300), out
 
 
 def fallback_text(ticket: Ticket, draft: TriageDraft) -> str:

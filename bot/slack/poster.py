@@ -21,6 +21,7 @@ from bot.retrying import status_code, wait_retry_after
 
 TICKET_EVENT = "incibot_ticket"
 GROUP_EVENT = "incibot_group"
+UPDATE_EVENT = "incibot_update"  # a reply with news about an incident (new alerts, notes, its resolution)
 
 
 def retryable(e: BaseException) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.intake.webhooks import WebhookEvent
+from bot.intake.webhooks import EventKind, WebhookEvent
 from bot.models import Ticket
 from bot.service import Backpressure, TriageService
 from bot.slack import blocks
@@ -34,7 +34,10 @@ def make(service: TriageService) -> Any:
         key = f"slash:{command.get('trigger_id') or command.get('command_ts') or id(command)}"
         ticket = Ticket(id=key, title="", text=text, source="slack", raw={"user_id": command.get("user_id")})
         try:
-            service.accept(WebhookEvent("open", key, ticket), channel=command.get("channel_id") or None)
+            event = WebhookEvent(
+                kind=EventKind.OPEN, source="slack", thread=key, ticket=ticket, items={"open": ""}
+            )
+            service.accept(event, channel=command.get("channel_id") or None)
         except Backpressure as e:
             respond(text=f"The bot is catching up on an incident storm ({e}). Try again shortly.")
 

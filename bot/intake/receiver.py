@@ -1,0 +1,131 @@
+"""What one notification changes in the store: a new ticket, a thread reply, a resolution, or nothing.
+
+`bot.occurrences.decide` says what an event means for the sender's incident (pure); this stores it, all or
+nothing, with optimistic concurrency so racing deliveries of one incident store one ticket. The service then
+queues what was stored for posting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.config import Settings
+from bot.intake.webhooks import EventKind, WebhookEvent, listed
+from bot.models import Link, SenderSeverity, Ticket
+from bot.occurrences import Outcome, Step, Thread, decide
+from bot.redact import Redactor
+from bot.store import Store
+from bot.taxonomy import Taxonomy
+
+RACES = 8  # deliveries about one sender incident racing each other: re-decided at most this often
+
+
+class Receipt(BaseModel):
+    """What a webhook is answered: `status` is an Outcome value; `key` the ticket it concerns."""
+
+    status: Outcome
+    key: str = ""
+    reason: str = ""
+
+
+class Stored(BaseModel):
+    """What `Receiver.receive` stored: the receipt, and the new rows to queue for posting (key, ticket, kind)."""
+
+    receipt: Receipt
+    queued: list[tuple[str, Ticket, str]] = []
+
+
+class Busy(RuntimeError):
+    """Concurrent deliveries kept changing one sender incident: the sender should retry shortly."""
+
+
+class Receiver:
+    def __init__(self, settings: Settings, store: Store, redactor: Redactor, taxonomy: Taxonomy) -> None:
+        self.settings, self.store, self.redactor, self.taxonomy = settings, store, redactor, taxonomy
+
+    def receive(self, event: WebhookEvent, channel: str | None, make_room: Callable[[], None]) -> Stored:
+        """Decide and store, before the sender is answered. `make_room` raises if nothing new may be stored now
+        (a full outbox): then nothing is stored and the sender retries."""
+        for _ in range(RACES):
+            current = self._thread(event)
+            if event.component is not None and current is None:
+                return Stored(receipt=Receipt(status=Outcome.IGNORED, reason=f"no open Statuspage incident has "
+                              f"component {event.component}; the change is acknowledged and not posted"))  # fmt: skip
+            step = decide(current, event, datetime.now(UTC), self.settings.occurrence_quiet_s)
+            if step.thread is None:
+                return Stored(receipt=Receipt(status=step.outcome, key=step.key))
+            rows = self._rows(step, event, current, channel)
+            if rows:
+                make_room()
+            resolved = (step.key, event.resolution) if step.outcome == Outcome.RESOLVE else None
+            if self.store.record(step.thread, [r.copy() for r in rows], resolved):
+                queued = [(r["key"], r["ticket"], r["kind"]) for r in rows]
+                return Stored(receipt=Receipt(status=step.outcome, key=step.key), queued=queued)
+        raise Busy(f"{event.thread} is changing under concurrent deliveries; retry")
+
+    def _thread(self, event: WebhookEvent) -> Thread | None:
+        if event.component is not None:  # a Statuspage component: the newest open incident that lists it
+            having = [t for t in self.store.open_threads(event.source) if event.component in t.components]
+            return max(having, key=lambda t: t.last_at, default=None)
+        if (thread := self.store.thread(event.thread)) is not None:
+            return thread
+        row = self.store.get(event.thread)
+        if row is None or row.get("kind") == "update":
+            return None
+        # A ticket stored before occurrences were kept: its thread starts here, and a redelivery stays a duplicate.
+        return Thread(thread=event.thread, source=event.source, key=event.thread, open=not row.get("resolved"),
+                      seen=list(event.items) if event.kind == EventKind.OPEN else [], last_at=row["created_at"])  # fmt: skip
+
+    def _rows(
+        self, step: Step, event: WebhookEvent, current: Thread | None, channel: str | None
+    ) -> list[dict[str, Any]]:
+        """The tickets table rows a step adds: a new occurrence's ticket, or a reply in its thread."""
+        assert step.thread is not None
+        if step.outcome == Outcome.NEW and event.ticket is not None:
+            ticket = self._intake(event.ticket, event.source).model_copy(
+                update={"id": step.key, "occurrence": step.thread.number,
+                        "previous_key": current.key if current is not None else None}
+            )  # fmt: skip
+            ch = channel or self.settings.channel_for(ticket.service)
+            return [{"key": step.key, "ticket": ticket, "channel": ch, "route": ch, "status": "received",
+                     "kind": "ticket"}]  # fmt: skip
+        parent = self.store.get(step.key)
+        if parent is None:
+            return []
+        lines = [line for line in step.new.values() if line]
+        if event.resolution:
+            lines.append(f"Resolution: {event.resolution}")
+        links = list(event.links)
+        if event.merged_into is not None:
+            links.insert(
+                0, event.merged_into.model_copy(update={"label": f"Merged into {event.merged_into.label}"})
+            )
+        key = f"{step.key}~{step.thread.updates}"
+        reply = Ticket(id=key, title=event.note, text="\n".join(listed(lines)), source=event.source, links=links,
+                       severity=event.severity)  # fmt: skip
+        return [{"key": key, "ticket": self._intake(reply, event.source), "channel": parent["channel"],
+                 "route": parent.get("route") or parent["channel"], "status": "received", "kind": "update",
+                 "parent_key": step.key}]  # fmt: skip
+
+    def _intake(self, ticket: Ticket, source: str) -> Ticket:
+        """The sender's severity mapped onto the taxonomy; service and links redacted like ticket text (a service
+        can be a person's e-mail address, a link can carry a token)."""
+        sev = [s.model_copy(update={"label": self._severity_label(source, s)}) for s in ticket.severity]
+        update: dict[str, Any] = {"severity": sev}
+        if self.settings.redact_in_slack or self.settings.redact_in_history:
+            red = self.redactor.redact
+            update |= {
+                "service": red(ticket.service).text if ticket.service else ticket.service,
+                "link": red(ticket.link).text if ticket.link else ticket.link,
+                "links": [Link(label=x.label, url=red(x.url).text) for x in ticket.links],
+            }
+        return ticket.model_copy(update=update)
+
+    def _severity_label(self, source: str, sev: SenderSeverity) -> str | None:
+        mapping = {k.lower(): v for k, v in self.settings.severity_map.get(source, {}).items()}
+        label = mapping.get(sev.value.lower()) or self.taxonomy.normalise("severity", sev.value)
+        return label if label and self.taxonomy.is_valid("severity", label) else None
