@@ -64,6 +64,11 @@ def table(r: dict[str, Any]) -> Table:
         "  accepted / refused / lost / duplicated / peak RSS",
         f"{b['accepted']} / {b['refused']} / {b['lost']} / {b['duplicated']} / {b['peak_rss_mb']:.0f} MB",
     )
+    m = b["metrics_scrape"]
+    t.add_row(
+        "  /metrics scraped while the storm drains",
+        f"HTTP {m['status']} in {m['seconds']:.3f} s, {m['lines']} lines",
+    )
     return t
 
 
@@ -85,6 +90,10 @@ def run(
         e2e = bench_end_to_end(data, collection, 3 if quick else 10)
         console.print("[dim]serving: incident storm…[/dim]")
         storm = bench_storm(data, collection, 200 if quick else 1000, 20.0 if quick else 60.0)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scrape = out_dir / "metrics-during-storm.txt"  # what /metrics answered while the storm drained
+        scrape.write_text((data / "metrics-during-storm.txt").read_text())
+        storm["metrics_scrape"]["saved"] = str(scrape)
     result = {"quick": quick, "history_size": size, "core": core, "end_to_end": e2e, "storm": storm,
               "targets": TARGETS, "seconds": time.monotonic() - t0}  # fmt: skip
     console.print(table(result))

@@ -201,6 +201,11 @@ def bench_storm(
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(fire, range(n)))
+        # A scrape while the outbox still drains the storm: it must answer, and fast (no posting-path lock).
+        t_scrape = time.monotonic()
+        scrape = server.http.get("/metrics")
+        scrape_s = time.monotonic() - t_scrape
+        (data_dir / "metrics-during-storm.txt").write_text(scrape.text)
         accepted = set(sent)
         _wait(lambda: accepted <= set(deliveries(emu)), timeout=600)
         time.sleep(5.0)  # anything sent twice would show up by now
@@ -222,6 +227,12 @@ def bench_storm(
             "chat_updates": len(emu.of("chat.update")),
             "to_own_post_s": lat(own),
             "to_thread_listing_s": lat(listed),
+            "metrics_scrape": {
+                "status": scrape.status_code,
+                "seconds": round(scrape_s, 3),
+                "lines": len(scrape.text.splitlines()),
+                "saved": str(data_dir / "metrics-during-storm.txt"),
+            },
             "peak_rss_mb": server.stop(),
         }
     finally:

@@ -22,9 +22,11 @@ from bot.drafting import Prompts  # noqa: F401  (imported so prompt errors surfa
 from bot.history import HistoryError, HistoryStore
 from bot.intake.files import FORMATS, InputError, read_history, read_ticket
 from bot.llm import LLMConfigError
+from bot.mode import ModeRefused
 from bot.models import Ticket
 from bot.pipeline import TicketError
 from bot.playbooks import PlaybookError
+from bot.report import ReportError
 from bot.taxonomy import TaxonomyError
 
 app = typer.Typer(
@@ -39,6 +41,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 KNOWN_ERRORS = (
     InputError,
+    ModeRefused,
+    ReportError,
     TicketError,
     HistoryError,
     TaxonomyError,
@@ -273,6 +277,51 @@ def feedback_export(
     tmp.write_text("".join(i.model_dump_json() + "\n" for i in incidents), encoding="utf-8")
     tmp.replace(out_file)  # never a half-written export
     out.print(f"wrote {len(incidents)} labelled incidents to {out_file}")
+
+
+@app.command()
+@one_line_errors
+def mode(
+    word: Annotated[
+        str | None, typer.Argument(help="llm or retrieval-only; leave out to show the mode.")
+    ] = None,
+) -> None:
+    """Show or switch the drafting mode of every replica: retrieval-only turns the LLM off (the rollback)."""
+    import getpass
+
+    from bot.mode import ModeSwitch
+    from bot.store import Store
+
+    settings = Settings()
+    switch = ModeSwitch(Store(settings.db_url), settings.admin_user_ids)
+    if word is None:
+        change = switch.current()
+        out.print(f"mode {change.mode} (set by {change.user_id} at {change.created_at:%Y-%m-%d %H:%M} UTC)"
+                  if change else "mode llm (never switched)")  # fmt: skip
+        return
+    change = switch.set(word, f"cli:{getpass.getuser()}", admin_check=False)  # the operator's own shell
+    out.print(f"mode {change.mode}: in force on every replica within {settings.mode_ttl_s:.0f} s")
+
+
+@app.command()
+@one_line_errors
+def report(
+    since: Annotated[str, typer.Option("--since", help="How far back: 7d, 24h, 90m.")] = "7d",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.md and the plots.")] = Path(
+        "report"
+    ),
+) -> None:
+    """Write a report a manager can read: triages, acceptance, confident-label precision, latency, cost."""
+    from bot.metrics import known_prices
+    from bot.report import build, parse_since, write
+    from bot.store import Store
+
+    settings = Settings()
+    r = build(Store(settings.db_url), parse_since(since), known_prices(settings), settings.confident_at)
+    files = write(r, out_dir)
+    out.print(
+        f"{r.triages} triages, {sum(r.verdicts.values())} verdicts; wrote " + ", ".join(map(str, files))
+    )
 
 
 @app.command()

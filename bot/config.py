@@ -163,6 +163,21 @@ class Settings(BaseSettings):
     # source -> the sender's severity value -> the taxonomy's severity; merged over DEFAULT_SEVERITY_MAP by source
     severity_map: dict[str, dict[str, str]] = Field(default_factory=dict)
 
+    # --- watching itself (bot/monitor.py, /metrics, incibot report) and the fleet-wide rollback (bot/mode.py)
+    ops_channel: str | None = None  # quality alerts and recoveries; default: default_channel
+    admin_user_ids: list[str] = Field(default_factory=list)  # Slack user ids that may run /triage mode
+    mode_ttl_s: float = Field(default=2.0, gt=0)  # each replica rereads the mode at most this often
+    # model -> (USD per 1k prompt tokens, per 1k completion tokens); a model without one has an unknown cost
+    llm_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    quality_window: int = Field(default=50, ge=1)  # the newest verdicts the acceptance signal looks at
+    quality_min_verdicts: int = Field(default=20, ge=1)  # per field and model, before it can alert
+    quality_alert_below: float = Field(default=0.5, ge=0, le=1)  # acceptance below this opens an alert...
+    quality_recover_at: float = Field(default=0.7, ge=0, le=1)  # ...that closes at or above this
+    llm_failure_window: int = Field(default=20, ge=1)  # the newest LLM drafts the failure signal looks at
+    llm_failure_min_calls: int = Field(default=10, ge=1)
+    llm_failure_alert_above: float = Field(default=0.5, ge=0, le=1)
+    llm_failure_recover_below: float = Field(default=0.2, ge=0, le=1)
+
     # --- incident storms: a ticket this similar to an active posted incident in its channel joins it
     storm_similarity: float = Field(default=0.9, ge=0.0, le=1.01)  # > 1 turns grouping off
     storm_window_s: float = 1800.0  # an incident stays open for grouping this long after its newest ticket

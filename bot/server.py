@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.intake.text import without_nul
 from bot.intake.webhooks import WebhookError, parse
 from bot.llm import llm_health
+from bot.metrics import CONTENT_TYPE
 from bot.service import Backpressure, TriageService
 from bot.webhook_auth import HideUrlTokens, check_webhook_auth, webhook_signature
 
@@ -118,6 +119,11 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             }
         )
 
+    async def metrics(_: Request) -> Response:
+        # Rendered in a worker thread: fleet-wide figures are database reads, never the posting path's locks.
+        body = await run_in_threadpool(service.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
+
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, HideUrlTokens) for f in access_log.filters):
         access_log.addFilter(HideUrlTokens())
@@ -127,6 +133,7 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             Route("/webhooks/{source}/{token}", webhook, methods=["POST"]),
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ]
     )
 

@@ -19,7 +19,7 @@ import math
 import queue
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -31,10 +31,15 @@ from bot.intake.receiver import Busy, Receipt, Receiver
 from bot.intake.webhooks import WebhookEvent
 from bot.learning import HistoryFeeder
 from bot.llm import warm_up
+from bot.metrics import Metrics, known_prices
+from bot.mode import Mode, ModeChange, ModeSwitch
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
+from bot.monitor import QualityMonitor
 from bot.occurrences import Outcome
 from bot.outbox import Outbox
 from bot.pipeline import Triager, detect_privacy
+from bot.report import Report
+from bot.report import build as build_report
 from bot.retrying import retry_after
 from bot.slack import blocks
 from bot.slack.poster import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackPoster, retryable
@@ -48,6 +53,12 @@ def _route(row: dict[str, Any]) -> str:
     """The channel routing chose for a ticket. `channel` becomes the id Slack answers with once posted, which a
     new ticket's route (often a name) would never equal; rows from before the column fall back to it."""
     return row.get("route") or row["channel"]
+
+
+def _age_s(created_at: datetime) -> float:
+    """Seconds since a stored ticket arrived (SQLite hands back naive UTC)."""
+    at = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - at).total_seconds())
 
 
 class Backpressure(RuntimeError):
@@ -71,6 +82,9 @@ class TriageService:
         self.to_refine: queue.Queue[str | None] = queue.Queue()
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.slack = SlackPoster(client, settings)
+        self.mode = ModeSwitch(store, settings.admin_user_ids, settings.mode_ttl_s)
+        self.metrics = Metrics(store, known_prices(settings), self.mode, settings.quality_window)
+        self.monitor = QualityMonitor(settings, store, self.slack)
         self._groups_due: set[str] = set()  # open incidents with tickets not yet listed in their thread
         # When each incident's thread was last updated: at most one reply and one counter edit per incident per
         # storm_flush_s, so a storm costs a few messages a minute (Slack limits posts per channel and edits).
@@ -226,6 +240,8 @@ class TriageService:
                 self._groups_due.add(parent)
                 return
             draft = self.triager.triage(ticket, use_llm=False, history_required=False)
+            if (note := self._mode_note()) is not None:
+                draft.warnings.append(note)
             # From here a post may reach Slack before we hear back: a retry or a restart looks it up first.
             self.store.update_ticket(key, status="posting", draft=draft)
             found = None
@@ -244,7 +260,8 @@ class TriageService:
             key, status="posted", channel=channel, message_ts=found["ts"], last_error=None
         )
         self.storms.open(key, _route(row), ticket.service, vector, time.time())
-        if self.triager.model is not None:
+        self.metrics.first_post.observe(_age_s(row["created_at"]))
+        if self.triager.model is not None and self.mode.mode == Mode.LLM:
             self.to_refine.put(key)
         else:
             self.store.update_ticket(key, status="drafted")
@@ -284,9 +301,36 @@ class TriageService:
         row = self.store.get(key)
         if row is None or row["status"] != "posted":
             return
+        if (
+            note := self._mode_note()
+        ) is not None:  # switched off since it was posted: the retrieval draft stays
+            draft = self._draft(row)
+            draft.warnings = [*draft.warnings, note]
+            self.store.update_ticket(key, status="drafted", draft=draft, last_error=None)
+            self.redraw(key)
+            return
         draft = self.triager.triage(Ticket.model_validate(row["ticket"]), history_required=False)
         self.store.update_ticket(key, status="drafted", draft=draft, last_error=None)
+        self.metrics.observe_draft(draft)
         self.redraw(key)
+        self.metrics.llm_edit.observe(_age_s(row["created_at"]))
+        self._watch()
+
+    def _mode_note(self) -> str | None:
+        """The line every post made in retrieval-only mode carries (None in LLM mode)."""
+        change: ModeChange | None = self.mode.current()
+        if change is None or change.mode != Mode.RETRIEVAL_ONLY:
+            return None
+        return (
+            f"Retrieval-only mode, set by {change.user_id} at {change.created_at:%Y-%m-%d %H:%M} UTC: the LLM is "
+            "off on every replica (/triage mode llm turns it back on)."
+        )
+
+    def _watch(self) -> None:
+        try:
+            self.monitor.check()
+        except Exception:  # watching itself must never stop a post or a verdict
+            log.exception("quality check failed")
 
     # ---- storms --------------------------------------------------------------------------------------------
     def _open_storm(self, row: dict[str, Any]) -> None:
@@ -359,6 +403,10 @@ class TriageService:
         """After the click is acknowledged: teach the history and update the message."""
         self.learn(key)
         self.redraw(key, status_line)
+        self._watch()
+
+    def report(self, since: timedelta) -> Report:
+        return build_report(self.store, since, self.metrics.prices, self.settings.confident_at)
 
     def learn(self, key: str) -> HistoricalIncident | None:
         """Upsert the ticket into the history with the engineer's labels and fix (and its resolution)."""

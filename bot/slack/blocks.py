@@ -6,10 +6,13 @@ Slack limits: 3,000 characters per section text, 150 per header, 50 blocks per m
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.models import Ticket, TriageDraft
 from bot.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from bot.report import Report
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -206,7 +209,9 @@ def similar_blocks(similar: list[Any]) -> list[dict[str, Any]]:
 
 HELP = (
     "*/triage <incident text>*: triage free text here (similar incidents, classification, first step, playbook)\n"
-    "*/triage similar <text>*: list similar past incidents\n*/triage help*: this help"
+    "*/triage similar <text>*: list similar past incidents\n"
+    "*/triage mode llm|retrieval-only*: switch the LLM on or off on every replica (admins only)\n"
+    "*/triage help*: this help"
 )
 
 
@@ -275,3 +280,35 @@ def view_values(view: dict[str, Any]) -> dict[str, str]:
         value = chosen or v.get("value")
         out[block_id] = value if isinstance(value, str) else ""
     return out
+
+
+def home_view(r: Report) -> dict[str, Any]:
+    """The Home tab: the report's figures for the last days (`bot/report.py`)."""
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    cost = (
+        "unknown (no price for " + ", ".join(r.unpriced_models) + ")"
+        if r.unpriced_models
+        else ("n/a" if r.cost_per_triage is None else f"${r.cost_per_triage:.4f}")
+    )
+    verdicts = ", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items())) or "none yet"
+    rows = "\n".join(
+        f"• *{escape(a.field)}* by `{escape(a.model)}`: {pct(a.rate)} of {a.n}" for a in r.acceptance
+    )
+    corrected = "\n".join(
+        f"• {escape(f)}: {escape(a)} → {escape(b)} ({n}×)" for f, a, b, n in r.corrections[:8]
+    )
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "incibot: the last 7 days"}},
+        section(
+            f"*Triages:* {r.triages}   *Verdicts:* {verdicts}\n"
+            f"*Confident labels kept:* {pct(r.confident_precision)} of {r.confident_n}\n"
+            f"*Latency:* p50 {r.latency_p50_s or 0:.2f} s, p95 {r.latency_p95_s or 0:.2f} s   *Cost per triage:* {cost}"
+        ),
+        section("*Acceptance by field and model*\n" + (rows or "No verdicts yet.")),
+    ]
+    if corrected:
+        out.append(section("*Corrected most*\n" + corrected))
+    return {"type": "home", "blocks": out}

@@ -9,6 +9,7 @@ from bot.slack.listeners import (
     confirm_button,
     correct_button,
     correct_submission,
+    home_opened,
     reject_button,
     reject_submission,
     triage_command,
@@ -22,3 +23,4 @@ def register(app: App, service: TriageService) -> None:
     app.action("reject")(reject_button.make(service))
     app.view("correct_submit")(correct_submission.make(service))
     app.view("reject_submit")(reject_submission.make(service))
+    app.event("app_home_opened")(home_opened.make(service))

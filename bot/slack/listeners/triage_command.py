@@ -1,10 +1,11 @@
-"""/triage <text> | /triage similar <text> | /triage help"""
+"""/triage <text> | /triage similar <text> | /triage mode llm|retrieval-only | /triage help"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.intake.webhooks import EventKind, WebhookEvent
+from bot.mode import ModeRefused
 from bot.models import Ticket
 from bot.service import Backpressure, TriageService
 from bot.slack import blocks
@@ -28,6 +29,19 @@ def make(service: TriageService) -> Any:
             respond(
                 blocks=blocks.similar_blocks(hits), text="Similar past incidents", response_type="ephemeral"
             )
+            return
+        if word.lower() == "mode":
+            user = command.get("user_id") or ""
+            try:
+                change = service.mode.set(rest, user) if rest.strip() else service.mode.current()
+            except ModeRefused as e:
+                ack(text=f"Mode not changed: {e}.")
+                return
+            if change is None:
+                ack(text="Mode: llm (never switched). Usage: /triage mode llm|retrieval-only")
+                return
+            ack(text=f"Mode: {change.mode} (set by <@{change.user_id}> at {change.created_at:%H:%M} UTC), "
+                     f"in force on every replica within {service.settings.mode_ttl_s:.0f} s.")  # fmt: skip
             return
         # Acknowledge first (Slack's 3-second limit); the ticket is stored and posted by the workers.
         ack(text="Triaging… the draft will appear in this channel.")
