@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from bot.config import Settings
 from bot.models import TriageDraft
-from bot.quality import acceptance, field_verdicts
+from bot.quality import acceptance, confident_precision, field_verdicts
 from bot.store import Store
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -51,8 +51,8 @@ def llm_outcome(draft: TriageDraft) -> str | None:
 class _Fleet(Collector):
     """Fleet-wide figures from the database, at scrape time."""
 
-    def __init__(self, store: Store, mode: object, window: int) -> None:
-        self.store, self.mode, self.window = store, mode, window
+    def __init__(self, store: Store, mode: object, window: int, confident_at: float) -> None:
+        self.store, self.mode, self.window, self.confident_at = store, mode, window, confident_at
 
     def collect(self) -> Iterator[Metric]:
         states = GaugeMetricFamily("incibot_tickets", "Tickets by state, all replicas", labels=["state"])
@@ -78,14 +78,17 @@ class _Fleet(Collector):
                                   "verdicts (the monitor's signal)", labels=["field", "model"])  # fmt: skip
         window = GaugeMetricFamily("incibot_acceptance_verdicts", "Verdicts behind incibot_acceptance_ratio",
                                    labels=["field", "model"])  # fmt: skip
-        for (field, model), rate in acceptance(
-            field_verdicts(self.store.verdicts(limit=self.window))
-        ).items():
+        judged = field_verdicts(self.store.verdicts(limit=self.window))
+        for (field, model), rate in acceptance(judged).items():
             if rate.value is not None:
                 rates.add_metric([field, model], rate.value)
                 window.add_metric([field, model], rate.n)
         yield rates
         yield window
+        sure = confident_precision(judged, self.confident_at)
+        if sure.value is not None:
+            yield GaugeMetricFamily("incibot_confident_precision_ratio", "Labels called confident that engineers "
+                                    "kept, over the latest verdicts", value=sure.value)  # fmt: skip
         current = getattr(self.mode, "mode", None)
         if current is not None:
             gauge = GaugeMetricFamily("incibot_mode", "Drafting mode in force (1)", labels=["mode"])
@@ -95,7 +98,12 @@ class _Fleet(Collector):
 
 class Metrics:
     def __init__(
-        self, store: Store, prices: dict[str, tuple[float, float]], mode: object = None, window: int = 50
+        self,
+        store: Store,
+        prices: dict[str, tuple[float, float]],
+        mode: object = None,
+        window: int = 50,
+        confident_at: float = 0.6,
     ) -> None:
         self.prices = prices  # model -> (USD per 1k prompt tokens, per 1k completion tokens)
         self.registry = CollectorRegistry()
@@ -113,7 +121,7 @@ class Metrics:
         )
         self.unpriced = Counter("incibot_llm_unpriced_calls", "LLM calls of models with no price: cost unknown",
                                 ["model"], registry=r)  # fmt: skip
-        r.register(_Fleet(store, mode, window))
+        r.register(_Fleet(store, mode, window, confident_at))
 
     def observe_draft(self, draft: TriageDraft) -> None:
         outcome = llm_outcome(draft)

@@ -83,7 +83,9 @@ class TriageService:
         self.storms = StormGrouper(settings.storm_similarity, settings.storm_window_s)
         self.slack = SlackPoster(client, settings)
         self.mode = ModeSwitch(store, settings.admin_user_ids, settings.mode_ttl_s)
-        self.metrics = Metrics(store, known_prices(settings), self.mode, settings.quality_window)
+        self.metrics = Metrics(
+            store, known_prices(settings), self.mode, settings.quality_window, settings.confident_at
+        )
         self.monitor = QualityMonitor(settings, store, self.slack)
         self._groups_due: set[str] = set()  # open incidents with tickets not yet listed in their thread
         # When each incident's thread was last updated: at most one reply and one counter edit per incident per

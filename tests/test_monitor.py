@@ -239,8 +239,12 @@ def test_metrics_answer_during_a_burst_and_the_home_tab_and_report_show_the_figu
         first_post = {s.name: s.value for s in last["incibot_first_post_seconds"].samples}
         assert first_post["incibot_first_post_seconds_count"] == 150
         assert "incibot_queue_depth" in scrapes[0] and len(scrapes) >= 5
+        assert [x.labels["mode"] for x in last["incibot_mode"].samples] == ["llm"]  # never switched
         row = service.store.get("generic:b1")
         slack.confirm("generic:b1", row["channel"], row["message_ts"])
+        after = {f.name: f for f in text_string_to_metric_families(slack.http.get("/metrics").text)}
+        assert {s.labels["verdict"]: s.value for s in after["incibot_feedback"].samples} == {"confirm": 1}
+        assert "incibot_acceptance_ratio" in after
         r = slack.event({"type": "app_home_opened", "user": "UALICE", "channel": "D1", "tab": "home"})
         assert r.status_code == 200
         home = wait_until(lambda: emu.of("views.publish"), 30, "views.publish")[0]
