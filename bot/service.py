@@ -94,7 +94,6 @@ class TriageService:
         self._post_rate = 5.0  # posts per second, smoothed: how long a full outbox takes to drain
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._status_lines: dict[str, str] = {}  # key -> the latest feedback line shown on its post
 
     # ---- intake --------------------------------------------------------------------------------------------
     def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
@@ -128,9 +127,16 @@ class TriageService:
             raise Backpressure(backlog, min(max(wait, 1), 300))
 
     def _enqueue(self, key: str, ticket: Ticket, urgent: bool = True) -> None:
-        # A ticket that suggests personal-data exposure goes before everything waiting: stop the spread first.
-        # Thread replies keep arrival order, behind the post they reply to.
-        urgent = urgent and detect_privacy(self.triager.taxonomy, ticket.body) is not None
+        # A ticket that suggests personal-data exposure, or that its sender rates at the taxonomy's most severe
+        # level (an ordinal severity field lists it first), goes before everything waiting: stop the spread
+        # first. Thread replies keep arrival order, behind the post they reply to.
+        tax = self.triager.taxonomy
+        severity = tax.fields.get("severity")
+        worst = severity.ids[0] if severity is not None and severity.ids else None
+        urgent = urgent and (
+            detect_privacy(tax, ticket.body) is not None
+            or (worst is not None and ticket.sender_label == worst)
+        )
         self.outbox.put(key, urgent=urgent)
 
     def backlog(self) -> int:
@@ -422,8 +428,10 @@ class TriageService:
         ticket = self.triager.shown(Ticket.model_validate(row["ticket"]))
         draft = self._draft(row)
         stage = "llm" if row["status"] == "drafted" or self.triager.model is None else "retrieval"
-        if status_line is not None:
-            self._status_lines[key] = status_line
+        if status_line is not None:  # kept with the ticket: a restart or another replica shows it too
+            self.store.update_ticket(key, status_line=status_line)
+        else:
+            status_line = row.get("status_line")
         self.slack.update(
             row["channel"],
             row["message_ts"],
@@ -434,7 +442,7 @@ class TriageService:
                 draft,
                 self.triager.taxonomy,
                 stage,
-                self._status_lines.get(key),
+                status_line,
                 row.get("group_count") or 0,
                 resolved=bool(row.get("resolved")),
             ),

@@ -62,6 +62,7 @@ tickets = Table(
     Column("history_pending", Integer, index=True),  # 1: its labelled incident still has to reach the history
     # NULL/"ticket", or "update": a thread reply under parent_key (received -> posting -> replied, or failed)
     Column("kind", String(20)),
+    Column("status_line", Text),  # the latest verdict line on its post ("Confirmed by @alice")
 )
 threads = Table(
     "threads",

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from bot.config import Settings
 from bot.emulators import OpenAIEmulator, SlackEmulator
 from bot.history import HistoryStore
-from bot.models import Ticket
+from bot.models import Feedback, Ticket
 from bot.outbox import Outbox
 from bot.pipeline import Triager
 from bot.server import build_server
@@ -335,26 +335,59 @@ def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
     assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k")["group_count"] == 0
 
 
-def test_a_privacy_exposure_ticket_is_posted_before_500_waiting_tickets(
-    tmp_path: Path, slack: SlackEmulator
+@pytest.mark.parametrize(
+    "urgent",
+    [
+        {
+            "id": "leak",
+            "title": "Users see other users' conversations in their chat history",
+            "service": "openai",
+        },
+        # Nothing in the text says privacy, but the sender rates it at the most severe level.
+        {"id": "leak", "title": "Checkout API down in all regions", "service": "openai", "severity": "SEV1"},
+    ],
+    ids=["privacy-exposure", "sender-sev1"],
+)
+def test_an_urgent_ticket_is_posted_before_500_waiting_tickets(
+    tmp_path: Path, slack: SlackEmulator, urgent: dict[str, str]
 ) -> None:
     service = make_service(tmp_path, slack, storm_similarity=1.01)  # workers not started: 500 tickets wait
     for i in range(500):
         accept(
-            service, {"id": f"w{i}", "title": f"Elevated latency on model endpoint {i}", "service": "openai"}
-        )
-    accept(service, {"id": "leak", "title": "Users see other users' conversations in their chat history",
-                     "service": "openai"})  # fmt: skip
+            service, {"id": f"w{i}", "title": f"Elevated latency on model endpoint {i}", "service": "openai",
+                      "severity": "sev2"}
+        )  # fmt: skip
+    accept(service, urgent)
     t0 = time.monotonic()
     service.start()
     try:
-        wait_until(lambda: "generic:leak" in posted_keys(slack), 5.0, "the privacy ticket posted within 5 s")
+        wait_until(lambda: "generic:leak" in posted_keys(slack), 5.0, "the urgent ticket posted within 5 s")
         assert posted_keys(slack)[0] == "generic:leak"  # before any of the 500 that arrived earlier
         assert time.monotonic() - t0 < 5.0
         wait_until(lambda: len(posted_keys(slack)) >= 5, 30, "the others follow")
         assert posted_keys(slack)[1:5] == [f"generic:w{i}" for i in range(4)]  # and they keep arrival order
     finally:
         service.stop()
+
+
+def test_the_verdict_line_survives_a_restart(tmp_path: Path, slack: SlackEmulator) -> None:
+    service = make_service(tmp_path, slack, storm_similarity=1.01)
+    service.start()
+    try:
+        accept(service, {"id": "v1", "title": "Image generation returns blank images"})
+        wait_until(
+            lambda: (r := service.store.get("generic:v1")) and r["status"] == "drafted", 30, "the draft"
+        )
+        line = service.record_feedback("generic:v1", Feedback(action="confirm", user_id="UALICE"))
+        assert line is not None
+        service.apply_feedback("generic:v1", line)
+    finally:
+        service.stop()
+    restarted = make_service(
+        tmp_path, slack, storm_similarity=1.01
+    )  # the same database, a new process's memory
+    restarted.redraw("generic:v1")  # e.g. a storm counter edit after the restart
+    assert "Confirmed by <@UALICE>" in json.dumps(slack.of("chat.update")[-1]["blocks"])
 
 
 def test_slack_failing_in_one_channel_does_not_hold_the_others(tmp_path: Path, slack: SlackEmulator) -> None:

@@ -183,3 +183,16 @@ def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when
         service.stop()
         chroma.stop()
         emu.close()
+
+
+def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
+    """Every revision together builds exactly the tables, columns and indexes `bot/store.py` declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bot.store import Store, meta
+
+    store = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with store.engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), meta)
+    assert diff == []

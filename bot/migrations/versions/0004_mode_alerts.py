@@ -1,4 +1,5 @@
-"""The fleet-wide drafting mode (a log: the newest row is in force) and the monitor's alert episodes.
+"""The fleet-wide drafting mode (a log: the newest row is in force), the monitor's alert episodes, and each post's
+verdict line (kept with the ticket, no longer in one process's memory).
 
 Revision ID: 0004
 Revises: 0003
@@ -29,9 +30,11 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_feedback_created_at", "feedback", ["created_at"])
+    op.add_column("tickets", sa.Column("status_line", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("tickets", "status_line")
     op.drop_index("ix_feedback_created_at", "feedback")
     op.drop_table("alerts")
     op.drop_table("modes")
