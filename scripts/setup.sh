@@ -2,7 +2,7 @@
 # Create .venv and install the project with pinned versions. Idempotent: a second run is fast.
 #
 # The bundled local model runs in llama-cpp-python's server, which has no Linux wheel on PyPI: it is compiled
-# once per machine (about 4 minutes on 2 cores) into ~/.cache/incibot/wheels and installed from there. The build
+# once per machine (4 to 15 minutes on 2 cores, by CPU) into ~/.cache/incibot/wheels and installed from there. The build
 # is pinned to a portable x86-64 level (AVX2, FMA, F16C; no AVX-512, no AMX), never to the build host's CPU:
 # llama.cpp's default -march=native build crashes on machines with AMX, and pip's own cache would hand such a
 # build to any later install. INCIBOT_LOCAL_LLM=0 installs without the local model (nothing is compiled): then
@@ -29,7 +29,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if [ "$LOCAL_LLM" = 1 ]; then
     extras=dev,local-llm
     if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-      echo "building llama-cpp-python $llama_version for portable x86-64 (AVX2), once per machine (~4 min)..." >&2
+      echo "building llama-cpp-python $llama_version for portable x86-64 (AVX2), once per machine (4-15 min)..." >&2
       rm -rf "$wheels.partial"
       CMAKE_ARGS="$LLAMA_CMAKE_ARGS" .venv/bin/python -m pip wheel --quiet --no-deps --no-cache-dir \
         -w "$wheels.partial" "llama-cpp-python==$llama_version" 2>&1 | { grep -v "is ignored" || true; }
