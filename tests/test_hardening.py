@@ -182,7 +182,11 @@ def test_llm_endpoint_down_every_ticket_still_posted_as_retrieval_only(
         )
     wait_until(lambda: service.store.counts().get("drafted") == n, what="all drafted")
     service.stop()
-    assert len(top_level_posts(slack)) == n
+    assert sorted(k for k in posted_keys(slack) if k) == sorted(f"generic:down{i}" for i in range(n))
+    # The bot noticed: one alert (no ops_channel set: the default channel) that its LLM fails, not one per ticket.
+    alerts = [p for p in top_level_posts(slack) if "incibot quality alert" in p.get("text", "")]
+    assert len(top_level_posts(slack)) == n + 1 and len(alerts) == 1
+    assert "`gpt-4o-mini` failed 100% of the last" in alerts[0]["text"]
     finals = {u["ts"]: u for u in slack.of("chat.update")}
     assert len(finals) == n and all(
         "Retrieval-only draft" in json.dumps(u["blocks"]) for u in finals.values()
