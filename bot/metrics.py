@@ -35,6 +35,14 @@ def known_prices(settings: Settings) -> dict[str, tuple[float, float]]:
     return prices
 
 
+def draft_cost(draft: TriageDraft, prices: dict[str, tuple[float, float]]) -> float | None:
+    """Estimated dollars of a draft's LLM call; None if the model has no price (unknown, never 0)."""
+    price = prices.get(draft.llm.model)
+    if price is None:
+        return None
+    return draft.llm.prompt_tokens / 1000 * price[0] + draft.llm.completion_tokens / 1000 * price[1]
+
+
 def llm_outcome(draft: TriageDraft) -> str | None:
     """ok, repaired, invalid, rejected (by validation), timeout, breaker_open or error; None: no LLM call."""
     u = draft.llm
@@ -137,11 +145,7 @@ class Metrics:
             self.cost.labels(u.model).inc(cost)
 
     def cost_of(self, draft: TriageDraft) -> float | None:
-        """Estimated dollars of a draft's LLM call; None if the model has no price (unknown, never 0)."""
-        price = self.prices.get(draft.llm.model)
-        if price is None:
-            return None
-        return draft.llm.prompt_tokens / 1000 * price[0] + draft.llm.completion_tokens / 1000 * price[1]
+        return draft_cost(draft, self.prices)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -39,13 +39,12 @@ class QualityMonitor:
                 elif recovered and self.store.set_alert(name, False, say):
                     message = f":white_check_mark: *incibot recovered*: {say}"
                 if message is not None:
+                    # The episode is stored; an unposted message is logged, never retried forever.
                     try:
                         self.slack.post(self.s.ops_channel or self.s.default_channel, message,
                                         [{"type": "section", "text": {"type": "mrkdwn", "text": message}}],
                                         {"event_type": MONITOR_EVENT, "event_payload": {"alert": name}})  # fmt: skip
-                    except (
-                        Exception
-                    ):  # the episode is stored; an unposted alert is logged, never retried forever
+                    except Exception:
                         log.exception("could not post the monitor message %r", message)
                     posted.append(message)
             return posted

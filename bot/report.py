@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from bot.metrics import draft_cost
 from bot.quality import acceptance, confident_precision, field_verdicts
 from bot.store import Store
 
@@ -81,12 +82,7 @@ def build(
     sure = confident_precision(fields, confident_at)
     called = [d for d in drafts if d.llm.status != "skipped"]
     unpriced = sorted({d.llm.model for d in called if d.llm.model not in prices})
-    costs = [
-        d.llm.prompt_tokens / 1000 * prices[d.llm.model][0]
-        + d.llm.completion_tokens / 1000 * prices[d.llm.model][1]
-        for d in called
-        if d.llm.model in prices
-    ]
+    costs = [c for d in called if (c := draft_cost(d, prices)) is not None]
     total_cost = None if unpriced else sum(costs)
     accepted = sum(1 for v in verdicts if v.action == "confirm")
     return Report(
