@@ -27,7 +27,8 @@ from bot.models import Ticket
 from bot.pipeline import TicketError
 from bot.playbooks import PlaybookError
 from bot.report import ReportError
-from bot.taxonomy import TaxonomyError
+from bot.taxonomy import Taxonomy, TaxonomyError
+from bot.trainer import trainer_for
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services."
@@ -158,6 +159,10 @@ def history_import(
         task = bar.add_task("import", total=len(incidents))
         written = store.upsert(incidents, progress=lambda n: bar.advance(task, n))
     out.print(f"imported {written} incidents into '{store.name}' ({store.count()} in total)")
+    if settings.learned_decision:
+        trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
+        trainer.train_now()
+        out.print(f"classifier: {trainer.status}")
 
 
 @history_app.command("search")

@@ -118,7 +118,13 @@ class Settings(BaseSettings):
     llm_breaker_reset_s: float = 60.0  # ...open the circuit for this long (retrieval-only drafts meanwhile)
 
     # --- combining the LLM with retrieval evidence
-    llm_weight: float = Field(default=0.5, ge=0.0, le=1.0)  # share of the vote given to the LLM's label
+    llm_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0
+    )  # the vote's LLM share, where no classifier is trained
+    learned_decision: bool = True  # per-field classifiers + learned weights; False: the vote alone
+    target_precision: float = Field(
+        default=0.85, gt=0.0, le=1.0
+    )  # abstention thresholds are chosen to reach it
     confident_at: float = 0.6  # shown as "confident" at or above this
 
     # --- input limits
@@ -219,6 +225,11 @@ class Settings(BaseSettings):
             for x in (self.webhook_secret, self.webhook_token, self.webhook_basic_password,
                       self.webhook_url_token, self.pagerduty_webhook_secret)
         )  # fmt: skip
+
+    @property
+    def model_dir(self) -> Path:
+        """The learned decision and the LLM's measured agreement, beside the history."""
+        return self.data_dir / "models"
 
     @property
     def chroma_dir(self) -> Path:

@@ -134,6 +134,17 @@ class HistoryStore:
         res = self.collection.get(ids=list(ids), include=["metadatas"])
         return [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
 
+    def all(self) -> tuple[list[HistoricalIncident], np.ndarray]:
+        """Every incident with its stored vector (for training: no re-embedding)."""
+        try:
+            res = self.collection.get(include=["metadatas", "embeddings"])
+        except Exception as e:
+            raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
+        incs = [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
+        if not incs:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return incs, np.asarray(res["embeddings"], dtype=np.float32)
+
     def search(
         self,
         query: str | np.ndarray,

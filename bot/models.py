@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 # Where a conclusion in a draft came from, so an engineer knows how much to trust it.
-Source = Literal["llm", "retrieval", "llm+retrieval", "rule", "default"]
+Source = Literal["llm", "retrieval", "llm+retrieval", "classifier", "classifier+llm", "rule", "default"]
 
 
 def utcnow() -> datetime:
@@ -105,6 +105,9 @@ class LabelDecision(BaseModel):
     llm_label: str | list[str] | None = None
     retrieval_label: str | None = None
     retrieval_votes: dict[str, float] = Field(default_factory=dict)
+    abstained: bool = False  # below the field's threshold: posted as "not sure: A or B?"
+    candidates: list[str] = Field(default_factory=list)  # the likeliest labels, best first
+    fallback: str | None = None  # why the vote decided this field and not a trained classifier
 
 
 class PlaybookStep(BaseModel):

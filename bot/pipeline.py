@@ -16,8 +16,9 @@ from bot.llm import build_chat_model, model_label
 from bot.models import DraftPlaybook, LabelDecision, LLMUsage, SimilarIncident, Ticket, TriageDraft
 from bot.playbooks import Playbook, PlaybookLibrary
 from bot.redact import Redaction, Redactor, redactor
-from bot.retrieval import retrieve
+from bot.retrieval import Retrieved, retrieve_all
 from bot.taxonomy import Taxonomy
+from bot.trainer import Trainer, trainer_for
 from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
@@ -61,6 +62,7 @@ class Triager:
         taxonomy: Taxonomy | None = None,
         playbooks: PlaybookLibrary | None = None,
         prompts: Prompts | None = None,
+        trainer: Trainer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -77,10 +79,16 @@ class Triager:
             if model is not None
             else None
         )
+        self.trainer = trainer or Trainer(self.taxonomy, None, None)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: HistoryStore | None = None) -> Triager:
-        return cls(settings, store or HistoryStore(settings), build_chat_model(settings))
+        store = store or HistoryStore(settings)
+        taxonomy = Taxonomy.load(settings.taxonomy_path)
+        trainer = trainer_for(settings, store, taxonomy)
+        if settings.learned_decision and not trainer.load():
+            trainer.request()  # in the background: the vote decides until it is done
+        return cls(settings, store, build_chat_model(settings), taxonomy, trainer=trainer)
 
     # ---- stages -------------------------------------------------------------------------------------------
     def prepare(self, ticket: Ticket) -> str:
@@ -89,8 +97,11 @@ class Triager:
     def similar(
         self, ticket: Ticket, text: str | None = None, before: datetime | None = None
     ) -> list[SimilarIncident]:
+        return self.retrieve(ticket, text, before).shown
+
+    def retrieve(self, ticket: Ticket, text: str | None = None, before: datetime | None = None) -> Retrieved:
         s = self.settings
-        return retrieve(
+        return retrieve_all(
             self.store,
             text if text is not None else self.prepare(ticket),
             k=s.retrieval_k,
@@ -134,12 +145,13 @@ class Triager:
         warnings: list[str] = []
         try:
             # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.
-            similar = self.similar(ticket, red.text, before)
+            found = self.retrieve(ticket, red.text, before)
         except HistoryError as e:
             if history_required:
                 raise
-            similar = []
+            found = Retrieved([])
             warnings.append(f"History store unavailable, no similar incidents: {e}"[:300])
+        similar = found.shown
         answer: Any = None
         if self.drafter is not None and use_llm:
             result = self.drafter.draft(red.text if self.settings.redact_llm_input else text, similar)
@@ -148,7 +160,9 @@ class Triager:
                 answer, usage = self._validated(answer, usage, red, similar)
         else:
             usage = LLMUsage(model=model_label(self.model), status="skipped")
-        draft = self.combine(ticket, text, similar, answer, usage)
+        draft = self.combine(
+            ticket, text, similar, answer, usage, neighbours=found.neighbours, redacted=red.text
+        )
         if usage.status == "rejected":
             warnings.append(f"LLM answer discarded: {usage.error}")
         draft.warnings, draft.redactions = warnings, red.counts
@@ -171,21 +185,23 @@ class Triager:
         similar: list[SimilarIncident],
         answer: Any,
         usage: LLMUsage,
+        *,
+        neighbours: list[SimilarIncident] | None = None,
+        redacted: str | None = None,
     ) -> TriageDraft:
         """Validate the LLM's answer against the taxonomy and playbooks and merge it with retrieval evidence."""
-        tax, s = self.taxonomy, self.settings
-        labels: dict[str, LabelDecision] = {}
-        for field in tax.fields:
-            llm_label = getattr(answer, field, None) if answer is not None else None
-            labels[field] = decide(field, tax, llm_label, knn_votes(similar, field, tax), s.llm_weight)
+        tax = self.taxonomy
+        labels = self.decide_labels(ticket, redacted or text, neighbours or similar, answer, usage)
 
         privacy_hit = detect_privacy(tax, text)
         if privacy_hit and tax.privacy:
             for field, forced in (("symptom", tax.privacy.symptom), ("severity", tax.privacy.severity)):
                 if forced and field in labels:
-                    labels[field] = labels[field].model_copy(
-                        update={"label": forced, "confidence": 1.0, "source": "rule"}
-                    )
+                    d = labels[field]
+                    labels[field] = d.model_copy(  # privacy never abstains: stop the spread first
+                        update={"label": forced, "labels": [forced, *[x for x in d.labels if x != forced]],
+                                "confidence": 1.0, "source": "rule", "abstained": False}
+                    )  # fmt: skip
 
         playbook, pb_source = self._choose_playbook(labels, answer, privacy_hit)
         llm_step = getattr(answer, "triage_step", None)
@@ -225,6 +241,40 @@ class Triager:
             kind="llm" if ok else "retrieval-only",
             llm=usage,
         )
+
+    def decide_labels(
+        self, ticket: Ticket, text: str, neighbours: list[SimilarIncident], answer: Any, usage: LLMUsage
+    ) -> dict[str, LabelDecision]:
+        """Per field: the learned decision where a model is trained for it, else the vote (and why)."""
+        tax, s = self.taxonomy, self.settings
+        learned = self.trainer.current if s.learned_decision else None
+        llm_ok = answer is not None and usage.status in ("ok", "repaired")
+        labels: dict[str, LabelDecision] = {}
+        for field, fld in tax.fields.items():
+            llm_label = getattr(answer, field, None) if answer is not None else None
+            votes = knn_votes(neighbours, field, tax)
+            if learned is not None and field in learned.fields:
+                raw = [llm_label] if isinstance(llm_label, str) else list(llm_label or [])
+                llm_labels = [lab for lab in dict.fromkeys(raw) if tax.is_valid(field, lab)] if llm_ok else []
+                acc = (
+                    self.trainer.agreement.accuracy(usage.model, field, len(fld.ids)) if llm_labels else None
+                )
+                proba = learned.proba(field, text, ticket.service, ticket.source)
+                labels[field] = learned.fields[field].decide(proba, votes, llm_labels, acc, len(fld.ids))
+            else:
+                d = decide(field, tax, llm_label, votes, s.llm_weight)
+                why = learned.fallback.get(field) if learned is not None else self.trainer.status
+                labels[field] = d.model_copy(update={"fallback": why if s.learned_decision else None})
+        return labels
+
+    def record_verdict(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
+        """An engineer's labels: how often this model's own label was kept, per field (its weight next time)."""
+        if draft.llm.status not in ("ok", "repaired"):
+            return
+        for field, d in draft.labels.items():
+            llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
+            if llm and final.get(field):
+                self.trainer.agreement.record(draft.llm.model, field, llm[0] in final[field])
 
     def _choose_playbook(
         self, labels: dict[str, LabelDecision], answer: Any, privacy_hit: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -43,7 +44,17 @@ def drop_near_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
     return kept
 
 
-def retrieve(
+@dataclass
+class Retrieved:
+    shown: list[SimilarIncident]  # for the engineer: distinct, similar enough, enough of them with a fix
+    neighbours: list[SimilarIncident] = field(default_factory=list)  # the plain top k: what the vote counts
+
+
+def retrieve(store: HistoryStore, text: str, **kw) -> list[SimilarIncident]:  # type: ignore[no-untyped-def]
+    return retrieve_all(store, text, **kw).shown
+
+
+def retrieve_all(
     store: HistoryStore,
     text: str,
     *,
@@ -54,14 +65,16 @@ def retrieve(
     min_with_fix: int = 0,
     service: str | None = None,
     before: datetime | None = None,
-) -> list[SimilarIncident]:
+) -> Retrieved:
     total = store.count()
     if total == 0:
-        return []
+        return Retrieved([])
     query = get_embedder().embed([text])[0]  # once, however often the net is widened
     n = k * OVERFETCH
+    plain: list[SimilarIncident] | None = None
     while True:
         hits = store.search(query, n, service=service, before=before, exclude_ids=exclude_ids)
+        plain = plain if plain is not None else [_to_similar(h) for h in hits[:k]]
         hits = [h for h in hits if h.score >= min_score]
         kept = drop_near_duplicates(hits, near_duplicate)
         fixed = [h for h in kept if h.incident.resolution.strip()]
@@ -69,7 +82,7 @@ def retrieve(
         # fix: widen the net until k distinct incidents, enough of them with a fix, are in hand.
         enough = len(kept) >= k and len(fixed) >= min(min_with_fix, k)
         if enough or len(hits) < n or n >= min(total, MAX_CANDIDATES):
-            return [_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)]
+            return Retrieved([_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)], plain)
         n = min(n * 4, MAX_CANDIDATES)
 
 

@@ -400,9 +400,12 @@ class TriageService:
             return None
         if fb.action == "confirm" and row["draft"]:
             # Confirming means: the labels on the message are right.
-            labels = {f: d.labels or [d.label] for f, d in self._draft(row).labels.items()}
+            # A field posted as "not sure: A or B?" was a question, not a claim: confirming does not answer it.
+            labels = {f: d.labels or [d.label] for f, d in self._draft(row).labels.items() if not d.abstained}
             fb = fb.model_copy(update={"labels": labels})
         self.store.add_feedback(key, fb)
+        if fb.labels and row["draft"]:
+            self.triager.record_verdict(self._draft(row), fb.labels)
         verb = {"confirm": "Confirmed", "correct": "Corrected", "reject": "Rejected"}[fb.action]
         reason = f": {blocks.escape(fb.reason)}" if fb.reason else ""
         return f":white_check_mark: {verb} by <@{fb.user_id}>{reason}"
@@ -418,7 +421,10 @@ class TriageService:
 
     def learn(self, key: str) -> HistoricalIncident | None:
         """Upsert the ticket into the history with the engineer's labels and fix (and its resolution)."""
-        return self.feeder.learn(key)
+        inc = self.feeder.learn(key)
+        if inc is not None and inc.labels:
+            self.triager.trainer.request()  # off the posting path; a flood of verdicts coalesces into one retrain
+        return inc
 
     def redraw(self, key: str, status_line: str | None = None) -> None:
         """Re-render a ticket's post from its stored state (LLM draft, group counter, feedback line)."""

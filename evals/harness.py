@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +20,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import Settings
+from bot.decision import LLMAgreement
 from bot.embeddings import get_embedder
-from bot.evidence import decide, knn_votes
+from bot.evidence import decide
 from bot.history import HistoryStore
 from bot.intake.files import InputError
 from bot.llm import build_chat_model
-from bot.models import HistoricalIncident, LabelDecision
+from bot.models import HistoricalIncident, LabelDecision, TriageDraft
 from bot.pipeline import Triager
+from bot.trainer import Trainer
 from evals import metrics
 from evals.datasets import Dataset
 
-METHODS = ("majority", "knn", "llm", "llm+retrieval", "combined")
+METHODS = ("majority", "knn", "classifier", "llm", "llm+retrieval", "combined")
 LLM_METHODS = {"llm", "llm+retrieval", "combined"}
 
 
@@ -53,7 +54,8 @@ class CaseResult:
     input: str
     gold: dict[str, list[str]]
     pred: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # method -> field -> labels
-    confidence: dict[str, float] = field(default_factory=dict)  # combined, per field
+    confidence: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> field -> confidence
+    abstained: dict[str, dict[str, bool]] = field(default_factory=dict)  # method -> field -> "not sure"
     retrieved: list[str] = field(default_factory=list)
     relevant: list[bool] = field(default_factory=list)
     latency_s: dict[str, float] = field(default_factory=dict)
@@ -112,7 +114,9 @@ def run_eval(
     model = build_chat_model(settings) if needs_llm else None
     if needs_llm and model is None:
         raise InputError("LLM methods need an LLM: set INCIBOT_LLM_BACKEND to local, openai or azure")
-    triager = Triager(settings, store, model, taxonomy=ds.taxonomy)
+    trainer = Trainer(ds.taxonomy, None, None, k=cfg.k, target_precision=settings.target_precision)
+    train_s = _train(trainer, store, cases[0].created_at) if settings.learned_decision else None
+    triager = Triager(settings, store, model, taxonomy=ds.taxonomy, trainer=trainer)
     embedder = get_embedder()
     results: list[CaseResult] = []
     total = len(cases) * cfg.repeat
@@ -125,15 +129,28 @@ def run_eval(
     ) as bar:
         task = bar.add_task("cases", total=total)
         for rep in range(cfg.repeat):
+            trainer.agreement = LLMAgreement()  # each repeat learns the LLM's agreement afresh
             for case in cases:
                 results.append(_run_case(case, rep, ds, triager, cfg, embedder))
                 bar.advance(task)
-    return summarise(ds, cfg, results, settings)
+    out = summarise(ds, cfg, results, settings)
+    out["report"]["classifier"] = {"status": trainer.status, "train_s": train_s}
+    return out
+
+
+def _train(trainer: Trainer, store: HistoryStore, cut: Any) -> float | None:
+    """The learned decision as the bot trains it, on the history older than the first case (no look-ahead)."""
+    incs, vecs = store.all()
+    keep = [i for i, inc in enumerate(incs) if inc.created_at < cut]
+    model = trainer.train_now([incs[i] for i in keep], vecs[keep])
+    return round(model.train_s, 2) if model else None
 
 
 def _run_case(
     case: HistoricalIncident, rep: int, ds: Dataset, triager: Triager, cfg: EvalConfig, embedder
 ) -> CaseResult:  # type: ignore[no-untyped-def]
+    """One case through the bot's own `Triager.triage` (redaction, retrieval, validation, decision,
+    abstention), then the engineer's verdict as the bot would record it."""
     tax = ds.taxonomy
     ticket = case.ticket()
     text = triager.prepare(ticket)
@@ -144,23 +161,22 @@ def _run_case(
         input=text[:500],
         gold={f: v for f, v in case.labels.items() if f in tax.fields},
     )
-    t0 = time.perf_counter()
-    similar = triager.similar(ticket, text, before=case.created_at)
-    t_ret = time.perf_counter() - t0
-    r.retrieved = [s.id for s in similar]
-    r.relevant = [ds.relevance(case, s) for s in similar]
     w = triager.settings.llm_weight
     multi = {f: tax.fields[f].multi_label for f in tax.fields}
+    methods = set(cfg.methods)
 
-    if "majority" in cfg.methods:
+    if "majority" in methods:
         r.pred["majority"] = {f: majority_labels(ds.incidents, case.created_at, f) for f in tax.fields}
-    if "knn" in cfg.methods:
-        r.pred["knn"] = {
-            f: _labels(decide(f, tax, None, knn_votes(similar, f, tax), w), multi[f]) for f in tax.fields
-        }
-        r.latency_s["knn"] = t_ret
-    if "llm" in cfg.methods and triager.drafter:
-        res = triager.drafter.draft(text, [])
+    if {"knn", "classifier"} & methods or not {"llm+retrieval", "combined"} & methods:
+        plain = triager.triage(ticket, use_llm=False, before=case.created_at)
+        _retrieved(r, ds, case, plain)
+        if "knn" in methods:
+            votes = {f: decide(f, tax, None, d.retrieval_votes, w) for f, d in plain.labels.items()}
+            _record(r, "knn", votes, multi, plain.latency_s)
+        if "classifier" in methods:
+            _record(r, "classifier", plain.labels, multi, plain.latency_s)
+    if "llm" in methods and triager.drafter:
+        res = triager.drafter.draft(triager.redactor.redact(text).text, [])
         r.llm_status["llm"] = res.usage.status
         if res.usage.error:
             r.llm_error["llm"] = res.usage.error
@@ -168,36 +184,58 @@ def _run_case(
         r.pred["llm"] = {
             f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
         }
-    if {"llm+retrieval", "combined"} & set(cfg.methods) and triager.drafter:
-        res = triager.drafter.draft(text, similar)
-        r.llm_status["llm+retrieval"] = res.usage.status
-        if res.usage.error:
-            r.llm_error["llm+retrieval"] = res.usage.error
-        r.latency_s["llm+retrieval"] = t_ret + res.usage.latency_s
-        r.tokens = res.usage.prompt_tokens + res.usage.completion_tokens
-        if "llm+retrieval" in cfg.methods:
-            r.pred["llm+retrieval"] = {
-                f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
-            }
-        if "combined" in cfg.methods:
-            t1 = time.perf_counter()
-            draft = triager.combine(ticket, text, similar, res.answer, res.usage)
-            r.latency_s["combined"] = r.latency_s["llm+retrieval"] + time.perf_counter() - t1
-            r.pred["combined"] = {f: _labels(d, multi[f]) for f, d in draft.labels.items()}
-            r.confidence = {f: d.confidence for f, d in draft.labels.items()}
-            r.playbook = draft.playbook.id
-            gold_rc = case.labels.get("root_cause")
-            pb = triager.playbooks.get(draft.playbook.id)
-            if gold_rc and pb:
-                r.playbook_fit = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get(
-                    "root_cause", []
-                )
-            if case.resolution.strip():
-                drafted = "\n".join([s.action for s in draft.playbook.steps] + draft.playbook.adapted_notes)
-                v = embedder.embed([case.resolution[:2000], drafted[:2000]])
-                r.mitigation_cosine = float(np.dot(v[0], v[1]))
-                r.mitigation_rouge_l = metrics.rouge_l(case.resolution[:2000], drafted[:2000])
+    if {"llm+retrieval", "combined"} & methods and triager.drafter:
+        draft = triager.triage(ticket, use_llm=True, before=case.created_at)
+        _retrieved(r, ds, case, draft)
+        r.llm_status["llm+retrieval"] = draft.llm.status
+        if draft.llm.error:
+            r.llm_error["llm+retrieval"] = draft.llm.error
+        r.tokens = draft.llm.prompt_tokens + draft.llm.completion_tokens
+        if "llm+retrieval" in methods:
+            own = {f: decide(f, tax, d.llm_label, {}, w) for f, d in draft.labels.items()}
+            _record(r, "llm+retrieval", own, multi, draft.latency_s, confidence=False)
+        if "combined" in methods:
+            _record(r, "combined", draft.labels, multi, draft.latency_s)
+            _playbook(r, case, draft, triager, embedder)
+        # The engineer's verdict, as the bot records it: the LLM's measured agreement is its weight next time.
+        triager.record_verdict(draft, r.gold)
     return r
+
+
+def _retrieved(r: CaseResult, ds: Dataset, case: HistoricalIncident, draft: TriageDraft) -> None:
+    r.retrieved = [s.id for s in draft.similar]
+    r.relevant = [ds.relevance(case, s) for s in draft.similar]
+
+
+def _record(
+    r: CaseResult,
+    method: str,
+    labels: dict[str, LabelDecision],
+    multi: dict[str, bool],
+    latency_s: float,
+    confidence: bool = True,
+) -> None:
+    r.pred[method] = {f: _labels(d, multi[f]) for f, d in labels.items()}
+    r.latency_s[method] = latency_s
+    if confidence:
+        r.confidence[method] = {f: d.confidence for f, d in labels.items()}
+        r.abstained[method] = {f: d.abstained for f, d in labels.items()}
+
+
+def _playbook(
+    r: CaseResult, case: HistoricalIncident, draft: TriageDraft, triager: Triager, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    r.playbook = draft.playbook.id
+    tax = triager.taxonomy
+    gold_rc = case.labels.get("root_cause")
+    pb = triager.playbooks.get(draft.playbook.id)
+    if gold_rc and pb:
+        r.playbook_fit = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get("root_cause", [])
+    if case.resolution.strip():
+        drafted = "\n".join([s.action for s in draft.playbook.steps] + draft.playbook.adapted_notes)
+        v = embedder.embed([case.resolution[:2000], drafted[:2000]])
+        r.mitigation_cosine = float(np.dot(v[0], v[1]))
+        r.mitigation_rouge_l = metrics.rouge_l(case.resolution[:2000], drafted[:2000])
 
 
 def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -> dict[str, Any] | None:
@@ -209,14 +247,25 @@ def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -
         gold = [r.gold[f] for r in rows]
         pred = [r.pred[method][f] for r in rows]
         scores = metrics.multi_label(gold, pred)
+        scores["macro_f1_ci"] = metrics.bootstrap_interval(
+            lambda ix: metrics.multi_label([gold[i] for i in ix], [pred[i] for i in ix])["macro_f1"],
+            len(rows),
+            200,
+        )
     else:
         gold1 = [r.gold[f][0] for r in rows]
         pred1 = [(r.pred[method][f] or ["(none)"])[0] for r in rows]
         scores = metrics.single_label(gold1, pred1)
+        scores["macro_f1_ci"] = metrics.bootstrap_interval(
+            lambda ix: metrics.single_label([gold1[i] for i in ix], [pred1[i] for i in ix])["macro_f1"],
+            len(rows),
+            200,
+        )
         scores["confusion"] = metrics.confusion(gold1, pred1, [*fld.ids, "(none)"])
         if fld.ordinal:
             known = [(g, p) for g, p in zip(gold1, pred1, strict=True) if p in fld.categories]
             scores["within_one"] = metrics.within_one([g for g, _ in known], [p for _, p in known], fld.ids)
+    scores["accuracy_ci"] = metrics.wilson_interval(round(scores["accuracy"] * len(rows)), len(rows))
     return scores
 
 
@@ -238,16 +287,7 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
                 best["macro_f1_over_repeats"] = metrics.mean_spread([s["macro_f1"] for s in reps])
             scores[m][f] = best
     first = per_rep[0]
-    calibration = {}
-    for f in ds.taxonomy.fields:
-        rows = [r for r in first if f in r.gold and f in r.confidence]
-        if rows:
-            correct = [r.pred["combined"][f][0] in r.gold[f] for r in rows]
-            conf = [r.confidence[f] for r in rows]
-            calibration[f] = {
-                "ece": metrics.ece(conf, correct),
-                "confident": metrics.confident_accuracy(conf, correct, settings.confident_at),
-            }
+    calibration = {m: c for m in methods if (c := _calibration(ds, first, m))}
     statuses: dict[str, Counter[str]] = {}
     for r in results:
         for m, s in r.llm_status.items():
@@ -288,6 +328,28 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         },
     }
     return {"report": report, "cases": results}
+
+
+def _calibration(ds: Dataset, rows: list[CaseResult], method: str) -> dict[str, Any]:
+    """Per field: ECE, reliability and risk-coverage curves, and accuracy on the labels not abstained from."""
+    out: dict[str, Any] = {}
+    for f in ds.taxonomy.fields:
+        got = [r for r in rows if f in r.gold and f in r.confidence.get(method, {})]
+        if not got:
+            continue
+        ok = [bool(r.pred[method][f]) and r.pred[method][f][0] in r.gold[f] for r in got]
+        conf = [r.confidence[method][f] for r in got]
+        sel = metrics.selective(ok, [r.abstained[method][f] for r in got])
+        answered = round(sel["coverage"] * len(ok))
+        sel["interval"] = metrics.wilson_interval(round(sel["accuracy"] * answered), answered)
+        out[f] = {
+            "n": len(ok),
+            "ece": metrics.ece(conf, ok),
+            "reliability": metrics.reliability(conf, ok),
+            "risk_coverage": metrics.risk_coverage(conf, ok),
+            "selective": sel,
+        }
+    return out
 
 
 def triager_model_label(settings: Settings, cfg: EvalConfig) -> str:

@@ -131,8 +131,15 @@ def draft_blocks(
             for x in (d.labels or [d.label])
             if x in taxonomy.fields[name].categories
         )
+        if d.abstained and d.candidates:
+            # Below the field's threshold: a guess would send the on-call down the wrong path; ask instead.
+            cats = taxonomy.fields[name].categories
+            shown = (
+                "not sure: " + " or ".join(cats[x].title or x if x in cats else x for x in d.candidates) + "?"
+            )
+        note = f"; vote: {d.fallback}" if d.fallback and d.source in ("retrieval", "default") else ""
         fields.append({"type": "mrkdwn", "text": clip(f"*{taxonomy.fields[name].title or name}*\n{shown or (cat.title if cat else d.label)} "
-                                                      f"({d.confidence:.0%}, {d.source})", 2000)})  # fmt: skip
+                                                      f"({d.confidence:.0%}, {d.source}{escape(note)[:120]})", 2000)})  # fmt: skip
     if fields:
         blocks.append({"type": "section", "fields": fields[:10]})
     blocks.append(section(f"*First triage step* ({draft.triage_step_source})\n{escape(draft.triage_step)}"))
@@ -217,13 +224,21 @@ HELP = (
 
 def correct_modal(key: str, draft: dict[str, Any] | None, taxonomy: Taxonomy) -> dict[str, Any]:
     blocks = []
-    current = {f: d.get("label") for f, d in ((draft or {}).get("labels") or {}).items()}
+    decided = (draft or {}).get("labels") or {}
     for name, fld in taxonomy.fields.items():
+        d = decided.get(name) or {}
         options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
                    for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
         element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
-        initial = next((o for o in options if o["value"] == current.get(name)), None)
-        if initial:
+        likely = [o for c in d.get("candidates") or [] for o in options if o["value"] == c]
+        if d.get("abstained") and likely:
+            # Not sure: the likeliest candidates first, nothing preselected, so the engineer picks.
+            rest = [o for o in options if o not in likely]
+            del element["options"]
+            element["option_groups"] = [
+                {"label": {"type": "plain_text", "text": "Likely"}, "options": likely}
+            ] + ([{"label": {"type": "plain_text", "text": "Other"}, "options": rest}] if rest else [])
+        elif initial := next((o for o in options if o["value"] == d.get("label")), None):
             element["initial_option"] = initial
         blocks.append(
             {
