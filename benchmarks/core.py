@@ -19,6 +19,8 @@ from bot.history import HistoryStore, embed_text
 from bot.llm import build_chat_model
 from bot.models import HistoricalIncident, Ticket
 from bot.pipeline import Triager
+from bot.taxonomy import Taxonomy
+from bot.trainer import Trainer, trainer_for
 
 VARIATIONS = [
     "Customers report",
@@ -119,12 +121,30 @@ def bench_retrieval(
     return out
 
 
-def bench_triage(settings: Settings, store: HistoryStore, n: int) -> dict[str, Any]:
-    """Bot overhead without the LLM (retrieval, prompt, validation, combination, message building) and end to end
-    with the default local model."""
+def bench_training(settings: Settings, store: HistoryStore) -> tuple[dict[str, Any], Trainer]:
+    """Retraining the learned decision from the whole history (what a verdict triggers, off the posting path)."""
+    trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
+    t0 = time.perf_counter()
+    incs, vecs = store.all()
+    read_s = time.perf_counter() - t0
+    model = trainer.train_now(incs, vecs)
+    assert model is not None
+    return {
+        "n": len(incs),
+        "read_s": read_s,
+        "train_s": model.train_s,
+        "fields": sorted(model.fields),
+    }, trainer
+
+
+def bench_triage(
+    settings: Settings, store: HistoryStore, n: int, trainer: Trainer | None = None
+) -> dict[str, Any]:
+    """Bot overhead without the LLM (retrieval, prompt, validation, learned decision, message building) and end
+    to end with the default local model."""
     from bot.slack.blocks import draft_blocks
 
-    triager = Triager(settings, store, build_chat_model(settings))
+    triager = Triager(settings, store, build_chat_model(settings), trainer=trainer)
     tickets = [
         Ticket(id=f"b{i}", title=inc.title, text=inc.text) for i, inc in enumerate(scaled_history(n + 1)[1:])
     ]
@@ -153,7 +173,8 @@ def run_core(data_dir: Path, quick: bool) -> dict[str, Any]:
     imports, stores, vectors = bench_import(settings, sorted(set(import_sizes) | {max(retrieval_sizes)}))
     results: dict[str, Any] = {"import_per_s": {k: v for k, v in imports.items() if int(k) in import_sizes}}
     results["retrieval"] = bench_retrieval(settings, retrieval_sizes, stores, vectors, 50 if quick else 200)
-    results["triage"] = bench_triage(settings, stores[max(retrieval_sizes)], 3 if quick else 10)
+    results["training"], trainer = bench_training(settings, stores[10_000])
+    results["triage"] = bench_triage(settings, stores[max(retrieval_sizes)], 3 if quick else 10, trainer)
     return results
 
 

@@ -116,22 +116,27 @@ def fit_decider(
     target_precision: float,
 ) -> FieldDecider:
     """Fit the stacking model, calibration and threshold on out-of-fold rows (proba, votes, gold labels)."""
-    X, y = [], []
+    X, y, cands = [], [], []
     for proba, votes, gold in oof:
         p = dict(zip(clf.classes, proba.tolist(), strict=True))
-        for c in dict.fromkeys([*clf.classes, *votes]):
+        cands.append(list(dict.fromkeys([*clf.classes, *votes])))  # the order `scores` uses
+        for c in cands[-1]:
             X.append(_pair(p.get(c, 0.0), votes.get(c, 0.0)))
             y.append(int(c in gold))
     meta = None
     if len(set(y)) == 2 and len(oof) >= 10:
         meta = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
     d = FieldDecider(clf, meta, None, 1.01, target_precision, len(oof))
-    top, ok = [], []
-    for proba, votes, gold in oof:
-        s = d.scores(proba, votes)
-        label = max(s, key=lambda c: s[c])
-        top.append(s[label])
-        ok.append(label in gold)
+    raw = meta.predict_proba(X)[:, 1] if meta is not None else np.asarray([x[0] for x in X])
+    top, ok, pos = [], [], 0
+    for (_, _, gold), cs in zip(oof, cands, strict=True):  # `scores`, batched: one predict for all rows
+        seg = raw[pos : pos + len(cs)]
+        pos += len(cs)
+        if not clf.multi:
+            seg = seg / (seg.sum() or 1.0)
+        j = int(np.argmax(seg))
+        top.append(float(seg[j]))
+        ok.append(cs[j] in gold)
     if len(set(ok)) == 2:
         d.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(top, ok)
     d.threshold = threshold_for(np.asarray([d.calibrated(t) for t in top]), np.asarray(ok), target_precision)

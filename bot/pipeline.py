@@ -6,10 +6,12 @@ import time
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from bot.config import Settings
 from bot.drafting import Drafter, Prompts
+from bot.embeddings import get_embedder
 from bot.evidence import decide, knn_votes
 from bot.history import HistoryError, HistoryStore
 from bot.llm import build_chat_model, model_label
@@ -188,10 +190,11 @@ class Triager:
         *,
         neighbours: list[SimilarIncident] | None = None,
         redacted: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> TriageDraft:
         """Validate the LLM's answer against the taxonomy and playbooks and merge it with retrieval evidence."""
         tax = self.taxonomy
-        labels = self.decide_labels(ticket, redacted or text, neighbours or similar, answer, usage)
+        labels = self.decide_labels(ticket, redacted or text, neighbours or similar, answer, usage, vector)
 
         privacy_hit = detect_privacy(tax, text)
         if privacy_hit and tax.privacy:
@@ -243,12 +246,23 @@ class Triager:
         )
 
     def decide_labels(
-        self, ticket: Ticket, text: str, neighbours: list[SimilarIncident], answer: Any, usage: LLMUsage
+        self,
+        ticket: Ticket,
+        text: str,
+        neighbours: list[SimilarIncident],
+        answer: Any,
+        usage: LLMUsage,
+        vector: np.ndarray | None = None,
     ) -> dict[str, LabelDecision]:
         """Per field: the learned decision where a model is trained for it, else the vote (and why)."""
         tax, s = self.taxonomy, self.settings
         learned = self.trainer.current if s.learned_decision else None
         llm_ok = answer is not None and usage.status in ("ok", "repaired")
+        X = None
+        if learned is not None and learned.fields:
+            # The retrieval's embedding of the redacted text; embedded here only if the history was down.
+            vec = vector if vector is not None else get_embedder().embed([text])[0]
+            X = learned.features(text, ticket.service, ticket.source, vec)
         labels: dict[str, LabelDecision] = {}
         for field, fld in tax.fields.items():
             llm_label = getattr(answer, field, None) if answer is not None else None
@@ -259,7 +273,7 @@ class Triager:
                 acc = (
                     self.trainer.agreement.accuracy(usage.model, field, len(fld.ids)) if llm_labels else None
                 )
-                proba = learned.proba(field, text, ticket.service, ticket.source)
+                proba = learned.proba(field, X)
                 labels[field] = learned.fields[field].decide(proba, votes, llm_labels, acc, len(fld.ids))
             else:
                 d = decide(field, tax, llm_label, votes, s.llm_weight)

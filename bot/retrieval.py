@@ -48,6 +48,7 @@ def drop_near_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
 class Retrieved:
     shown: list[SimilarIncident]  # for the engineer: distinct, similar enough, enough of them with a fix
     neighbours: list[SimilarIncident] = field(default_factory=list)  # the plain top k: what the vote counts
+    query: np.ndarray | None = None  # the ticket's one embedding, reused by the classifiers
 
 
 def retrieve(store: HistoryStore, text: str, **kw) -> list[SimilarIncident]:  # type: ignore[no-untyped-def]
@@ -82,7 +83,7 @@ def retrieve_all(
         # fix: widen the net until k distinct incidents, enough of them with a fix, are in hand.
         enough = len(kept) >= k and len(fixed) >= min(min_with_fix, k)
         if enough or len(hits) < n or n >= min(total, MAX_CANDIDATES):
-            return Retrieved([_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)], plain)
+            return Retrieved([_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)], plain, query)
         n = min(n * 4, MAX_CANDIDATES)
 
 

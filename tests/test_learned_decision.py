@@ -33,12 +33,27 @@ TAX = Taxonomy.load(Path(__file__).parents[1] / "taxonomies" / "genai.yaml")
 # Three kinds of incident, each with its own words; labels follow the kind (severity only loosely).
 KINDS = {
     ("throttling_capacity", "infrastructure"): (
-        ["GPU capacity exhausted", "429 rate limit errors", "out of accelerator quota", "queue of pending requests grows"],
+        [
+            "GPU capacity exhausted",
+            "429 rate limit errors",
+            "out of accelerator quota",
+            "queue of pending requests grows",
+        ],
         ["for the GPT-4 API", "in eu-west", "on the inference fleet", "for enterprise customers"],
     ),
     ("quality_degradation", "deployment"): (
-        ["answers became nonsensical", "model returns gibberish", "bad output quality", "responses in the wrong language"],
-        ["after the model rollout", "since the new checkpoint", "after deploying version 5", "with the new weights"],
+        [
+            "answers became nonsensical",
+            "model returns gibberish",
+            "bad output quality",
+            "responses in the wrong language",
+        ],
+        [
+            "after the model rollout",
+            "since the new checkpoint",
+            "after deploying version 5",
+            "with the new weights",
+        ],
     ),
     ("latency", "external_traffic"): (
         ["slow responses", "requests time out", "high latency on completions", "p99 latency doubled"],
@@ -66,7 +81,11 @@ def synthetic(n: int, seed: int = 0, start: int = 0) -> list[HistoricalIncident]
                 text=f"Users report {rng.choice(heads)}. We are investigating.",
                 service=rng.choice(["openai", "anthropic"]),
                 created_at=T0 + timedelta(hours=start + i),
-                labels={"symptom": [symptom], "root_cause": [cause], "severity": [rng.choice(["sev2", "sev3"])]},
+                labels={
+                    "symptom": [symptom],
+                    "root_cause": [cause],
+                    "severity": [rng.choice(["sev2", "sev3"])],
+                },
                 resolution="Mitigated.",
             )
         )
@@ -83,10 +102,12 @@ def test_trained_fields_decide_and_are_calibrated_on_unseen_incidents() -> None:
     assert set(model.fields) == {"symptom", "root_cause", "severity"}
     assert model.train_s < 30
     new = synthetic(30, seed=7, start=1000)
+    new_vecs = vectors(new)
+    X = [model.features(inc.body, inc.service, inc.source, v) for inc, v in zip(new, new_vecs, strict=True)]
     ok, conf = [], []
-    for inc in new:
+    for inc, x in zip(new, X, strict=True):
         d = model.fields["symptom"]
-        decision = d.decide(model.proba("symptom", inc.body, inc.service, inc.source), {}, [], None, 8)
+        decision = d.decide(model.proba("symptom", x), {}, [], None, 8)
         ok.append(decision.label == inc.labels["symptom"][0])
         conf.append(decision.confidence)
         assert decision.source == "classifier" and decision.candidates[0] == decision.label
@@ -94,7 +115,7 @@ def test_trained_fields_decide_and_are_calibrated_on_unseen_incidents() -> None:
     assert np.mean(conf) >= 0.7  # and say so
     # severity carries no signal here: confidence must stay near the base rate, not claim certainty
     sev = model.fields["severity"]
-    s_conf = [sev.decide(model.proba("severity", i.body, i.service, i.source), {}, [], None, 4).confidence for i in new]
+    s_conf = [sev.decide(model.proba("severity", x), {}, [], None, 4).confidence for x in X]
     assert max(s_conf) <= 0.8
 
 
@@ -194,7 +215,9 @@ def test_a_correction_changes_the_next_similar_tickets_decision(tmp_path: Path, 
         service.apply_feedback("generic:n1", line)  # -> history -> background retrain
         assert service.triager.trainer.wait_idle(60)
         accept(service, {"id": "n2", "title": "Vector search returns stale results again", "text": text})
-        row2 = wait_until(lambda: (r := service.store.get("generic:n2")) and r["draft"] and r, 60, "the draft")
+        row2 = wait_until(
+            lambda: (r := service.store.get("generic:n2")) and r["draft"] and r, 60, "the draft"
+        )
         after = service._draft(row2).labels["root_cause"]
         assert before.label != corrected and after.label == corrected
     finally:
