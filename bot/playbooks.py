@@ -1,6 +1,7 @@
 """Mitigation playbooks: Markdown files with YAML front matter in `playbooks/`, editable by operators.
 
-Front matter: id, title, applies_to (taxonomy field -> categories), first_check.
+Front matter: id, title, applies_to (taxonomy field -> categories), first_check; description and keywords
+(in the words incident resolutions use) let `bot.playbook_map` match past resolutions to a playbook.
 Body: a numbered list of steps; an indented line "Check: ..." under a step says how to confirm it worked.
 """
 
@@ -26,6 +27,8 @@ class PlaybookError(ValueError):
 class Playbook(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
     applies_to: dict[str, list[str]] = Field(default_factory=dict)
     first_check: str = ""
     steps: list[PlaybookStep] = Field(min_length=1)
