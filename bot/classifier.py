@@ -6,11 +6,13 @@ Only what is known at triage time is a feature: the title, the first update, the
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
@@ -81,17 +83,23 @@ class FieldClassifier:
             y = mlb.fit_transform([labels[i] for i in rows])
             if not ((y.sum(axis=0) > 0) & (y.sum(axis=0) < len(rows))).any():
                 raise NotEnoughData("every labelled incident has the same labels")
-            model = OneVsRestClassifier(_linear(), n_jobs=1).fit(X[rows], y)
+            model = _fit(X[rows], y)
             return cls(field, True, list(mlb.classes_), model, len(rows))
         y1 = [labels[i][0] for i in rows]
         if len(Counter(y1)) < 2:
             raise NotEnoughData(f"one class only ({y1[0]})")
-        model = OneVsRestClassifier(_linear(), n_jobs=1).fit(X[rows], y1)
+        model = _fit(X[rows], y1)
         return cls(field, False, list(model.classes_), model, len(rows))
 
     def proba(self, X) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Rows of P(label) in `classes` order (multi-label: independent per label)."""
         return np.asarray(self.model.predict_proba(X))  # type: ignore[attr-defined]
+
+
+def _fit(X, y) -> OneVsRestClassifier:  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a capped number of epochs is the point
+        return OneVsRestClassifier(_linear(), n_jobs=1).fit(X, y)
 
 
 def _linear() -> SGDClassifier:

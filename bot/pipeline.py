@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.evidence import decide, knn_votes
 from bot.history import HistoryError, HistoryStore
 from bot.llm import build_chat_model, model_label
 from bot.models import DraftPlaybook, LabelDecision, LLMUsage, SimilarIncident, Ticket, TriageDraft
+from bot.playbook_map import ResolutionMapper
 from bot.playbooks import Playbook, PlaybookLibrary
 from bot.redact import Redaction, Redactor, redactor
 from bot.retrieval import Retrieved, retrieve_all
@@ -24,6 +26,7 @@ from bot.trainer import Trainer, trainer_for
 from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
+FIXES_WEIGHT = 0.5
 
 
 class TicketError(ValueError):
@@ -82,6 +85,14 @@ class Triager:
             else None
         )
         self.trainer = trainer or Trainer(self.taxonomy, None, None)
+        self._mapper: ResolutionMapper | None = None
+
+    @property
+    def mapper(self) -> ResolutionMapper:
+        """Past resolutions -> the playbook that fits them (built on first use: it embeds the playbooks)."""
+        if self._mapper is None:
+            self._mapper = ResolutionMapper(self.playbooks)
+        return self._mapper
 
     @classmethod
     def from_settings(cls, settings: Settings, store: HistoryStore | None = None) -> Triager:
@@ -206,7 +217,7 @@ class Triager:
                                 "confidence": 1.0, "source": "rule", "abstained": False}
                     )  # fmt: skip
 
-        playbook, pb_source = self._choose_playbook(labels, answer, privacy_hit)
+        playbook, pb_source = self._choose_playbook(labels, answer, privacy_hit, similar)
         llm_step = getattr(answer, "triage_step", None)
         if usable_text(llm_step) and not privacy_hit:
             triage_step, step_source = llm_step, "llm"
@@ -290,17 +301,39 @@ class Triager:
             if llm and final.get(field):
                 self.trainer.agreement.record(draft.llm.model, field, llm[0] in final[field])
 
+    def fixes_vote(self, similar: list[SimilarIncident]) -> dict[str, float]:
+        """Share of similarity mass per playbook among the shown incidents whose fix maps to one."""
+        votes: dict[str, float] = defaultdict(float)
+        for s, m in zip(similar, self.mapper.map_many([s.resolution for s in similar]), strict=True):
+            if m is not None:
+                votes[m.playbook_id] += max(s.score, 0.0) ** 2
+        total = sum(votes.values())
+        return {k: v / total for k, v in votes.items()} if total else {}
+
     def _choose_playbook(
-        self, labels: dict[str, LabelDecision], answer: Any, privacy_hit: str | None
+        self,
+        labels: dict[str, LabelDecision],
+        answer: Any,
+        privacy_hit: str | None,
+        similar: list[SimilarIncident],
     ) -> tuple[Playbook, str]:
         lib, tax = self.playbooks, self.taxonomy
         if privacy_hit and tax.privacy and (p := lib.get(tax.privacy.playbook)):
             return p, "rule"
         decided = {f: tax.to_default(f, d.label) for f, d in labels.items()}
         weights = {f: d.confidence for f, d in labels.items()}
-        best, best_score = lib.best_for(decided, weights)
+        norm = sum(weights.values()) or 1.0
+        fixes = self.fixes_vote(similar)
+        # How well its scope fits the decided labels (0..1), plus half the share of similar incidents fixed its
+        # way: the mapping of free-text fixes is the weaker evidence (evals/playbook-sample.md).
+        scored = {p.id: p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0)
+                  for p in lib.by_id.values()}  # fmt: skip
+        best_id = max(scored, key=lambda i: scored[i])
+        best_score = scored[best_id]
         llm_choice = lib.get(getattr(answer, "playbook", "") or "")
-        # The LLM's pick wins if it fits the decided labels about as well as the best match.
-        if llm_choice and llm_choice.match(decided, weights) + self.settings.llm_weight >= best_score:
+        # The LLM's pick wins if it fits about as well as the best match.
+        if llm_choice and scored[llm_choice.id] + self.settings.llm_weight >= best_score:
             return llm_choice, "llm"
-        return best, "retrieval" if best_score > 0 else "default"
+        if best_score <= 0:
+            return lib.fallback(), "default"
+        return lib.by_id[best_id], "retrieval"

@@ -87,12 +87,6 @@ class PlaybookLibrary:
     def fallback(self) -> Playbook:
         return self.by_id.get(FALLBACK_ID) or next(iter(self.by_id.values()))
 
-    def best_for(self, labels: dict[str, str], weights: dict[str, float]) -> tuple[Playbook, float]:
-        """The playbook that fits the decided labels best (ties: file order), or the fallback."""
-        scored = [(p.match(labels, weights), p) for p in self.by_id.values()]
-        best_score, best = max(scored, key=lambda t: t[0])
-        return (best, best_score) if best_score > 0 else (self.fallback(), 0.0)
-
     def describe(self) -> str:
         """Playbooks as prompt text: id, title and what they apply to."""
         lines = []

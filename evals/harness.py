@@ -64,6 +64,7 @@ class CaseResult:
     llm_error: dict[str, str] = field(default_factory=dict)
     playbook: str | None = None
     playbook_fit: bool | None = None
+    playbook_real: str | None = None  # the playbook the real resolution maps to (bot.playbook_map), if any
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None
 
@@ -231,6 +232,8 @@ def _playbook(
     pb = triager.playbooks.get(draft.playbook.id)
     if gold_rc and pb:
         r.playbook_fit = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get("root_cause", [])
+    real = triager.mapper.map(case.resolution) if case.resolution.strip() else None
+    r.playbook_real = real.playbook_id if real else None
     if case.resolution.strip():
         drafted = "\n".join([s.action for s in draft.playbook.steps] + draft.playbook.adapted_notes)
         v = embedder.embed([case.resolution[:2000], drafted[:2000]])
@@ -298,6 +301,7 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         for m, c in statuses.items()
     }  # fmt: skip
     fits = [r.playbook_fit for r in first if r.playbook_fit is not None]
+    agree = [r.playbook == r.playbook_real for r in first if r.playbook_real]
     cos = [r.mitigation_cosine for r in first if r.mitigation_cosine is not None]
     rouge = [r.mitigation_rouge_l for r in first if r.mitigation_rouge_l is not None]
     report = {
@@ -315,6 +319,11 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         "calibration": calibration,
         "llm_validity": validity,
         "playbook_fit": {"n": len(fits), "rate": float(np.mean(fits)) if fits else None},
+        "playbook_agreement": {  # with the playbook the real resolution maps to, where it maps to one
+            "n": len(agree),
+            "with_resolution": sum(1 for r in first if r.mitigation_cosine is not None),
+            "rate": float(np.mean(agree)) if agree else None,
+        },
         "mitigation": {
             "n": len(cos),
             "cosine": float(np.mean(cos)) if cos else None,
