@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -73,6 +74,79 @@ def ece(confidences: list[float], correct: list[bool], bins: int = 10) -> float:
         if mask.any():
             total += mask.mean() * abs(ok[mask].mean() - conf[mask].mean())
     return float(total)
+
+
+def _bin_masks(conf: np.ndarray, bins: int) -> list[tuple[float, float, np.ndarray]]:
+    """Equal-width bins over [0, 1] as in `ece`: (lo, hi], the first bin [0, hi]."""
+    edges = np.linspace(0, 1, bins + 1)
+    return [
+        (float(lo), float(hi), (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi))
+        for lo, hi in itertools.pairwise(edges)
+    ]
+
+
+def reliability(confidences: list[float], correct: list[bool], bins: int = 10) -> list[dict[str, float]]:
+    """Reliability-diagram points: per non-empty bin its edges, size, mean confidence and accuracy."""
+    if not confidences:
+        return []
+    conf, ok = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    return [
+        {
+            "lo": lo,
+            "hi": hi,
+            "n": int(mask.sum()),
+            "confidence": float(conf[mask].mean()),
+            "accuracy": float(ok[mask].mean()),
+        }
+        for lo, hi, mask in _bin_masks(conf, bins)
+        if mask.any()
+    ]
+
+
+def risk_coverage(confidences: list[float], correct: list[bool]) -> list[dict[str, float]]:
+    """Per distinct confidence threshold t (descending): coverage of conf >= t and accuracy among them."""
+    if not confidences:
+        return []
+    conf, ok = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    points = []
+    for t in sorted(set(conf.tolist()), reverse=True):
+        mask = conf >= t
+        points.append(
+            {"threshold": float(t), "coverage": float(mask.mean()), "accuracy": float(ok[mask].mean())}
+        )
+    return points
+
+
+def selective(correct: list[bool], abstained: list[bool]) -> dict[str, float]:
+    """Selective prediction: share answered (not abstained) and accuracy on the answered ones."""
+    answered = [c for c, a in zip(correct, abstained, strict=True) if not a]
+    return {
+        "n": len(correct),
+        "coverage": len(answered) / len(correct) if correct else 0.0,
+        "accuracy": float(np.mean(answered)) if answered else 0.0,
+    }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score interval [lo, hi] for a binomial proportion; [0, 1] when n == 0."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return [float(max(0.0, centre - margin)), float(min(1.0, centre + margin))]
+
+
+def bootstrap_interval(
+    values_fn: Callable[[np.ndarray], float], n_items: int, n_boot: int = 500, seed: int = 0
+) -> list[float]:
+    """Percentile 95% interval of values_fn(indices) over bootstrap resamples of range(n_items)."""
+    if n_items == 0:
+        return [0.0, 0.0]
+    rng = np.random.default_rng(seed)
+    values = [float(values_fn(rng.integers(0, n_items, size=n_items))) for _ in range(n_boot)]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
 def confident_accuracy(confidences: list[float], correct: list[bool], threshold: float) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- playbook fits gold root cause: {report['playbook_fit']['rate']:.3f} ({report['playbook_fit']['n']} cases)"
         )
-    for f, c in report["calibration"].items():
-        conf = c["confident"]
-        lines.append(
-            f"- calibration {f}: ECE {c['ece']:.3f}; when confident (>= {conf['threshold']}): "
-            f"accuracy {conf['accuracy']:.3f} on {conf['coverage']:.0%} of cases"
-        )
+    for method, f, c in _calibration_entries(report):
+        lines.append(_calibration_line(method, f, c))
     for m, v in report["llm_validity"].items():
         lines.append(
             f"- structured output ({m}): valid first try {v['valid_first_try']:.3f}, after repair {v['valid_after_repair']:.3f}"
@@ -91,6 +88,94 @@ def markdown(report: dict[str, Any]) -> str:
     for m, p in report["latency_s"].items():
         lines.append(f"- latency {m}: p50 {p['p50']:.3f}s, p95 {p['p95']:.3f}s")
     return "\n".join(lines) + "\n"
+
+
+def _calibration_entries(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, field, entry) from report["calibration"] = {method: {field: {...}}}; malformed parts skipped."""
+    entries = []
+    for method, per in (report.get("calibration") or {}).items():
+        if not isinstance(per, dict):
+            continue
+        if "ece" in per:  # an older flat {field: {"ece", ...}} report: no method level
+            entries.append(("", str(method), per))
+            continue
+        entries.extend((str(method), str(f), c) for f, c in per.items() if isinstance(c, dict) and c)
+    return entries
+
+
+def _calibration_line(method: str, field: str, c: dict[str, Any]) -> str:
+    parts = []
+    if isinstance(c.get("ece"), int | float):
+        parts.append(f"ECE {c['ece']:.3f}")
+    sel = c.get("selective")
+    if isinstance(sel, dict) and "coverage" in sel:
+        text = f"answered {sel['coverage']:.0%} of cases (not abstained)"
+        if "accuracy" in sel:
+            text += f" at accuracy {sel['accuracy']:.3f}"
+        iv = sel.get("interval")
+        if isinstance(iv, list | tuple) and len(iv) == 2:
+            text += f" [{iv[0]:.2f}, {iv[1]:.2f}]"
+        parts.append(text)
+    if "n" in c:
+        parts.append(f"n {c['n']}")
+    name = f"{method}/{field}" if method else field
+    return f"- calibration {name}: " + ("; ".join(parts) if parts else "no data")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)
+
+
+def calibration_plots(report: dict[str, Any], out: Path) -> list[Path]:
+    """Per method a reliability diagram and a risk-coverage curve, one line per field; the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_method: dict[str, dict[str, dict[str, Any]]] = {}
+    for method, f, c in _calibration_entries(report):
+        if method:
+            per_method.setdefault(method, {})[f] = c
+    written = []
+    for method, per in per_method.items():
+        rel = {f: c for f, c in per.items() if c.get("reliability")}
+        if rel:
+            fig, ax = plt.subplots(figsize=(5, 4.5))
+            ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+            for f, c in rel.items():
+                pts = c["reliability"]
+                label = f"{f} (ECE {c['ece']:.2f})" if isinstance(c.get("ece"), int | float) else f
+                ax.plot([p["confidence"] for p in pts], [p["accuracy"] for p in pts], marker="o", label=label)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("mean confidence")
+            ax.set_ylabel("accuracy")
+            ax.set_title(f"{report.get('dataset', '')} reliability ({method})")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            p = out / f"reliability-{_safe_name(method)}.png"
+            fig.savefig(p, dpi=100)
+            plt.close(fig)
+            written.append(p)
+        rc = {f: c["risk_coverage"] for f, c in per.items() if c.get("risk_coverage")}
+        if rc:
+            fig, ax = plt.subplots(figsize=(5, 4.5))
+            for f, pts in rc.items():
+                ax.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], marker=".", label=f)
+            ax.axhline(0.85, color="black", linestyle=":", linewidth=1, label="target precision")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("coverage (share answered)")
+            ax.set_ylabel("accuracy")
+            ax.set_title(f"{report.get('dataset', '')} risk-coverage ({method})")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            p = out / f"risk-coverage-{_safe_name(method)}.png"
+            fig.savefig(p, dpi=100)
+            plt.close(fig)
+            written.append(p)
+    return written
 
 
 def plots(report: dict[str, Any], out: Path) -> list[Path]:
@@ -136,6 +221,7 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(p, dpi=100)
         plt.close(fig)
         written.append(p)
+    written.extend(calibration_plots(report, out))
     return written
 
 
