@@ -58,13 +58,18 @@ def test_time_split_and_triage_time_input(tmp_path: Path, monkeypatch: pytest.Mo
         for j in range(n, 12):
             assert f"PLANTED-RESOLUTION-{j} " not in prompt  # not its own fix, nor any newer incident's
     report = result["report"]
-    assert set(report["scores"]) == {"majority", "knn", "llm", "llm+retrieval", "combined"}
+    assert set(report["scores"]) == {"majority", "knn", "classifier", "llm", "llm+retrieval", "combined"}
+    # The learned decision is trained on the history older than the first case only (6 of 12 here: the vote).
+    assert "trained on 6 incidents" in report["classifier"]["status"]
+    cal = report["calibration"]["combined"]["symptom"]
+    assert cal["n"] == 6 and 0 <= cal["ece"] <= 1 and cal["risk_coverage"] and cal["reliability"]
     assert (
         report["scores"]["llm"]["symptom"]["n"] == 6
         and report["llm_validity"]["llm"]["valid_first_try"] == 1.0
     )
     folder = write_report(report, cases, tmp_path / "out")
-    assert {p.name for p in folder.iterdir()} >= {"metrics.json", "summary.md", "cases.jsonl", "scores.png"}
+    assert {p.name for p in folder.iterdir()} >= {"metrics.json", "summary.md", "cases.jsonl", "scores.png",
+                                                  "reliability-combined.png", "risk-coverage-combined.png"}  # fmt: skip
     assert len((folder / "cases.jsonl").read_text().splitlines()) == 6
 
 
