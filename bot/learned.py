@@ -34,7 +34,7 @@ from bot.taxonomy import Taxonomy
 
 log = logging.getLogger("incibot")
 FOLD_STARTS = (0.5, 0.75)  # two folds: enough rows to fit a few weights, half the retraining time
-FORMAT = 1
+FORMAT = 2  # bumped whenever the pickled classes change shape
 
 
 def taxonomy_key(tax: Taxonomy) -> str:

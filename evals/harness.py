@@ -43,6 +43,7 @@ class EvalConfig:
     limit: int | None = None
     repeat: int = 1
     test_fraction: float = 0.3
+    retrain_every: int = 25  # cases: the bot retrains on verdicts; the replay does too, on what is older than the case
     out: Path = Path("eval-results")
 
 
@@ -131,7 +132,9 @@ def run_eval(
         task = bar.add_task("cases", total=total)
         for rep in range(cfg.repeat):
             trainer.agreement = LLMAgreement()  # each repeat learns the LLM's agreement afresh
-            for case in cases:
+            for i, case in enumerate(cases):
+                if settings.learned_decision and i and cfg.retrain_every and i % cfg.retrain_every == 0:
+                    _train(trainer, store, case.created_at)
                 results.append(_run_case(case, rep, ds, triager, cfg, embedder))
                 bar.advance(task)
     out = summarise(ds, cfg, results, settings)
