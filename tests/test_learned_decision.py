@@ -233,3 +233,26 @@ def test_the_llm_agreement_is_recorded_from_verdicts(tmp_path: Path) -> None:
     triager.record_verdict(draft, {"symptom": ["errors"]})
     triager.record_verdict(draft, {"symptom": ["latency"]})
     assert triager.trainer.agreement.counts["m1|symptom"] == [1, 2]
+
+
+def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidates(tmp_path: Path) -> None:
+    import json
+
+    from bot.slack import blocks
+
+    settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
+    triager = Triager(settings, HistoryStore(settings), None)
+    ticket = Ticket(id="q", title="Something odd on the API", text="A customer says something is odd.")
+    draft = triager.triage(ticket)
+    draft.labels["root_cause"] = draft.labels["root_cause"].model_copy(
+        update={"abstained": True, "candidates": ["configuration", "deployment"], "confidence": 0.41}
+    )
+    text = json.dumps(blocks.draft_blocks("generic:q", ticket, draft, TAX, "llm"))
+    assert "not sure: " in text and " or " in text and "41%" in text
+    modal = blocks.correct_modal("generic:q", draft.model_dump(mode="json"), TAX)
+    select = next(b for b in modal["blocks"] if b.get("block_id") == "label_root_cause")["element"]
+    likely, other = select["option_groups"]
+    assert [o["value"] for o in likely["options"]] == ["configuration", "deployment"]
+    assert "initial_option" not in select and len(other["options"]) == len(TAX.fields["root_cause"].ids) - 2
+    decided = next(b for b in modal["blocks"] if b.get("block_id") == "label_symptom")["element"]
+    assert decided["initial_option"]["value"] == draft.labels["symptom"].label  # a decided field is preselected
