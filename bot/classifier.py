@@ -72,7 +72,6 @@ class FieldClassifier:
     classes: list[str]
     model: object
     n_train: int
-    prior: dict[str, float]  # each label's share of the training incidents: what "no signal" falls back to
 
     @classmethod
     def fit(cls, field: str, multi: bool, X, labels: list[list[str]]) -> FieldClassifier:  # type: ignore[no-untyped-def]
@@ -85,14 +84,12 @@ class FieldClassifier:
             if not ((y.sum(axis=0) > 0) & (y.sum(axis=0) < len(rows))).any():
                 raise NotEnoughData("every labelled incident has the same labels")
             model = _fit(X[rows], y)
-            prior = dict(zip(mlb.classes_, (y.sum(axis=0) / len(rows)).tolist(), strict=True))
-            return cls(field, True, list(mlb.classes_), model, len(rows), prior)
+            return cls(field, True, list(mlb.classes_), model, len(rows))
         y1 = [labels[i][0] for i in rows]
         if len(Counter(y1)) < 2:
             raise NotEnoughData(f"one class only ({y1[0]})")
         model = _fit(X[rows], y1)
-        prior = {c: n / len(rows) for c, n in Counter(y1).items()}
-        return cls(field, False, list(model.classes_), model, len(rows), prior)
+        return cls(field, False, list(model.classes_), model, len(rows))
 
     def proba(self, X) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Rows of P(label) in `classes` order (multi-label: independent per label)."""

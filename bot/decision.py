@@ -27,9 +27,9 @@ CANDIDATES_SHOWN = 3
 AGREEMENT_PRIOR = 10  # pseudo-observations at chance level: a model's word counts only once it has a record
 
 
-def _pair(p: float, v: float, prior: float) -> list[float]:
-    # The base rate lets the fit lean on the majority where the text carries no signal (e.g. severity).
-    return [p, v, p * v, prior]
+def _pair(p: float, v: float) -> list[float]:
+    # A base-rate feature was tried: it pulled sparse fields to their majority class (worse macro-F1 and ECE).
+    return [p, v, p * v]
 
 
 @dataclass
@@ -51,9 +51,8 @@ class FieldDecider:
         """P(right) per candidate (single-label: normalised to sum to 1)."""
         cands = list(dict.fromkeys([*self.clf.classes, *votes]))
         p = dict(zip(self.clf.classes, proba.tolist(), strict=True))
-        pr = self.clf.prior
         if self.meta is not None:
-            s = self.meta.predict_proba([_pair(p.get(c, 0.0), votes.get(c, 0.0), pr.get(c, 0.0)) for c in cands])[:, 1]
+            s = self.meta.predict_proba([_pair(p.get(c, 0.0), votes.get(c, 0.0)) for c in cands])[:, 1]
         else:
             s = np.asarray([p.get(c, 0.0) for c in cands])
         out = dict(zip(cands, s.tolist(), strict=True))
@@ -123,7 +122,7 @@ def fit_decider(
         p = dict(zip(clf.classes, proba.tolist(), strict=True))
         cands.append(list(dict.fromkeys([*clf.classes, *votes])))  # the order `scores` uses
         for c in cands[-1]:
-            X.append(_pair(p.get(c, 0.0), votes.get(c, 0.0), clf.prior.get(c, 0.0)))
+            X.append(_pair(p.get(c, 0.0), votes.get(c, 0.0)))
             y.append(int(c in gold))
     meta = None
     if len(set(y)) == 2 and len(oof) >= 10:
