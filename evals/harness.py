@@ -43,7 +43,9 @@ class EvalConfig:
     limit: int | None = None
     repeat: int = 1
     test_fraction: float = 0.3
-    retrain_every: int = 25  # cases: the bot retrains on verdicts; the replay does too, on what is older than the case
+    retrain_every: int = (
+        25  # cases: the bot retrains on verdicts; the replay does too, on what is older than the case
+    )
     out: Path = Path("eval-results")
 
 

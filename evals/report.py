@@ -147,35 +147,49 @@ def calibration_plots(report: dict[str, Any], out: Path) -> list[Path]:
                 pts = c["reliability"]
                 label = f"{f} (ECE {c['ece']:.2f})" if isinstance(c.get("ece"), int | float) else f
                 ax.plot([p["confidence"] for p in pts], [p["accuracy"] for p in pts], marker="o", label=label)
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1)
-            ax.set_xlabel("mean confidence")
-            ax.set_ylabel("accuracy")
-            ax.set_title(f"{report.get('dataset', '')} reliability ({method})")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            p = out / f"reliability-{_safe_name(method)}.png"
-            fig.savefig(p, dpi=100)
-            plt.close(fig)
-            written.append(p)
+            title = f"{report.get('dataset', '')} reliability ({method})"
+            written.append(
+                _save(
+                    plt,
+                    fig,
+                    ax,
+                    ("mean confidence", 1.0),
+                    title,
+                    out / f"reliability-{_safe_name(method)}.png",
+                )
+            )
         rc = {f: c["risk_coverage"] for f, c in per.items() if c.get("risk_coverage")}
         if rc:
             fig, ax = plt.subplots(figsize=(5, 4.5))
             for f, pts in rc.items():
                 ax.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], marker=".", label=f)
             ax.axhline(0.85, color="black", linestyle=":", linewidth=1, label="target precision")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1.02)
-            ax.set_xlabel("coverage (share answered)")
-            ax.set_ylabel("accuracy")
-            ax.set_title(f"{report.get('dataset', '')} risk-coverage ({method})")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            p = out / f"risk-coverage-{_safe_name(method)}.png"
-            fig.savefig(p, dpi=100)
-            plt.close(fig)
-            written.append(p)
+            title = f"{report.get('dataset', '')} risk-coverage ({method})"
+            written.append(
+                _save(
+                    plt,
+                    fig,
+                    ax,
+                    ("coverage (share answered)", 1.02),
+                    title,
+                    out / f"risk-coverage-{_safe_name(method)}.png",
+                )
+            )
     return written
+
+
+def _save(plt: Any, fig: Any, ax: Any, x: tuple[str, float], title: str, path: Path) -> Path:
+    """Accuracy (y) against x[0] on the unit square (y up to x[1]), titled, legend, written to `path`."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, x[1])
+    ax.set_xlabel(x[0])
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plots(report: dict[str, Any], out: Path) -> list[Path]:
