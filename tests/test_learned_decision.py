@@ -255,4 +255,5 @@ def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidat
     assert [o["value"] for o in likely["options"]] == ["configuration", "deployment"]
     assert "initial_option" not in select and len(other["options"]) == len(TAX.fields["root_cause"].ids) - 2
     decided = next(b for b in modal["blocks"] if b.get("block_id") == "label_symptom")["element"]
-    assert decided["initial_option"]["value"] == draft.labels["symptom"].label  # a decided field is preselected
+    # a decided field is preselected
+    assert decided["initial_option"]["value"] == draft.labels["symptom"].label
