@@ -23,6 +23,12 @@ def knn_votes(similar: list[SimilarIncident], field: str, taxonomy: Taxonomy) ->
     return {k: v / total for k, v in sorted(votes.items(), key=lambda kv: -kv[1])} if total > 0 else {}
 
 
+def valid_labels(field: str, taxonomy: Taxonomy, label: str | list[str] | None) -> list[str]:
+    """An LLM's label(s) for a field as a list, duplicates and anything outside the taxonomy dropped."""
+    raw = [label] if isinstance(label, str) else list(label or [])
+    return [lab for lab in dict.fromkeys(raw) if taxonomy.is_valid(field, lab)]
+
+
 MULTI_LABEL_SHARE = 0.3  # in a multi-label field, every label with at least this share of the vote is kept
 
 
@@ -34,8 +40,7 @@ def decide(
     llm_weight: float,
 ) -> LabelDecision:
     """Labels for a field: the LLM's vote and the neighbours' votes, mixed by `llm_weight`."""
-    raw = [llm_label] if isinstance(llm_label, str) else list(llm_label or [])
-    llm_labels = [lab for lab in dict.fromkeys(raw) if taxonomy.is_valid(field, lab)]  # never out of taxonomy
+    llm_labels = valid_labels(field, taxonomy, llm_label)
     knn_label = next(iter(votes), None)
     if llm_labels and votes:
         mixed = {lab: (1 - llm_weight) * share for lab, share in votes.items()}

@@ -13,7 +13,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from bot.config import Settings
 from bot.drafting import Drafter, Prompts
 from bot.embeddings import get_embedder
-from bot.evidence import decide, knn_votes
+from bot.evidence import decide, knn_votes, valid_labels
 from bot.history import HistoryError, HistoryStore
 from bot.llm import build_chat_model, model_label
 from bot.models import DraftPlaybook, LabelDecision, LLMUsage, SimilarIncident, Ticket, TriageDraft
@@ -174,7 +174,14 @@ class Triager:
         else:
             usage = LLMUsage(model=model_label(self.model), status="skipped")
         draft = self.combine(
-            ticket, text, similar, answer, usage, neighbours=found.neighbours, redacted=red.text
+            ticket,
+            text,
+            similar,
+            answer,
+            usage,
+            neighbours=found.neighbours,
+            redacted=red.text,
+            vector=found.query,
         )
         if usage.status == "rejected":
             warnings.append(f"LLM answer discarded: {usage.error}")
@@ -279,8 +286,7 @@ class Triager:
             llm_label = getattr(answer, field, None) if answer is not None else None
             votes = knn_votes(neighbours, field, tax)
             if learned is not None and field in learned.fields:
-                raw = [llm_label] if isinstance(llm_label, str) else list(llm_label or [])
-                llm_labels = [lab for lab in dict.fromkeys(raw) if tax.is_valid(field, lab)] if llm_ok else []
+                llm_labels = valid_labels(field, tax, llm_label) if llm_ok else []
                 acc = (
                     self.trainer.agreement.accuracy(usage.model, field, len(fld.ids)) if llm_labels else None
                 )

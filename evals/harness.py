@@ -119,7 +119,8 @@ def run_eval(
     if needs_llm and model is None:
         raise InputError("LLM methods need an LLM: set INCIBOT_LLM_BACKEND to local, openai or azure")
     trainer = Trainer(ds.taxonomy, None, None, k=cfg.k, target_precision=settings.target_precision)
-    train_s = _train(trainer, store, cases[0].created_at) if settings.learned_decision else None
+    history = store.all() if settings.learned_decision else ([], None)  # read once, cut per retraining
+    train_s = _train(trainer, history, cases[0].created_at) if settings.learned_decision else None
     triager = Triager(settings, store, model, taxonomy=ds.taxonomy, trainer=trainer)
     embedder = get_embedder()
     results: list[CaseResult] = []
@@ -136,7 +137,7 @@ def run_eval(
             trainer.agreement = LLMAgreement()  # each repeat learns the LLM's agreement afresh
             for i, case in enumerate(cases):
                 if settings.learned_decision and i and cfg.retrain_every and i % cfg.retrain_every == 0:
-                    _train(trainer, store, case.created_at)
+                    _train(trainer, history, case.created_at)
                 results.append(_run_case(case, rep, ds, triager, cfg, embedder))
                 bar.advance(task)
     out = summarise(ds, cfg, results, settings)
@@ -144,9 +145,9 @@ def run_eval(
     return out
 
 
-def _train(trainer: Trainer, store: HistoryStore, cut: Any) -> float | None:
-    """The learned decision as the bot trains it, on the history older than the first case (no look-ahead)."""
-    incs, vecs = store.all()
+def _train(trainer: Trainer, history: tuple[list[HistoricalIncident], Any], cut: Any) -> float | None:
+    """The learned decision as the bot trains it, on the history older than `cut` (no look-ahead)."""
+    incs, vecs = history
     keep = [i for i, inc in enumerate(incs) if inc.created_at < cut]
     model = trainer.train_now([incs[i] for i in keep], vecs[keep])
     return round(model.train_s, 2) if model else None

@@ -149,15 +149,6 @@ def bootstrap_interval(
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
-def confident_accuracy(confidences: list[float], correct: list[bool], threshold: float) -> dict[str, float]:
-    chosen = [c for conf, c in zip(confidences, correct, strict=True) if conf >= threshold]
-    return {
-        "threshold": threshold,
-        "coverage": len(chosen) / len(correct) if correct else 0.0,
-        "accuracy": float(np.mean(chosen)) if chosen else 0.0,
-    }
-
-
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "mean": 0.0}
