@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ from typing import Any
 
 import httpx
 
+from benchmarks.backends import free_port
 from benchmarks.core import lat, scaled_history
 from bot.emulators import SlackEmulator
 from bot.server import webhook_signature
 
 SECRET = "bench-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -48,7 +42,7 @@ class Server:
         db: Path | None = None,
         env_extra: dict[str, str] | None = None,
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("INCIBOT_")}
         env.update({
             "INCIBOT_DATA_DIR": str(data_dir), "INCIBOT_COLLECTION": collection, "INCIBOT_SEED_DEMO_HISTORY": "false",

@@ -17,11 +17,11 @@ import httpx
 import pytest
 import uvicorn
 
+from benchmarks.backends import free_port
 from bot.emulators import SlackEmulator
 from bot.server import build_server
 from bot.service import TriageService
 from tests.helpers import last_edit, make_service, post_of, reply_count, wait_until
-from tests.servers import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "am-bearer-token-0123456789"

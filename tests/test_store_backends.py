@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from starlette.testclient import TestClient
 
+from benchmarks.backends import ChromaServer, Postgres, postgres_bin
 from bot.config import Settings
 from bot.emulators import SlackEmulator
 from bot.history import HistoryError, HistoryStore
@@ -23,7 +24,6 @@ from bot.server import create
 from bot.store import Store
 from tests.conftest import SMALL_HISTORY
 from tests.helpers import accept, wait_until
-from tests.servers import ChromaServer, Postgres, postgres_bin
 
 needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed")
 

@@ -1,4 +1,4 @@
-"""Real servers for tests, on 127.0.0.1 only: PostgreSQL (Debian's binaries) and Chroma (`chroma run`)."""
+"""Real servers on 127.0.0.1 only, for tests and benchmarks: PostgreSQL (Debian's binaries) and Chroma (`chroma run`)."""
 
 from __future__ import annotations
 
