@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
     slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
     slack_channel_burst: int = 4  # ...with short bursts allowed
+    # The work queue in the database (bot/workqueue.py), shared by every replica:
+    lease_s: float = Field(default=30.0, gt=0)  # a replica that stops renewing loses its claims after this
+    queue_poll_s: float = Field(default=0.2, gt=0)  # how often an idle replica looks for work others stored
     max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
 
     # --- webhook senders (README: per-sender configuration). Nothing configured: webhooks are open (local use).

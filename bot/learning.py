@@ -11,7 +11,7 @@ import time
 
 from bot.config import Settings
 from bot.history import HistoryError, HistoryStore
-from bot.models import HistoricalIncident, Ticket
+from bot.models import HistoricalIncident
 from bot.pipeline import Triager
 from bot.store import Store
 
@@ -28,11 +28,10 @@ class HistoryFeeder:
         inc = self.store.labelled_incident(key)
         if inc is None:
             row = self.store.get(key)
-            if row is None or not row.get("resolution"):
+            if row is None or not row.resolution:
                 return None
-            t = Ticket.model_validate(row["ticket"])
             inc = HistoricalIncident(
-                **t.model_dump(exclude={"id", "raw"}), id=key, resolution=row["resolution"]
+                **row.ticket.model_dump(exclude={"id", "raw"}), id=key, resolution=row.resolution
             )
         if self.settings.redact_in_history:
             inc = self.triager.redacted(inc)

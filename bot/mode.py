@@ -79,3 +79,13 @@ class ModeSwitch:
         with self._lock:
             self._cached = (time.monotonic(), change)
         return change
+
+    def note(self) -> str | None:
+        """The line every post made in retrieval-only mode carries (None in LLM mode)."""
+        change = self.current()
+        if change is None or change.mode != Mode.RETRIEVAL_ONLY:
+            return None
+        return (
+            f"Retrieval-only mode, set by {change.user_id} at {change.created_at:%Y-%m-%d %H:%M} UTC: the LLM is "
+            "off on every replica (/triage mode llm turns it back on)."
+        )

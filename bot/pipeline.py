@@ -112,11 +112,18 @@ class Triager:
     ) -> list[SimilarIncident]:
         return self.retrieve(ticket, text, before).shown
 
-    def retrieve(self, ticket: Ticket, text: str | None = None, before: datetime | None = None) -> Retrieved:
+    def retrieve(
+        self,
+        ticket: Ticket,
+        text: str | None = None,
+        before: datetime | None = None,
+        query: np.ndarray | None = None,
+    ) -> Retrieved:
         s = self.settings
         return retrieve_all(
             self.store,
             text if text is not None else self.prepare(ticket),
+            query=query,
             k=s.retrieval_k,
             exclude_ids=(ticket.id,),
             min_score=s.retrieval_min_score,
@@ -124,6 +131,11 @@ class Triager:
             min_with_fix=s.retrieval_min_with_fix,
             before=before,
         )
+
+    def embed(self, ticket: Ticket) -> np.ndarray:
+        """The ticket's one embedding: of its redacted text, as retrieval searches with it (history is stored
+        redacted). Storm grouping compares the same vector."""
+        return get_embedder().embed([self.redactor.redact(self.prepare(ticket)).text])[0]
 
     def shown(self, ticket: Ticket) -> Ticket:
         """The ticket as posted to Slack or kept as history: redacted unless configured otherwise."""
@@ -147,22 +159,24 @@ class Triager:
         use_llm: bool = True,
         before: datetime | None = None,
         history_required: bool = True,
+        query: np.ndarray | None = None,
     ) -> TriageDraft:
         """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead).
 
         With `history_required=False` (the running bot) an unusable history store gives a draft without similar
-        incidents and a warning instead of an error, so the ticket is still posted."""
+        incidents and a warning instead of an error, so the ticket is still posted. `query` is the ticket's
+        embedding when the caller already has it (`embed`: storms and retrieval share it)."""
         t0 = time.perf_counter()
         text = self.prepare(ticket)
         red = self.redactor.redact(text)
         warnings: list[str] = []
         try:
             # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.
-            found = self.retrieve(ticket, red.text, before)
+            found = self.retrieve(ticket, red.text, before, query)
         except HistoryError as e:
             if history_required:
                 raise
-            found = Retrieved([])
+            found = Retrieved([], query=query)
             warnings.append(f"History store unavailable, no similar incidents: {e}"[:300])
         similar = found.shown
         answer: Any = None

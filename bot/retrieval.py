@@ -66,11 +66,13 @@ def retrieve_all(
     min_with_fix: int = 0,
     service: str | None = None,
     before: datetime | None = None,
+    query: np.ndarray | None = None,
 ) -> Retrieved:
     total = store.count()
     if total == 0:
-        return Retrieved([])
-    query = get_embedder().embed([text])[0]  # once, however often the net is widened
+        return Retrieved([], query=query)
+    if query is None:
+        query = get_embedder().embed([text])[0]  # once, however often the net is widened
     n = k * OVERFETCH
     plain: list[SimilarIncident] | None = None
     while True:

@@ -103,21 +103,23 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         bolt_response = await run_in_threadpool(slack_app.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
 
+    def queue_state() -> dict[str, Any]:
+        return {
+            "outbox": service.backlog(),  # waiting to be posted, on every replica
+            "llm_edits_waiting": service.queue.edits_waiting(),
+            "open_incidents": service.storms.count(),
+            "tickets": service.store.counts(),
+        }
+
     async def health(_: Request) -> Response:
-        counts = await run_in_threadpool(service.store.counts)
+        state = await run_in_threadpool(queue_state)
         model = llm_health(service.triager.model)
-        return JSONResponse(
-            {
-                "ok": True,
-                "llm": model.model_dump(mode="json")
-                if model
-                else {"state": "remote" if service.triager.model else "off"},
-                "outbox": service.backlog(),
-                "llm_edits_waiting": service.to_refine.qsize(),
-                "open_incidents": len(service.storms),
-                "tickets": counts,
-            }
+        llm = (
+            model.model_dump(mode="json")
+            if model
+            else {"state": "remote" if service.triager.model else "off"}
         )
+        return JSONResponse({"ok": True, "llm": llm, **state})
 
     async def metrics(_: Request) -> Response:
         # Rendered in a worker thread: fleet-wide figures are database reads, never the posting path's locks.

@@ -8,27 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import create_engine, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.migrations import upgrade
@@ -36,81 +22,22 @@ from bot.mode import Mode, ModeChange
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.occurrences import Thread
 from bot.quality import Verdict
-
-meta = MetaData()
-tickets = Table(
-    "tickets",
-    meta,
-    Column("key", String(300), primary_key=True),
-    Column("ticket", JSON, nullable=False),
-    Column("channel", String(200), nullable=False),  # routed at first, then the id Slack answers with
-    Column("route", String(200)),  # the channel routing chose (name or id): what storm grouping compares
-    # received -> posting -> posted (retrieval draft visible) -> drafted (LLM edit done).
-    # A storm member: received -> grouped (under parent_key) -> announcing -> announced (listed in its thread).
-    # failed: Slack refused it for good (last_error says why). Resolved is set by a resolve webhook.
-    Column("status", String(20), nullable=False, default="received", index=True),
-    Column("message_ts", String(40)),
-    Column("parent_key", String(300), index=True),
-    Column("group_count", Integer, default=0),  # members announced in this ticket's thread
-    Column("draft", JSON),
-    Column("resolution", Text),
-    Column("resolved", Integer, default=0),
-    Column("attempts", Integer, default=0),
-    Column("last_error", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("history_pending", Integer, index=True),  # 1: its labelled incident still has to reach the history
-    # NULL/"ticket", or "update": a thread reply under parent_key (received -> posting -> replied, or failed)
-    Column("kind", String(20)),
-    Column("status_line", Text),  # the latest verdict line on its post ("Confirmed by @alice")
-)
-threads = Table(
-    "threads",
-    meta,
-    Column("thread", String(300), primary_key=True),  # the sender's incident: bot.occurrences.Thread
-    Column("source", String(40), nullable=False),
-    Column("state", JSON, nullable=False),
-    Column("open", Integer, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_threads_source_open", "source", "open"),
-)
-feedback = Table(
-    "feedback",
-    meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ticket_key", String(300), nullable=False, index=True),
-    Column("action", String(20), nullable=False),  # confirm | correct | reject
-    Column("user_id", String(100), nullable=False),
-    Column("labels", JSON),
-    Column("fix", Text),
-    Column("reason", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-)
-modes = Table(  # the drafting mode, as a log: the newest row is in force (bot/mode.py)
-    "modes",
-    meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("mode", String(40), nullable=False),
-    Column("user_id", String(100), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-alerts = Table(  # the monitor's alert episodes (bot/monitor.py)
-    "alerts",
-    meta,
-    Column("name", String(300), primary_key=True),
-    Column("open", Integer, nullable=False),
-    Column("detail", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
-)
+from bot.rows import WAITING, Priority, TicketKind, TicketRow, TicketState, aware
+from bot.schema import alerts, feedback, modes, threads, tickets
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as the drivers take them: enums by value, models as JSON."""
+    out = {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
+    if isinstance(out.get("draft"), TriageDraft):
+        out["draft"] = json.loads(out["draft"].model_dump_json())
+    if isinstance(out.get("ticket"), Ticket):
+        out["ticket"] = json.loads(out["ticket"].model_dump_json())
+    return out
 
 
 class QueueStats(BaseModel):
@@ -130,22 +57,18 @@ class Store:
         self.engine = create_engine(url, future=True, pool_pre_ping=True)
         upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
 
-    def add_ticket(self, key: str, ticket: Ticket, channel: str) -> bool:
+    def add_ticket(self, key: str, ticket: Ticket, channel: str, priority: int = Priority.NORMAL) -> bool:
         """Store a new ticket; False if this key was already stored (a duplicate delivery)."""
         now = _now()
         try:
             with self.engine.begin() as c:
                 c.execute(
                     insert(tickets).values(
-                        key=key,
-                        ticket=json.loads(ticket.model_dump_json()),
-                        channel=channel,
-                        route=channel,
-                        status="received",
-                        created_at=now,
-                        updated_at=now,
+                        **_plain({"key": key, "ticket": ticket, "channel": channel, "route": channel,
+                                  "status": TicketState.RECEIVED, "kind": TicketKind.TICKET, "priority": priority}),
+                        created_at=now, updated_at=now,
                     )
-                )
+                )  # fmt: skip
             return True
         except IntegrityError:
             return False
@@ -183,8 +106,7 @@ class Store:
                 ):
                     raise _Changed
                 for row in rows:
-                    ticket = json.loads(row.pop("ticket").model_dump_json())
-                    c.execute(insert(tickets).values(ticket=ticket, created_at=now, updated_at=now, **row))
+                    c.execute(insert(tickets).values(created_at=now, updated_at=now, **_plain(row)))
                 if resolved is not None:
                     c.execute(
                         update(tickets)
@@ -197,41 +119,54 @@ class Store:
         except (IntegrityError, _Changed):
             return False
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> TicketRow | None:
         with self.engine.connect() as c:
             row = c.execute(select(tickets).where(tickets.c.key == key)).mappings().first()
-        return dict(row) if row else None
+        return TicketRow.of(row) if row else None
 
-    def by_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+    def storm_vector(self, key: str) -> np.ndarray | None:
+        """The embedding stored with a posted ticket (bot/storms.py), so a later stage does not embed it again."""
+        with self.engine.connect() as c:
+            blob = c.execute(select(tickets.c.storm_vector).where(tickets.c.key == key)).scalar()
+        return np.frombuffer(blob, dtype=np.float32) if blob else None
+
+    def by_message(self, channel: str, ts: str) -> TicketRow | None:
         with self.engine.connect() as c:
             row = (
                 c.execute(select(tickets).where(tickets.c.message_ts == ts, tickets.c.channel == channel))
                 .mappings()
                 .first()
             )
-        return dict(row) if row else None
+        return TicketRow.of(row) if row else None
 
-    def with_status(self, *statuses: str, since: datetime | None = None) -> list[dict[str, Any]]:
-        """Tickets in these states, oldest first (what a restart resumes, in arrival order)."""
-        query = select(tickets).where(tickets.c.status.in_(statuses))
+    def with_status(self, *statuses: TicketState | str, since: datetime | None = None) -> list[TicketRow]:
+        """Tickets in these states, oldest first."""
+        query = select(tickets).where(tickets.c.status.in_([str(s) for s in statuses]))
         if since is not None:
             query = query.where(tickets.c.created_at >= since)
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(tickets.c.created_at, tickets.c.key)).mappings()
-            return [dict(r) for r in rows]
+            return [TicketRow.of(r) for r in rows]
 
-    def members(self, parent_key: str, *statuses: str) -> list[dict[str, Any]]:
+    def members(self, parent_key: str, *statuses: TicketState | str) -> list[TicketRow]:
         with self.engine.connect() as c:
             rows = c.execute(
                 select(tickets)
-                .where(tickets.c.parent_key == parent_key, tickets.c.status.in_(statuses))
+                .where(tickets.c.parent_key == parent_key, tickets.c.status.in_([str(s) for s in statuses]))
                 .order_by(tickets.c.created_at, tickets.c.key)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [TicketRow.of(r) for r in rows]
 
     def set_status(self, keys: list[str], **values: Any) -> None:
         with self.engine.begin() as c:
-            c.execute(update(tickets).where(tickets.c.key.in_(keys)).values(updated_at=_now(), **values))
+            c.execute(
+                update(tickets).where(tickets.c.key.in_(keys)).values(updated_at=_now(), **_plain(values))
+            )
+
+    def count(self, *statuses: TicketState | str) -> int:
+        with self.engine.connect() as c:
+            query = select(func.count()).where(tickets.c.status.in_([str(s) for s in statuses]))
+            return int(c.execute(query).scalar() or 0)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as c:
@@ -239,10 +174,8 @@ class Store:
             return {status: n for status, n in rows}
 
     def update_ticket(self, key: str, **values: Any) -> None:
-        if "draft" in values and isinstance(values["draft"], TriageDraft):
-            values["draft"] = json.loads(values["draft"].model_dump_json())
         with self.engine.begin() as c:
-            c.execute(update(tickets).where(tickets.c.key == key).values(updated_at=_now(), **values))
+            c.execute(update(tickets).where(tickets.c.key == key).values(updated_at=_now(), **_plain(values)))
 
     def history_pending(self) -> list[str]:
         """Keys whose labelled incident could not be written to the history yet, oldest first."""
@@ -255,31 +188,31 @@ class Store:
             res = c.execute(insert(feedback).values(ticket_key=key, created_at=_now(), **fb.model_dump()))
             return int(res.inserted_primary_key[0])
 
-    def feedback_for(self, key: str) -> list[dict[str, Any]]:
+    def feedback_for(self, key: str) -> list[Feedback]:
+        """The verdicts on one ticket, oldest first."""
         with self.engine.connect() as c:
             rows = c.execute(
                 select(feedback).where(feedback.c.ticket_key == key).order_by(feedback.c.id)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [Feedback.model_validate(dict(r)) for r in rows]
 
     def labelled_incident(self, key: str) -> HistoricalIncident | None:
         """The ticket with the engineer's latest confirmed or corrected labels and fix, for the history."""
         row = self.get(key)
         if row is None:
             return None
-        fb = [f for f in self.feedback_for(key) if f["action"] in ("confirm", "correct")]
+        fb = [f for f in self.feedback_for(key) if f.action in ("confirm", "correct")]
         if not fb:
             return None
         last = fb[-1]
-        ticket = Ticket.model_validate(row["ticket"])
-        resolution = "\n".join(x for x in (last.get("fix"), row.get("resolution")) if x)
+        resolution = "\n".join(x for x in (last.fix, row.resolution) if x)
         return HistoricalIncident(
-            **ticket.model_dump(exclude={"id", "raw", "source"}),
+            **row.ticket.model_dump(exclude={"id", "raw", "source"}),
             id=key,
-            labels=last["labels"] or {},
+            labels=last.labels or {},
             resolution=resolution,
-            resolved_at=row["updated_at"] if row.get("resolved") else None,
-            source=f"feedback:{last['action']}",
+            resolved_at=row.updated_at if row.resolved else None,
+            source=f"feedback:{last.action}",
         )
 
     def export(self) -> list[HistoricalIncident]:
@@ -295,7 +228,7 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(modes).order_by(modes.c.id.desc()).limit(1)).mappings().first()
         return (
-            ModeChange(mode=Mode(row["mode"]), user_id=row["user_id"], created_at=_aware(row["created_at"]))
+            ModeChange(mode=Mode(row["mode"]), user_id=row["user_id"], created_at=aware(row["created_at"]))
             if row
             else None
         )
@@ -337,7 +270,7 @@ class Store:
             rows = list(c.execute(query).mappings())
         return [
             Verdict(ticket_key=r["ticket_key"], action=r["action"], user_id=r["user_id"], labels=r["labels"],
-                    created_at=_aware(r["created_at"]),
+                    created_at=aware(r["created_at"]),
                     draft=TriageDraft.model_validate(r["draft"]) if r["draft"] else None)
             for r in reversed(rows)
         ]  # fmt: skip
@@ -345,7 +278,7 @@ class Store:
     def recent_drafts(self, limit: int) -> list[TriageDraft]:
         """The newest final drafts (status drafted), newest first."""
         query = (
-            select(tickets.c.draft).where(tickets.c.status == "drafted", tickets.c.draft.is_not(None))
+            select(tickets.c.draft).where(tickets.c.status == TicketState.DRAFTED.value, tickets.c.draft.is_not(None))
             .order_by(tickets.c.updated_at.desc()).limit(limit)
         )  # fmt: skip
         with self.engine.connect() as c:
@@ -357,13 +290,15 @@ class Store:
             return [TriageDraft.model_validate(r[0]) for r in c.execute(query.order_by(tickets.c.created_at))]
 
     def queue_stats(self) -> QueueStats:
-        waiting = tickets.c.status.in_(("received", "posting"))
+        waiting = tickets.c.status.in_([s.value for s in WAITING])
         with self.engine.connect() as c:
             accepted = c.execute(
-                select(func.count()).where(or_(tickets.c.kind.is_(None), tickets.c.kind == "ticket"))
+                select(func.count()).where(
+                    or_(tickets.c.kind.is_(None), tickets.c.kind == TicketKind.TICKET.value)
+                )
             ).scalar()
             n, oldest = c.execute(select(func.count(), func.min(tickets.c.created_at)).where(waiting)).one()
-        return QueueStats(accepted=accepted or 0, waiting=n or 0, oldest=_aware(oldest) if oldest else None)
+        return QueueStats(accepted=accepted or 0, waiting=n or 0, oldest=aware(oldest) if oldest else None)
 
     def feedback_counts(self) -> dict[str, int]:
         with self.engine.connect() as c:

@@ -1,57 +1,73 @@
 """Incident storms: one outage pages many times. A new ticket this similar to an incident already posted in the
-same channel, while that incident is still active, joins it instead of getting a post of its own."""
+same channel, while that incident is still active, joins it instead of getting a post of its own.
+
+The open incidents are the posted tickets themselves (their embedding and when their newest ticket came are
+stored with them), so every replica groups against the same storms. Matching runs while the replica holds the
+channel's lane (bot/workqueue.py), so two tickets of one storm are never both posted by racing replicas.
+"""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from sqlalchemy import ColumnElement, Engine, func, select, update
+
+from bot.rows import TicketState
+from bot.schema import tickets
+
+OPEN = (TicketState.POSTED.value, TicketState.DRAFTED.value)
 
 
-@dataclass
-class OpenIncident:
-    key: str
-    channel: str
-    service: str | None
-    vector: np.ndarray  # unit-length embedding of the posted (redacted) ticket text
-    last_seen: float  # epoch seconds of its newest ticket: a storm stays open while tickets keep coming
+def _vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
 
 
 class StormGrouper:
-    def __init__(self, similarity: float, window_s: float) -> None:
-        self.similarity = similarity
-        self.window_s = window_s
-        self._open: dict[str, OpenIncident] = {}
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine, similarity: float, window_s: float) -> None:
+        self.engine, self.similarity, self.window = engine, similarity, timedelta(seconds=window_s)
 
-    def match(self, channel: str, service: str | None, vector: np.ndarray, now: float) -> str | None:
-        """The open incident this ticket belongs to, if any (its window is extended)."""
-        with self._lock:
-            self._expire(now)
+    def _open(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
+        return (
+            tickets.c.storm_vector.is_not(None),
+            tickets.c.status.in_(OPEN),
+            func.coalesce(tickets.c.resolved, 0) == 0,
+            tickets.c.last_seen >= now - self.window,
+        )
+
+    def match(
+        self, route: str, service: str | None, vector: np.ndarray, now: datetime | None = None
+    ) -> str | None:
+        """The open incident in this channel this ticket belongs to, if any (its window is extended)."""
+        if self.similarity > 1.0:
+            return None
+        now = now or datetime.now(UTC)
+        with self.engine.begin() as c:
+            rows = c.execute(
+                select(tickets.c.key, tickets.c.storm_vector, tickets.c.ticket["service"].as_string()).where(
+                    tickets.c.route == route, *self._open(now)
+                )
+            ).all()
             best, best_score = None, self.similarity
-            for inc in self._open.values():
-                if inc.channel != channel or (service and inc.service and service != inc.service):
+            for key, blob, other in rows:
+                if service and other and service != other:
                     continue
-                score = float(np.dot(inc.vector, vector))
+                score = float(np.dot(_vector(blob), vector))
                 if score >= best_score:
-                    best, best_score = inc, score
-            if best is None:
-                return None
-            best.last_seen = max(best.last_seen, now)
-            return best.key
+                    best, best_score = key, score
+            if best is not None:
+                c.execute(update(tickets).where(tickets.c.key == best).values(last_seen=now))
+        return best
 
-    def open(self, key: str, channel: str, service: str | None, vector: np.ndarray, now: float) -> None:
-        with self._lock:
-            self._open[key] = OpenIncident(key, channel, service, vector, now)
+    @staticmethod
+    def opened(vector: np.ndarray, now: datetime | None = None) -> dict[str, object]:
+        """The column values that make a posted ticket an open incident (stored with its `posted` state)."""
+        return {
+            "storm_vector": np.asarray(vector, dtype=np.float32).tobytes(),
+            "last_seen": now or datetime.now(UTC),
+        }
 
-    def close(self, key: str) -> None:
-        with self._lock:
-            self._open.pop(key, None)
-
-    def _expire(self, now: float) -> None:
-        for key in [k for k, inc in self._open.items() if now - inc.last_seen > self.window_s]:
-            del self._open[key]
-
-    def __len__(self) -> int:
-        return len(self._open)
+    def count(self) -> int:
+        """Incidents open for grouping now (on /healthz)."""
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count()).where(*self._open(datetime.now(UTC)))).scalar() or 0)

@@ -127,7 +127,7 @@ def reply_count(emu: SlackEmulator, key: str, n: int) -> list[dict[str, Any]]:
 
 
 def last_edit(emu: SlackEmulator, service: TriageService, key: str, needle: str) -> str:
-    ts = service.store.get(key)["message_ts"]
+    ts = service.store.get(key).message_ts
     return emu.wait_for(
         lambda: next((s for u in reversed(emu.of("chat.update")) if u.get("ts") == ts
                       and needle in (s := json.dumps(u["blocks"]))), None),

@@ -141,8 +141,8 @@ def test_a_real_alertmanager_fires_grows_resolves_and_fires_again(setup: Setup) 
     service, emu, am = setup.service, setup.emu, setup.am
     t0 = datetime.now(UTC)
     push(am, alert("gpu-a", t0))
-    key = wait_until(lambda: next((r["key"] for r in service.store.with_status("posted", "drafted", "received",
-                                  "posting") if r["key"].startswith("alertmanager:")), None), 30, "the first post")  # fmt: skip
+    key = wait_until(lambda: next((r.key for r in service.store.with_status("posted", "drafted", "received",
+                                  "posting") if r.key.startswith("alertmanager:")), None), 30, "the first post")  # fmt: skip
     post = json.dumps(post_of(emu, key)["blocks"])
     assert "Chat completions 5xx rate above 5%" in post
     assert "alertmanager says severity critical" in post
@@ -151,16 +151,14 @@ def test_a_real_alertmanager_fires_grows_resolves_and_fires_again(setup: Setup) 
 
     push(am, alert("gpu-a", t0), alert("gpu-b", t0))  # the group grows: news in the thread, not a new post
     grown = reply_count(emu, key, 1)[0]
-    assert grown["thread_ts"] == service.store.get(key)["message_ts"] and "gpu-b" in json.dumps(
-        grown["blocks"]
-    )
+    assert grown["thread_ts"] == service.store.get(key).message_ts and "gpu-b" in json.dumps(grown["blocks"])
 
     now = datetime.now(UTC)
     push(am, alert("gpu-a", t0, now), alert("gpu-b", t0, now))  # resolved
     resolved = reply_count(emu, key, 2)[1]
     assert "resolved in Alertmanager" in json.dumps(resolved["blocks"])
     last_edit(emu, service, key, "Resolved in alertmanager")
-    assert service.store.get(key)["resolution"] is None  # Alertmanager's stock words are not a fix
+    assert service.store.get(key).resolution is None  # Alertmanager's stock words are not a fix
 
     push(am, alert("gpu-a", datetime.now(UTC)))  # fires again after it resolved: a new ticket
     again = f"{key}#2"

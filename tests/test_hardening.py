@@ -15,10 +15,8 @@ from bot.config import Settings
 from bot.emulators import OpenAIEmulator, SlackEmulator
 from bot.history import HistoryStore
 from bot.models import Feedback, Ticket
-from bot.outbox import Outbox
 from bot.pipeline import Triager
 from bot.server import build_server
-from bot.slack.poster import ChannelPacer
 from tests.helpers import (
     accept,
     corpus,
@@ -229,16 +227,16 @@ def test_a_post_that_reached_slack_before_a_crash_is_not_posted_again(
     accept(service, {"id": "c1", "title": "GPU pool exhausted", "service": "openai"})
     # Crash window: status says "posting" and the message is already in the channel.
     row = service.store.get("generic:c1")
-    draft = service.triager.triage(Ticket.model_validate(row["ticket"]), use_llm=False)
+    draft = service.triager.triage(Ticket.model_validate(row.ticket), use_llm=False)
     service.store.update_ticket("generic:c1", status="posting", draft=draft)
     sent = service.client.chat_postMessage(
         channel="#genai-oncall", text="x", metadata={"event_type": "incibot_ticket", "event_payload": {"key": "generic:c1"}}
     )  # fmt: skip
     restarted = make_service(tmp_path, slack)  # a new process on the same store
     restarted.start()
-    wait_until(lambda: restarted.store.get("generic:c1")["status"] == "drafted", what="resumed")
+    wait_until(lambda: restarted.store.get("generic:c1").status == "drafted", what="resumed")
     restarted.stop()
-    assert len(top_level_posts(slack)) == 1 and restarted.store.get("generic:c1")["message_ts"] == sent["ts"]
+    assert len(top_level_posts(slack)) == 1 and restarted.store.get("generic:c1").message_ts == sent["ts"]
 
 
 # ---- storms, pacing, backpressure -----------------------------------------------------------------------------
@@ -259,13 +257,16 @@ def test_a_storm_is_grouped_into_one_post_with_thread_replies_and_a_counter(
         lambda: len(grouped_keys(slack)) == 14 and len(top_level_posts(slack)) == 3, timeout=30, what="storm"
     )
     service.stop()
-    assert posted_keys(slack) == ["generic:s0", "generic:other", "generic:claude"]
+    # Arrival order within a channel; the other channel does not wait for this one's storm.
+    posted = posted_keys(slack)
+    assert [k for k in posted if k != "generic:claude"] == [
+        "generic:s0",
+        "generic:other",
+    ] and "generic:claude" in posted
     assert sorted(grouped_keys(slack)) == sorted(f"generic:s{i}" for i in range(1, 15))
     replies = [p for p in slack.of("chat.postMessage") if p.get("thread_ts")]
-    assert {r["thread_ts"] for r in replies} == {service.store.get("generic:s0")["message_ts"]}
-    last = [u for u in slack.of("chat.update") if u["ts"] == service.store.get("generic:s0")["message_ts"]][
-        -1
-    ]
+    assert {r["thread_ts"] for r in replies} == {service.store.get("generic:s0").message_ts}
+    last = [u for u in slack.of("chat.update") if u["ts"] == service.store.get("generic:s0").message_ts][-1]
     assert "14 more ticket(s)" in json.dumps(last["blocks"])
 
 
@@ -282,13 +283,6 @@ def test_a_storm_keeps_grouping_after_a_restart(tmp_path: Path, slack: SlackEmul
     wait_until(lambda: grouped_keys(slack), timeout=30, what="the repeat listed in the thread")
     restarted.stop()
     assert posted_keys(slack) == ["generic:p0"] and grouped_keys(slack) == ["generic:p1"]
-
-
-def test_channel_pacer_spaces_messages_after_a_burst() -> None:
-    pacer = ChannelPacer(per_s=20.0, burst=2)
-    assert pacer.wait("#a") == 0.0 and pacer.wait("#a") == 0.0
-    assert 0.03 < pacer.wait("#a") <= 0.05  # the third message waits ~1/20 s
-    assert pacer.wait("#b") == 0.0  # channels are independent
 
 
 def test_full_outbox_answers_429_with_retry_after_and_loses_nothing(
@@ -321,7 +315,7 @@ def test_history_store_unavailable_the_ticket_is_kept_and_posted_with_a_warning(
     wait_until(lambda: top_level_posts(slack), what="post")
     service.stop()
     assert "History store unavailable" in json.dumps(top_level_posts(slack)[0]["blocks"])
-    assert service.store.get("generic:h1")["status"] == "drafted"
+    assert service.store.get("generic:h1").status == "drafted"
 
 
 def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
@@ -336,7 +330,7 @@ def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
     from bot.store import Store
 
     store = Store(f"sqlite:///{db}")
-    assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k")["group_count"] == 0
+    assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k").group_count == 0
 
 
 @pytest.mark.parametrize(
@@ -379,9 +373,7 @@ def test_the_verdict_line_survives_a_restart(tmp_path: Path, slack: SlackEmulato
     service.start()
     try:
         accept(service, {"id": "v1", "title": "Image generation returns blank images"})
-        wait_until(
-            lambda: (r := service.store.get("generic:v1")) and r["status"] == "drafted", 30, "the draft"
-        )
+        wait_until(lambda: (r := service.store.get("generic:v1")) and r.status == "drafted", 30, "the draft")
         line = service.record_feedback("generic:v1", Feedback(action="confirm", user_id="UALICE"))
         assert line is not None
         service.apply_feedback("generic:v1", line)
@@ -412,20 +404,3 @@ def test_slack_failing_in_one_channel_does_not_hold_the_others(tmp_path: Path, s
         assert len(set(posted_keys(slack))) == 6  # each exactly once
     finally:
         service.stop()
-
-
-def test_the_outbox_holds_a_ticket_once_however_often_it_is_put() -> None:
-    """A restart re-queues unposted tickets that may already be queued: duplicates would count as backlog (and
-    turn senders away with 429s while nothing is waiting)."""
-    box = Outbox(backoff_max_s=1.0)
-    box.put("a")
-    box.put("b")
-    box.put("a", urgent=True)
-    assert len(box) == 2
-    first = box.get()
-    assert first is not None and first[2] == "a"  # the first put keeps its place
-    box.put("a")  # taken, then put again (e.g. retried): queued again
-    assert len(box) == 2
-    box.backoff.failed("#c", retry_after_s=30)
-    box.park(first, "#c")
-    assert len(box) == 2  # parked behind its channel; the queued copy comes round instead

@@ -49,7 +49,7 @@ def test_injection_corpus_cannot_leave_the_taxonomy_leak_secrets_or_reroute_post
     rejected: list[str] = []
     for t in tickets:
         row = service.store.get(f"generic:{t['id']}")
-        draft = row["draft"]
+        draft = row.draft.model_dump(mode="json")
         statuses[draft["llm"]["status"]] = statuses.get(draft["llm"]["status"], 0) + 1
         if draft["llm"]["status"] == "rejected":
             rejected.append(f"{t['id']}: {draft['llm']['error']}")
@@ -57,7 +57,7 @@ def test_injection_corpus_cannot_leave_the_taxonomy_leak_secrets_or_reroute_post
             for label in decision["labels"] or [decision["label"]]:
                 assert label in taxonomy.fields[field].ids, (t["id"], field, label)
         assert draft["playbook"]["id"] in service.triager.playbooks.ids
-        assert row["channel"] == routes[t["service"]]
+        assert row.channel == routes[t["service"]]
     print(f"\ninjection corpus: {len(tickets)} tickets, LLM answer status {statuses}", *rejected, sep="\n  ")
     assert statuses.get("ok", 0) + statuses.get("repaired", 0) > 0  # the model really answered
 

@@ -206,8 +206,8 @@ def test_a_correction_changes_the_next_similar_tickets_decision(tmp_path: Path, 
     try:
         text = "The embedding index shard for vector search went stale; retrieval answers are outdated."
         accept(service, {"id": "n1", "title": "Vector search returns stale results", "text": text})
-        row = wait_until(lambda: (r := service.store.get("generic:n1")) and r["draft"] and r, 60, "the draft")
-        before = service._draft(row).labels["root_cause"]
+        row = wait_until(lambda: (r := service.store.get("generic:n1")) and r.draft and r, 60, "the draft")
+        before = row.draft.labels["root_cause"]
         corrected = next(c for c in ("configuration", "code_bug", "maintenance") if c != before.label)
         fb = Feedback(action="correct", user_id="UALICE", labels={"root_cause": [corrected]})
         line = service.record_feedback("generic:n1", fb)
@@ -215,10 +215,8 @@ def test_a_correction_changes_the_next_similar_tickets_decision(tmp_path: Path, 
         service.apply_feedback("generic:n1", line)  # -> history -> background retrain
         assert service.triager.trainer.wait_idle(60)
         accept(service, {"id": "n2", "title": "Vector search returns stale results again", "text": text})
-        row2 = wait_until(
-            lambda: (r := service.store.get("generic:n2")) and r["draft"] and r, 60, "the draft"
-        )
-        after = service._draft(row2).labels["root_cause"]
+        row2 = wait_until(lambda: (r := service.store.get("generic:n2")) and r.draft and r, 60, "the draft")
+        after = row2.draft.labels["root_cause"]
         assert before.label != corrected and after.label == corrected
     finally:
         service.stop()

@@ -81,7 +81,7 @@ def health(client: TestClient) -> dict[str, Any]:
 
 def final_update(service: TriageService, emu: SlackEmulator, key: str) -> dict[str, Any]:
     """The edit that replaces a ticket's retrieval draft: the LLM draft, or a retrieval-only draft saying why."""
-    ts = wait_until(lambda: (service.store.get(key) or {}).get("message_ts"), 120, f"{key} posted")
+    ts = wait_until(lambda: getattr(service.store.get(key), "message_ts", None), 120, f"{key} posted")
 
     def done() -> dict[str, Any] | None:
         for u in emu.of("chat.update"):

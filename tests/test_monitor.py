@@ -112,20 +112,20 @@ def test_mostly_corrected_drafts_alert_once_then_confirms_recover_once(
                 service,
                 {"id": f"q{i}", "title": f"Chat completions failing in region {i}", "service": "openai"},
             )
-        rows = sorted(drafted(service, 40), key=lambda r: r["key"])
+        rows = sorted(drafted(service, 40), key=lambda r: r.key)
         symptoms = service.triager.taxonomy.fields["symptom"].ids
         for i, row in enumerate(rows[:30]):
-            draft = row["draft"]["labels"]
+            draft = row.draft.model_dump()["labels"]
             if i % 10 == 9:  # mostly corrected: one in ten kept
-                slack.confirm(row["key"], row["channel"], row["message_ts"])
+                slack.confirm(row.key, row.channel, row.message_ts)
                 continue
             other = next(s for s in symptoms if s != draft["symptom"]["label"])
-            slack.correct(row["key"], {f: d["label"] for f, d in draft.items()} | {"symptom": other})
+            slack.correct(row.key, {f: d["label"] for f, d in draft.items()} | {"symptom": other})
         wait_until(lambda: ops_messages(emu, "*incibot quality alert*"), 30, "the quality alert")
         alert = ops_messages(emu, "*incibot quality alert*")
         assert len(alert) == 1 and "*symptom* accepted" in alert[0]["text"] and "`none`" in alert[0]["text"]
         for row in [*rows[30:], *rows[:12]]:  # confirms: the window fills with accepted labels
-            slack.confirm(row["key"], row["channel"], row["message_ts"])
+            slack.confirm(row.key, row.channel, row.message_ts)
         wait_until(lambda: ops_messages(emu, "*incibot recovered*"), 30, "the recovery message")
         time.sleep(0.5)
         assert (
@@ -153,12 +153,10 @@ def test_a_mode_switch_on_one_replica_changes_the_next_post_of_another(
         assert "Mode: retrieval-only" in slack.command("mode retrieval-only", "UADMIN")
         time.sleep(0.3)
         b.accept(parse("generic", {"id": "m1", "title": "GPU pool exhausted in westus"}))
-        row = wait_until(
-            lambda: (r := b.store.get("generic:m1")) and r["status"] == "drafted" and r, 30, "m1"
-        )
+        row = wait_until(lambda: (r := b.store.get("generic:m1")) and r.status == "drafted" and r, 30, "m1")
         post = next(p for p in emu.of("chat.postMessage") if "generic:m1" in json.dumps(p.get("metadata")))
         assert "Retrieval-only mode, set by UADMIN" in json.dumps(post["blocks"])
-        assert row["draft"]["kind"] == "retrieval-only" and llm.requests() == []  # the LLM was not called
+        assert row.draft.kind == "retrieval-only" and llm.requests() == []  # the LLM was not called
         # Back on, from the command line this time: the next ticket gets an LLM draft again.
         result = CliRunner().invoke(
             cli, ["mode", "llm"], env={"INCIBOT_DATABASE_URL": shared["database_url"]}
@@ -166,7 +164,7 @@ def test_a_mode_switch_on_one_replica_changes_the_next_post_of_another(
         assert result.exit_code == 0 and "mode llm" in result.output
         time.sleep(0.3)
         b.accept(parse("generic", {"id": "m2", "title": "Image model returns blank images"}))
-        wait_until(lambda: (r := b.store.get("generic:m2")) and r["status"] == "drafted", 60, "m2")
+        wait_until(lambda: (r := b.store.get("generic:m2")) and r.status == "drafted", 60, "m2")
         assert len(llm.requests()) >= 1
         # gpt-4o-mini has no price configured here: its cost is unknown, never a made-up 0.
         report = b.report(timedelta(days=1))
@@ -196,7 +194,7 @@ def test_no_verdicts_no_alert_unknown_cost_and_a_verdict_flood_alerts_once(
     try:
         accept(service, {"id": "flood", "title": "Responses truncated after model rollout"})
         row = drafted(service, 1)[0]
-        draft = row["draft"]["labels"]
+        draft = row.draft.model_dump()["labels"]
         symptoms = service.triager.taxonomy.fields["symptom"].ids
         other = next(s for s in symptoms if s != draft["symptom"]["label"])
         labels = {f: [d["label"]] for f, d in draft.items()} | {"symptom": [other]}
@@ -241,7 +239,7 @@ def test_metrics_answer_during_a_burst_and_the_home_tab_and_report_show_the_figu
         assert "incibot_queue_depth" in scrapes[0] and len(scrapes) >= 5
         assert [x.labels["mode"] for x in last["incibot_mode"].samples] == ["llm"]  # never switched
         row = service.store.get("generic:b1")
-        slack.confirm("generic:b1", row["channel"], row["message_ts"])
+        slack.confirm("generic:b1", row.channel, row.message_ts)
         after = {f.name: f for f in text_string_to_metric_families(slack.http.get("/metrics").text)}
         assert {s.labels["verdict"]: s.value for s in after["incibot_feedback"].samples} == {"confirm": 1}
         assert "incibot_acceptance_ratio" in after

@@ -155,11 +155,11 @@ def test_webhook_posts_once_then_edits_with_llm_draft(bot: Bot, fmt: str) -> Non
     first_post_s = time.perf_counter() - t0
     assert post["channel"] == channel and "Retrieval draft" in json.dumps(post["blocks"])
     # Slack answers before the bot stores the message's ts: wait for it (reading it at once races the bot).
-    ts = bot.emu.wait_for(lambda: bot.service.store.get(key)["message_ts"], timeout=30)
+    ts = bot.emu.wait_for(lambda: bot.service.store.get(key).message_ts, timeout=30)
     update = bot.emu.wait_for(lambda: bot.updates(ts))[0]
     print(f"{fmt}: first post {first_post_s:.2f}s, LLM edit {time.perf_counter() - t0:.2f}s")
     assert "LLM draft" in json.dumps(update["blocks"]) or "Retrieval-only" in json.dumps(update["blocks"])
-    assert bot.service.store.get(key)["status"] == "drafted"
+    assert bot.service.store.get(key).status == "drafted"
     assert len([p for p in bot.emu.of("chat.postMessage") if key in json.dumps(p)]) == 1
     assert len(update["blocks"]) <= 50 and all(
         len(b.get("text", {}).get("text", "")) <= 3000 for b in update["blocks"]
@@ -202,11 +202,11 @@ def test_confirm_correct_reject_are_stored_and_teach_the_history(bot: Bot) -> No
                                 "service": "images"})  # fmt: skip
     key = r.json()["key"]
     bot.posted(key)
-    row = bot.emu.wait_for(lambda: (x := bot.service.store.get(key)) and x["status"] == "drafted" and x)
-    channel, ts = row["channel"], row["message_ts"]
+    row = bot.emu.wait_for(lambda: (x := bot.service.store.get(key)) and x.status == "drafted" and x)
+    channel, ts = row.channel, row.message_ts
 
     assert bot.click("confirm", key, channel, ts).status_code == 200
-    assert [f["action"] for f in bot.service.store.feedback_for(key)] == ["confirm"]  # stored before the ack
+    assert [f.action for f in bot.service.store.feedback_for(key)] == ["confirm"]  # stored before the ack
     bot.emu.wait_for(
         lambda: any("Confirmed by <@UALICE>" in json.dumps(u["blocks"]) for u in bot.updates(ts))
     )
@@ -223,9 +223,10 @@ def test_confirm_correct_reject_are_stored_and_teach_the_history(bot: Bot) -> No
     assert bot.submit("correct_submit", key, values).status_code == 200
     fb = bot.service.store.feedback_for(key)[-1]
     assert (
-        fb["action"] == "correct"
-        and fb["labels"]["symptom"] == ["throttling_capacity"]
-        and fb["user_id"] == "UBOB"
+        fb.action == "correct"
+        and fb.labels is not None
+        and fb.labels["symptom"] == ["throttling_capacity"]
+        and fb.user_id == "UBOB"
     )
     bot.emu.wait_for(lambda: any("Corrected by <@UBOB>" in json.dumps(u["blocks"]) for u in bot.updates(ts)))
     hits = bot.emu.wait_for(lambda: [h for h in bot.service.history.search("image generation failing, GPUs lost", 3)
@@ -240,7 +241,7 @@ def test_confirm_correct_reject_are_stored_and_teach_the_history(bot: Bot) -> No
     empty = bot.submit("reject_submit", key, {"reason": {"value": {"value": " "}}})
     assert empty.json()["response_action"] == "errors"
     bot.submit("reject_submit", key, {"reason": {"value": {"value": "It was a DNS problem"}}})
-    assert bot.service.store.feedback_for(key)[-1]["reason"] == "It was a DNS problem"
+    assert bot.service.store.feedback_for(key)[-1].reason == "It was a DNS problem"
 
 
 def test_click_on_unknown_message_answers_politely(bot: Bot) -> None:
@@ -316,7 +317,7 @@ def test_feedback_export_writes_labelled_jsonl(
 
     key = bot.webhook("generic", {"id": "ex-1", "title": "Login failures on console"}).json()["key"]
     bot.posted(key)
-    bot.emu.wait_for(lambda: bot.service.store.get(key)["draft"])
+    bot.emu.wait_for(lambda: bot.service.store.get(key).draft)
     bot.service.record_feedback(
         key,
         Feedback(

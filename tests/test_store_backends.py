@@ -45,9 +45,7 @@ def test_the_store_works_on_postgres(pg: Postgres) -> None:
     store.update_ticket("generic:1", status="posted", message_ts="1.0", channel="C1")
     store.add_feedback("generic:1", Feedback(action="correct", user_id="U1", labels={"symptom": ["errors"]}, fix="scaled out"))  # fmt: skip
     row = store.get("generic:1")
-    assert (
-        row is not None and row["status"] == "posted" and row["ticket"]["title"] == "GPU capacity exhausted"
-    )
+    assert row is not None and row.status == "posted" and row.ticket.title == "GPU capacity exhausted"
     incident = store.labelled_incident("generic:1")
     assert (
         incident is not None
@@ -95,7 +93,7 @@ def test_a_webhook_with_nul_characters_is_stored_on_postgres(pg: Postgres, tmp_p
         assert resp.status_code == 202, resp.text
         assert resp.json()["key"] == "generic:n1"
         row = service.store.get("generic:n1")
-        assert row is not None and row["ticket"]["title"] == "Errors on chat"
+        assert row is not None and row.ticket.title == "Errors on chat"
     finally:
         emu.close()
 
@@ -114,7 +112,9 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     assert current(store.engine) == head()
     assert "route" in {c["name"] for c in inspect(store.engine).get_columns("tickets")}
     row = store.get("generic:old")
-    assert row is not None and row["status"] == "drafted" and row["route"] is None
+    assert (
+        row is not None and row.status == "drafted" and row.route == "#incidents"
+    )  # no route yet: its channel
     Store(f"sqlite:///{db}")  # opening it again changes nothing
 
 
@@ -156,7 +156,7 @@ def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when
         service.start()
         key = "generic:fb-1"
         assert accept(service, {"id": "fb-1", "title": "Slow responses from the Claude API"}) == "accepted"
-        wait_until(lambda: (service.store.get(key) or {}).get("status") == "drafted", 60, "posted")
+        wait_until(lambda: getattr(service.store.get(key), "status", None) == "drafted", 60, "posted")
         chroma.stop()
         fb = Feedback(action="correct", user_id="U1", fix="Scaled out the GPU pool in us-east",
                       labels={"symptom": ["latency"], "root_cause": ["external_traffic"], "severity": ["sev3"]})  # fmt: skip
@@ -187,11 +187,12 @@ def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when
 
 
 def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
-    """Every revision together builds exactly the tables, columns and indexes `bot/store.py` declares."""
+    """Every revision together builds exactly the tables, columns and indexes `bot/store.py` declares (bot/schema.py)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from bot.store import Store, meta
+    from bot.schema import meta
+    from bot.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
     with store.engine.connect() as c:

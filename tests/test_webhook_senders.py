@@ -283,13 +283,11 @@ def test_alertmanager_fire_grow_resolve_fire_again(
     assert ok(send(client, "alertmanager", load("alertmanager/debian-0.25-firing.json")), "duplicate") == key
     assert ok(send(client, "alertmanager", load("alertmanager/debian-0.25-grown.json")), "updated") == key
     grown = reply_count(emu, key, 1)[0]
-    assert grown["thread_ts"] == service.store.get(key)["message_ts"] and "gpu-b" in json.dumps(
-        grown["blocks"]
-    )
+    assert grown["thread_ts"] == service.store.get(key).message_ts and "gpu-b" in json.dumps(grown["blocks"])
     assert ok(send(client, "alertmanager", load("alertmanager/debian-0.25-resolved.json")), "resolved") == key
     assert "All 2 alert(s) of the group resolved" in json.dumps(reply_count(emu, key, 2)[1]["blocks"])
     last_edit(emu, service, key, "Resolved in alertmanager")
-    assert service.store.get(key)["resolution"] is None and service.history.get([key]) == []
+    assert service.store.get(key).resolution is None and service.history.get([key]) == []
     again = ok(send(client, "alertmanager", load("alertmanager/debian-0.25-refired.json")), "accepted")
     assert again == f"{key}#2"
     assert f"occurrence 2 (previous: `{key}`)" in json.dumps(post_of(emu, again)["blocks"])
@@ -317,7 +315,7 @@ def test_pagerduty_trigger_priority_note_resolve_reopen_merge(
     assert ok(
         send(client, "pagerduty", pointed(load("pagerduty/zulip-resolved_v3.json"), "PFQZPSY")), "resolved"
     )
-    assert service.store.get(key)["resolution"] is None  # "Resolved in PagerDuty." is not a fix
+    assert service.store.get(key).resolution is None  # "Resolved in PagerDuty." is not a fix
     reopened = ok(
         send(client, "pagerduty", pointed(load("pagerduty/zulip-reopened_v3.json"), "PFQZPSY")), "accepted"
     )
@@ -332,7 +330,7 @@ def test_pagerduty_trigger_priority_note_resolve_reopen_merge(
         "<https://harsh0303.pagerduty.com/incidents/Q3B15VLMF3ASBD|Merged into Critical: Checkout API"
         in reply
     )
-    assert service.store.get(reopened)["resolution"] is None
+    assert service.store.get(reopened).resolution is None
     r = send(client, "pagerduty", load("pagerduty/zulip-acknowledged_v3.json"))
     assert r.json()["status"] == "ignored" and "incident.acknowledged" in r.json()["reason"]
 
@@ -354,7 +352,7 @@ def test_opsgenie_create_note_close_and_a_new_alert(
     close = load("opsgenie/zulip-close.json")
     close["alert"]["alertId"] = create["alert"]["alertId"]
     assert ok(send(client, "opsgenie", close), "resolved") == key
-    assert service.store.get(key)["resolution"] is None  # "Closed in Opsgenie." is not a fix
+    assert service.store.get(key).resolution is None  # "Closed in Opsgenie." is not a fix
     # Opsgenie opens a new alert (new alertId, same alias) when it fires after a close: a new ticket.
     again = create | {"alert": create["alert"] | {"alertId": "a-new-alert-id"}}
     assert ok(send(client, "opsgenie", again), "accepted") == "opsgenie:a-new-alert-id"
@@ -377,7 +375,7 @@ def test_statuspage_by_url_token_update_component_resolve_reopen(
     assert ok(send(client, "statuspage", ours), "updated") == key
     assert "operational -&gt; under_maintenance" in json.dumps(reply_count(emu, key, 1)[0]["blocks"])
     assert ok(send(client, "statuspage", load("statuspage/zulip-incident_update.json")), "resolved") == key
-    assert service.store.get(key)["resolution"] == "The database issue is resolved."
+    assert service.store.get(key).resolution == "The database issue is resolved."
     assert ok(send(client, "statuspage", created), "duplicate") == key  # a late redelivery
     reopened = copy.deepcopy(created)  # investigating again, with a new update (Statuspage reopens in place)
     update = reopened["incident"]["incident_updates"][0] | {"id": "reopen1", "status": "investigating",
@@ -396,7 +394,7 @@ def test_service_holding_personal_data_is_redacted(
     key = ok(send(client, "generic", {"id": "pii-svc", "title": "Checkout errors", "service": "jane.doe@corp.example",
                                       "severity": "sev2", "link": "https://tickets.example/1?token=abcdef123456"}),
              "accepted")  # fmt: skip
-    stored = service.store.get(key)["ticket"]
+    stored = service.store.get(key).ticket.model_dump(mode="json")
     assert stored["service"] == "[EMAIL_1]" and "jane.doe" not in json.dumps(post_of(emu, key))
     assert stored["severity"] == [{"name": "severity", "value": "sev2", "label": "sev2"}]
 

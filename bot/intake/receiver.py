@@ -17,7 +17,9 @@ from bot.config import Settings
 from bot.intake.webhooks import EventKind, WebhookEvent, listed
 from bot.models import Link, SenderSeverity, Ticket
 from bot.occurrences import Outcome, Step, Thread, decide
+from bot.pipeline import detect_privacy
 from bot.redact import Redactor
+from bot.rows import Priority, TicketKind, TicketState
 from bot.store import Store
 from bot.taxonomy import Taxonomy
 
@@ -33,7 +35,7 @@ class Receipt(BaseModel):
 
 
 class Stored(BaseModel):
-    """What `Receiver.receive` stored: the receipt, and the new rows to queue for posting (key, ticket, kind)."""
+    """What `Receiver.receive` stored: the receipt, and the new rows now waiting to be posted (key, ticket, kind)."""
 
     receipt: Receipt
     queued: list[tuple[str, Ticket, str]] = []
@@ -74,11 +76,11 @@ class Receiver:
         if (thread := self.store.thread(event.thread)) is not None:
             return thread
         row = self.store.get(event.thread)
-        if row is None or row.get("kind") == "update":
+        if row is None or row.kind == TicketKind.UPDATE:
             return None
         # A ticket stored before occurrences were kept: its thread starts here, and a redelivery stays a duplicate.
-        return Thread(thread=event.thread, source=event.source, key=event.thread, open=not row.get("resolved"),
-                      seen=list(event.items) if event.kind == EventKind.OPEN else [], last_at=row["created_at"])  # fmt: skip
+        return Thread(thread=event.thread, source=event.source, key=event.thread, open=not row.resolved,
+                      seen=list(event.items) if event.kind == EventKind.OPEN else [], last_at=row.created_at)  # fmt: skip
 
     def _rows(
         self, step: Step, event: WebhookEvent, current: Thread | None, channel: str | None
@@ -91,8 +93,8 @@ class Receiver:
                         "previous_key": current.key if current is not None else None}
             )  # fmt: skip
             ch = channel or self.settings.channel_for(ticket.service)
-            return [{"key": step.key, "ticket": ticket, "channel": ch, "route": ch, "status": "received",
-                     "kind": "ticket"}]  # fmt: skip
+            return [{"key": step.key, "ticket": ticket, "channel": ch, "route": ch, "status": TicketState.RECEIVED,
+                     "kind": TicketKind.TICKET, "priority": self._priority(ticket)}]  # fmt: skip
         parent = self.store.get(step.key)
         if parent is None:
             return []
@@ -107,9 +109,20 @@ class Receiver:
         key = f"{step.key}~{step.thread.updates}"
         reply = Ticket(id=key, title=event.note, text="\n".join(listed(lines)), source=event.source, links=links,
                        severity=event.severity)  # fmt: skip
-        return [{"key": key, "ticket": self._intake(reply, event.source), "channel": parent["channel"],
-                 "route": parent.get("route") or parent["channel"], "status": "received", "kind": "update",
-                 "parent_key": step.key}]  # fmt: skip
+        return [{"key": key, "ticket": self._intake(reply, event.source), "channel": parent.channel,
+                 "route": parent.route, "status": TicketState.RECEIVED, "kind": TicketKind.UPDATE,
+                 "parent_key": step.key, "priority": Priority.NORMAL}]  # fmt: skip
+
+    def _priority(self, ticket: Ticket) -> int:
+        """A ticket that suggests personal-data exposure, or that its sender rates at the taxonomy's most severe
+        level (an ordinal severity field lists it first), goes before everything waiting: stop the spread
+        first. Thread replies keep arrival order, behind the post they reply to."""
+        severity = self.taxonomy.fields.get("severity")
+        worst = severity.ids[0] if severity is not None and severity.ids else None
+        urgent = detect_privacy(self.taxonomy, ticket.body) is not None or (
+            worst is not None and ticket.sender_label == worst
+        )
+        return Priority.URGENT if urgent else Priority.NORMAL
 
     def _intake(self, ticket: Ticket, source: str) -> Ticket:
         """The sender's severity mapped onto the taxonomy; service and links redacted like ticket text (a service

@@ -222,23 +222,23 @@ HELP = (
 )
 
 
-def correct_modal(key: str, draft: dict[str, Any] | None, taxonomy: Taxonomy) -> dict[str, Any]:
+def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> dict[str, Any]:
     blocks = []
-    decided = (draft or {}).get("labels") or {}
+    decided = draft.labels if draft is not None else {}
     for name, fld in taxonomy.fields.items():
-        d = decided.get(name) or {}
+        d = decided.get(name)
         options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
                    for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
         element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
-        likely = [o for c in d.get("candidates") or [] for o in options if o["value"] == c]
-        if d.get("abstained") and likely:
+        likely = [o for c in (d.candidates if d else []) for o in options if o["value"] == c]
+        if d is not None and d.abstained and likely:
             # Not sure: the likeliest candidates first, nothing preselected, so the engineer picks.
             rest = [o for o in options if o not in likely]
             del element["options"]
             element["option_groups"] = [
                 {"label": {"type": "plain_text", "text": "Likely"}, "options": likely}
             ] + ([{"label": {"type": "plain_text", "text": "Other"}, "options": rest}] if rest else [])
-        elif initial := next((o for o in options if o["value"] == d.get("label")), None):
+        elif d is not None and (initial := next((o for o in options if o["value"] == d.label), None)):
             element["initial_option"] = initial
         blocks.append(
             {

@@ -7,8 +7,6 @@ idempotent and are retried (429 with Retry-After, 5xx, connection errors).
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -31,31 +29,9 @@ def retryable(e: BaseException) -> bool:
     return isinstance(e, OSError)  # connection refused, reset, timeouts
 
 
-class ChannelPacer:
-    """Slack allows about one message per second per channel, with short bursts: a token bucket per channel."""
-
-    def __init__(self, per_s: float, burst: int) -> None:
-        self.per_s, self.burst = per_s, burst
-        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
-        self._lock = threading.Lock()
-
-    def wait(self, channel: str) -> float:
-        """Block until this channel may take a message; returns the seconds waited."""
-        with self._lock:
-            now = time.monotonic()
-            tokens, at = self._buckets.get(channel, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * self.per_s) - 1.0
-            self._buckets[channel] = (tokens, now)
-        delay = -tokens / self.per_s if tokens < 0 else 0.0
-        if delay:
-            time.sleep(delay)
-        return delay
-
-
 class SlackPoster:
     def __init__(self, client: WebClient, settings: Settings) -> None:
         self.client = client
-        self.pacer = ChannelPacer(settings.slack_channel_rate, settings.slack_channel_burst)
         self._retried = retry(
             retry=retry_if_exception(retryable),
             stop=stop_after_attempt(settings.slack_retries),
@@ -71,8 +47,7 @@ class SlackPoster:
         metadata: dict[str, Any],
         thread_ts: str | None = None,
     ) -> dict[str, Any]:
-        """One message, within the channel's rate; Slack's answer (channel id, ts)."""
-        self.pacer.wait(channel)
+        """One message; Slack's answer (channel id, ts). The channel's pace is kept by the work queue's lane."""
         return self.client.chat_postMessage(
             channel=channel,
             text=text,

@@ -12,6 +12,6 @@ from bot.slack.listeners.common import open_modal
 def make(service: TriageService) -> Any:
     def correct_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
         open_modal(service, ack, body, action, client,
-                   lambda key, row: blocks.correct_modal(key, row.get("draft"), service.triager.taxonomy))  # fmt: skip
+                   lambda key, row: blocks.correct_modal(key, row.draft, service.triager.taxonomy))  # fmt: skip
 
     return correct_button

@@ -1,0 +1,154 @@
+"""The work queue in the database: per-channel lanes shared by replicas (one at a time, urgent first, arrival
+order, Slack's pace, backoff, leases that run out), on SQLite and on real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.backends import Postgres, postgres_bin
+from bot.models import Ticket
+from bot.rows import Priority
+from bot.store import Store
+from bot.workqueue import Job, Pace, WorkQueue
+
+PACE = Pace(per_s=20.0, burst=2, backoff_max_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres | None]:
+    if postgres_bin() is None:
+        yield None
+        return
+    server = Postgres()
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, pg: Postgres | None) -> Store:
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'q.db'}")
+    if pg is None:
+        pytest.skip("PostgreSQL server binaries not installed")
+    return Store(pg.database(f"q{time.time_ns()}"))
+
+
+def add(store: Store, key: str, channel: str, urgent: bool = False) -> None:
+    prio = Priority.URGENT if urgent else Priority.NORMAL
+    assert store.add_ticket(key, Ticket(id=key, title=key), channel, priority=prio)
+    time.sleep(0.002)  # distinct arrival times
+
+
+def test_one_replica_at_a_time_per_channel_urgent_first_then_arrival_order(store: Store) -> None:
+    a, b = WorkQueue(store.engine, "a", 30, PACE), WorkQueue(store.engine, "b", 30, PACE)
+    for key in ("c1", "c2"):
+        add(store, key, "#one")
+    add(store, "d1", "#two")
+    add(store, "u1", "#one", urgent=True)
+    first = a.claim(60)
+    assert first is not None and (first.job, first.key, first.channel) == (Job.POST, "u1", "#one")
+    other = b.claim(60)  # #one is held by a: b gets the other channel
+    assert other is not None and (other.key, other.channel) == ("d1", "#two")
+    assert b.claim(60) is None  # nothing else is free
+    store.update_ticket("u1", status="posted")
+    a.release(first, sent=0)
+    nxt = b.claim(60)
+    assert nxt is not None and nxt.key == "c1"  # then arrival order
+
+
+def test_the_lane_keeps_slacks_pace_and_backs_off_after_a_failure(store: Store) -> None:
+    q = WorkQueue(store.engine, "a", 30, Pace(per_s=2.0, burst=2, backoff_max_s=1.0))
+    for i in range(4):
+        add(store, f"t{i}", "#paced")
+    waits = []
+    for i in range(3):
+        claim = q.claim(60)
+        assert claim is not None and claim.key == f"t{i}"
+        store.update_ticket(claim.key, status="posted")
+        waits.append(q.release(claim))
+    assert waits[0] == 0.0 and waits[1] == 0.0  # the burst
+    assert 0.3 < waits[2] <= 0.5  # then ~1/2 s apart (less what refilled while claiming)
+    assert q.claim(60) is None  # paced: not claimable yet
+    time.sleep(0.55)
+    claim = q.claim(60)
+    assert claim is not None and claim.key == "t3"
+    assert q.release(claim, sent=0, failed=True, failed_for=0.3) == 0.3  # Slack's Retry-After
+    assert q.claim(60) is None
+    time.sleep(0.35)
+    claim = q.claim(60)
+    assert claim is not None and claim.key == "t3"  # the same head, retried: order kept
+
+
+def test_a_lease_that_runs_out_is_taken_over_and_the_slow_replica_cannot_renew_it(store: Store) -> None:
+    slow, other = WorkQueue(store.engine, "slow", 0.3, PACE), WorkQueue(store.engine, "other", 0.3, PACE)
+    add(store, "k1", "#c")
+    held = slow.claim(60)
+    assert held is not None and other.claim(60) is None
+    time.sleep(0.4)  # slow stopped renewing (died, or stuck)
+    taken = other.claim(60)
+    assert taken is not None and taken.key == "k1"  # the same ticket: its post is looked up, then finished
+    assert slow.renew(held) is False  # the slow one must not post it too
+    assert other.renew(taken) is True
+    slow.release(held)  # a late release changes nothing
+    assert slow.claim(60) is None
+
+
+def test_replicas_claiming_at_once_never_share_a_channel(store: Store) -> None:
+    for i in range(30):
+        add(store, f"r{i}", f"#ch{i % 3}")
+    held: dict[str, str] = {}
+    clash: list[str] = []
+    lock = threading.Lock()
+
+    def replica(name: str) -> None:
+        q = WorkQueue(store.engine, name, 30, Pace(per_s=1000.0, burst=1000, backoff_max_s=1.0))
+        done = 0
+        while done < 200:
+            done += 1
+            try:
+                claim = q.claim(60)
+            except Exception:  # SQLite: a claim that meets another writer is just tried again
+                continue
+            if claim is None:
+                if not store.count("received"):
+                    return
+                continue
+            with lock:
+                if claim.channel in held:
+                    clash.append(claim.channel)
+                held[claim.channel] = name
+            store.update_ticket(claim.key, status="posted")
+            with lock:
+                del held[claim.channel]
+            q.release(claim)
+
+    threads = [threading.Thread(target=replica, args=(f"q{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert clash == [] and store.count("received") == 0
+
+
+def test_the_llm_edit_is_claimed_by_one_replica_until_its_lease_runs_out(store: Store) -> None:
+    a, b = WorkQueue(store.engine, "a", 0.3, PACE), WorkQueue(store.engine, "b", 0.3, PACE)
+    add(store, "e1", "#c")
+    store.update_ticket("e1", status="posted")
+    assert a.claim_edit() == "e1" and b.claim_edit() is None
+    a.heartbeat()
+    time.sleep(0.2)
+    a.heartbeat()  # a long LLM call: still a's
+    time.sleep(0.2)
+    assert b.claim_edit() is None
+    time.sleep(0.4)  # a died
+    assert b.claim_edit() == "e1"
+    a.later("e1", 0.2)  # a failed edit: tried again later, by anyone
+    assert b.claim_edit() is None
+    time.sleep(0.25)
+    assert b.claim_edit() == "e1"
