@@ -166,6 +166,39 @@ def bench_triage(
     }
 
 
+def bench_backends(data_dir: Path, sizes: list[int], n_queries: int) -> dict[str, Any]:
+    """The same searches (`bench_retrieval`) on the embedded Chroma and on a Chroma server (`chroma run` on
+    127.0.0.1, started here, stopped after), over the same incidents and vectors, embedded once. Also the time to
+    write them (vectors precomputed, so the store's own cost)."""
+    from benchmarks.backends import ChromaServer
+
+    incidents = scaled_history(max(sizes))
+    max_chars = Settings(data_dir=data_dir, seed_demo_history=False).max_text_chars
+    t0 = time.perf_counter()
+    vectors = get_embedder().embed([embed_text(i, max_chars) for i in incidents])
+    out: dict[str, Any] = {"embed_s": time.perf_counter() - t0, "n_queries": n_queries}
+    for backend in ("embedded", "server"):
+        server = ChromaServer(data_dir / "chroma-server") if backend == "server" else None
+        try:
+            where = {"chroma_host": "127.0.0.1", "chroma_port": server.port} if server else {}
+            settings = Settings(data_dir=data_dir / backend, seed_demo_history=False, **where)
+            stores, write_per_s = {}, {}
+            for n in sizes:
+                store = HistoryStore(settings, collection=f"bench-backend-{n}")
+                t = time.perf_counter()
+                store.upsert(incidents[:n], embeddings=vectors[:n])
+                write_per_s[str(n)] = n / (time.perf_counter() - t)
+                stores[n] = store
+            out[backend] = {
+                "write_per_s": write_per_s,
+                "retrieval": bench_retrieval(settings, sizes, stores, vectors, n_queries),
+            }
+        finally:
+            if server:
+                server.stop()
+    return out
+
+
 def run_core(data_dir: Path, quick: bool) -> dict[str, Any]:
     settings = Settings(data_dir=data_dir, seed_demo_history=False)
     import_sizes = [2_000] if quick else [2_000, 20_000, 100_000]
@@ -187,8 +220,15 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--backends", action="store_true", help="only search on embedded vs server Chroma")
     args = ap.parse_args()
-    args.out.write_text(json.dumps(run_core(args.data_dir, args.quick), indent=2))
+    if args.backends:
+        result = bench_backends(
+            args.data_dir, [1_000] if args.quick else [1_000, 10_000], 50 if args.quick else 200
+        )
+    else:
+        result = run_core(args.data_dir, args.quick)
+    args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,55 @@ def table(r: dict[str, Any]) -> Table:
     return t
 
 
+def backends_table(r: dict[str, Any]) -> Table:
+    b = r["backends"]
+    t = Table(title=f"incibot search, embedded vs server Chroma ({'quick' if r['quick'] else 'full'}, "
+                    f"{b['n_queries']} queries, {r['seconds']:.0f} s)")  # fmt: skip
+    t.add_column("measure")
+    t.add_column("embedded (PersistentClient)")
+    t.add_column("server (chroma run, 127.0.0.1)")
+    emb, srv = b["embedded"], b["server"]
+    for n in emb["retrieval"]:
+        t.add_row(f"write {int(n):,} incidents (vectors precomputed)",
+                  f"{emb['write_per_s'][n]:.0f} incidents/s", f"{srv['write_per_s'][n]:.0f} incidents/s")  # fmt: skip
+        for key, what in [("by_text_ms", f"search top-5 in {int(n):,}, embedding included"),
+                          ("by_vector_ms", "  by vector (embedding excluded)"),
+                          ("filtered_by_text_ms", "  with a service filter")]:  # fmt: skip
+            t.add_row(what, _ms(emb["retrieval"][n][key]), _ms(srv["retrieval"][n][key]))
+    t.add_row("embedding the incidents (once, for both)", f"{b['embed_s']:.0f} s", "")
+    return t
+
+
+def run_backends(
+    quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
+) -> dict[str, Any]:
+    """Only the search, on both Chroma backends, side by side (`incibot bench --backends`)."""
+    console = console or Console()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="incibot-bench-") as tmp:
+        out_json = Path(tmp) / "backends.json"
+        console.print("[dim]search: embedded Chroma, then a Chroma server…[/dim]")
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.core",
+            "--backends",
+            "--data-dir",
+            tmp,
+            "--out",
+            str(out_json),
+        ]
+        subprocess.run(cmd + (["--quick"] if quick else []), check=True)
+        backends = json.loads(out_json.read_text())
+    result = {"quick": quick, "backends": backends, "seconds": time.monotonic() - t0}
+    console.print(backends_table(result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ("bench-backends-quick.json" if quick else "bench-backends.json")
+    path.write_text(json.dumps(result, indent=2))
+    console.print(f"written to {path}")
+    return result
+
+
 def run(
     quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
 ) -> dict[str, Any]:

@@ -333,11 +333,19 @@ def report(
 @one_line_errors
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes, fewer repeats.")] = False,
+    backends: Annotated[
+        bool,
+        typer.Option(
+            "--backends",
+            help="Only the search, on the embedded Chroma and on a Chroma server (`chroma run`, started on "
+            "127.0.0.1 for the run), side by side: 1k and 10k incidents (--quick: 1k).",
+        ),
+    ] = False,
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
-    from benchmarks.run import run
+    from benchmarks.run import run, run_backends
 
-    run(quick=quick, console=out)
+    (run_backends if backends else run)(quick=quick, console=out)
 
 
 def main() -> None:  # pragma: no cover

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     database_url: str | None = None  # default: sqlite:///<data_dir>/incibot.db
-    slack_retries: int = Field(default=5, ge=1, le=20)  # per call, for edits and lookups
+    slack_retries: int = Field(default=5, ge=1, le=20)  # retries per edit or lookup (never for posts)
     slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
     slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
     slack_channel_burst: int = 4  # ...with short bursts allowed

@@ -5,6 +5,7 @@ request body, both with injectable failures."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +55,8 @@ class SlackEmulator(_LocalServer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each call (failed ones too), in order
-        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # method -> queued HTTP failures
+        # method -> queued failures: (HTTP status, headers), or (0, {}) to drop the connection without an answer
+        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.down = False  # every call fails with 503 (Slack unavailable)
         self.failing_channels: set[str] = set()  # chat.* calls to these channels (names or ids) fail with 503
         # Answer chat.postMessage this late, after recording it: a crash can fall in between.
@@ -72,7 +74,12 @@ class SlackEmulator(_LocalServer):
             params = json.loads(raw) if raw else {}
         else:
             params = {k: v[0] for k, v in parse_qs(raw).items()}
-        _send_json(h, *self.answer(h.path.removeprefix("/api/").strip("/"), params))
+        status, headers, body = self.answer(h.path.removeprefix("/api/").strip("/"), params)
+        if status == 0:  # the request arrived, its answer is lost: the caller cannot tell what happened
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        _send_json(h, status, headers, body)
 
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
