@@ -47,19 +47,18 @@ class TicketPoster:
             raise LeaseLost(f"{claim.channel} was taken over while {claim.key} was being prepared")
 
     # ---- posts ---------------------------------------------------------------------------------------------
-    def post(self, claim: Claim) -> None:
+    def post(self, claim: Claim) -> int:
         row = self.store.get(claim.key)
         if row is None or row.status not in (TicketState.RECEIVED, TicketState.POSTING):
-            return
+            return 0
         if row.kind == TicketKind.UPDATE:
-            self.reply(row, claim)
-            return
+            return self.reply(row, claim)
         vector = self.triager.embed(row.ticket)  # the ticket's one embedding: storms and retrieval
         if row.status == TicketState.RECEIVED:
             parent = self.storms.match(row.route, row.ticket.service, vector)
             if parent is not None:
                 self.store.update_ticket(row.key, status=TicketState.GROUPED, parent_key=parent)
-                return
+                return 0
             draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, query=vector)
             if (note := self.mode.note()) is not None:
                 draft.warnings.append(note)
@@ -74,6 +73,7 @@ class TicketPoster:
             if draft is None:  # stored before drafts were kept with `posting`: draft it again
                 draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, query=vector)
             self._mine(claim)
+        sent = found is None
         if found is None:
             shown = self.triager.shown(row.ticket)
             found = self.slack.post(
@@ -92,8 +92,9 @@ class TicketPoster:
             **self.storms.opened(vector),
         )
         self.metrics.first_post.observe(row.age_s())
+        return int(sent)
 
-    def reply(self, row: TicketRow, claim: Claim) -> None:
+    def reply(self, row: TicketRow, claim: Claim) -> int:
         """Post news about an incident (new alerts, a note, its resolution) in the thread of its post, or of the
         storm incident it was grouped into."""
         parent = target = self.store.get(row.parent_key or "")
@@ -103,16 +104,17 @@ class TicketPoster:
             self.store.update_ticket(
                 row.key, status=TicketState.FAILED, last_error="the post this replies to failed"
             )
-            return
+            return 0
         if not target.message_ts:  # not posted yet (an urgent ticket ahead, another channel's lane): later
             self.queue.later(row.key, WAITING_FOR_POST_S)
-            return
+            return 0
         update = self.triager.shown(row.ticket)
         channel, thread = target.channel, target.message_ts
         found = None
         if row.status == TicketState.POSTING:
             found = self.slack.find_posted(channel, row.created_at, UPDATE_EVENT, row.key, thread_ts=thread)
         self._mine(claim)
+        sent = found is None
         if found is None:
             self.store.update_ticket(row.key, status=TicketState.POSTING)
             text, reply = blocks.update_reply(row.parent_key or "", update)
@@ -124,19 +126,21 @@ class TicketPoster:
             self.store.update_ticket(parent.key, ticket=ticket)
         if parent is not None and parent.message_ts and (update.severity or parent.resolved):
             self.redraw(parent.key)
+        return int(sent)
 
     # ---- storms --------------------------------------------------------------------------------------------
-    def announce(self, claim: Claim) -> None:
+    def announce(self, claim: Claim) -> int:
         """List the tickets grouped under an incident in its thread (batched), and count them on its post."""
         parent = self.store.get(claim.key)
         if parent is None or not parent.message_ts:
-            return
+            return 0
         channel, thread = parent.channel, parent.message_ts
         for row in self.store.members(parent.key, TicketState.ANNOUNCING):  # a reply may have gone out before
             found = self.slack.find_posted(channel, row.created_at, GROUP_EVENT, row.key, thread_ts=thread)
             keys = found["metadata"]["event_payload"]["keys"] if found else [row.key]
             self.store.set_status(keys, status=TicketState.ANNOUNCED if found else TicketState.GROUPED)
         # One reply per flush; the rest of a large batch waits for the next (other work goes on meanwhile).
+        sent = 0
         if members := self.store.members(parent.key, TicketState.GROUPED)[: self.settings.storm_reply_batch]:
             keys = [m.key for m in members]
             self._mine(claim)
@@ -149,7 +153,9 @@ class TicketPoster:
                                    thread_ts=thread)  # fmt: skip
             self.store.set_status(keys, status=TicketState.ANNOUNCED, message_ts=resp["ts"])
             self.store.update_ticket(parent.key, group_count=total + len(keys))
+            sent = 1
         self.redraw(parent.key)
+        return sent
 
     # ---- the post, redrawn ---------------------------------------------------------------------------------
     def redraw(self, key: str, status_line: str | None = None) -> None:

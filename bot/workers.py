@@ -86,12 +86,13 @@ class Workers:
         self.attempt(step, claim)
         return True
 
-    def attempt(self, step: Callable[[Claim], None], claim: Claim) -> None:
+    def attempt(self, step: Callable[[Claim], int], claim: Claim) -> None:
         """One step under a lane lease. If Slack cannot take it now, the channel waits (Retry-After, else a
         doubling backoff) while others go on; a permanent refusal marks the ticket failed (kept, counted on
         /healthz) and the channel moves on."""
+        sent = 1
         try:
-            step(claim)
+            sent = step(claim)  # messages sent: they spend the channel's pace (a storm member sends none)
         except LeaseLost as e:
             log.warning("%s", e)
             return
@@ -109,7 +110,7 @@ class Workers:
             log.exception("giving up on %s", claim.key)
             if claim.job == Job.POST:  # a storm listing Slack refuses leaves its incident alone
                 self.store.update_ticket(claim.key, status=TicketState.FAILED, last_error=error)
-        self.queue.release(claim)
+        self.queue.release(claim, sent=sent)
 
     def _release_quietly(self, claim: Claim) -> None:
         with contextlib.suppress(DBAPIError):  # still down: the lease runs out by itself
