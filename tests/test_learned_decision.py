@@ -247,7 +247,7 @@ def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidat
     )
     text = json.dumps(blocks.draft_blocks("generic:q", ticket, draft, TAX, "llm"))
     assert "not sure: " in text and " or " in text and "41%" in text
-    modal = blocks.correct_modal("generic:q", draft.model_dump(mode="json"), TAX)
+    modal = blocks.correct_modal("generic:q", draft, TAX)
     select = next(b for b in modal["blocks"] if b.get("block_id") == "label_root_cause")["element"]
     likely, other = select["option_groups"]
     assert [o["value"] for o in likely["options"]] == ["configuration", "deployment"]
