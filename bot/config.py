@@ -151,6 +151,7 @@ class Settings(BaseSettings):
     slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
     slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
     slack_channel_burst: int = 4  # ...with short bursts allowed
+    lease_s: float = 30.0  # seconds a replica holds a claimed ticket; another replica takes it over after
     max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
 
     # --- webhook senders (README: per-sender configuration). Nothing configured: webhooks are open (local use).
