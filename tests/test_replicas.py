@@ -367,7 +367,7 @@ def test_postgres_restarted_mid_burst_503_with_retry_after_then_every_accepted_t
     burst.join()
     accepted = set(sender.accepted)
     with contextlib.suppress(AssertionError):
-        wait_until(lambda: accepted <= set(deliveries(emu)), 120, "every accepted ticket in Slack")
+        wait_until(lambda: accepted <= set(deliveries(emu)), 60, "every accepted ticket in Slack")
     time.sleep(3.0)
     keys = {f"generic:{p['id']}" for p in payloads}
     dup = doubled(emu, accepted)
@@ -406,7 +406,7 @@ def test_sigkill_one_replica_mid_burst_the_other_finishes_its_tickets_exactly_on
         at_kill = len(accepted - posted())
         # The survivor takes over the dead replica's claimed and waiting tickets once their leases expire.
         with contextlib.suppress(AssertionError):
-            wait_until(lambda: accepted <= posted(), 60, "every accepted ticket from the survivor")
+            wait_until(lambda: accepted <= posted(), 30, "every accepted ticket from the survivor")
         missing = sorted(accepted - posted())
         took = time.monotonic() - t_kill
         pair.servers[1] = start_replicas(backends, emu, "", FAST, n=1, url=pair.url)[0]  # restarted
