@@ -29,9 +29,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout this module runs from
+
+
 class Server:
-    """`incibot serve` in a subprocess, pointed at the emulator. A server started again with the same `db`
-    resumes the first one's tickets (the kill test)."""
+    """`incibot serve` in a subprocess, pointed at the emulator. A server started again with the same `db` (a
+    SQLite file) or `database_url` resumes the first one's tickets (the kill tests). Several servers given the same
+    `database_url`, `chroma` (host, port) and `collection` are replicas of one bot. `wait=False` returns at once
+    (call `wait_ready`): replicas starting together."""
 
     def __init__(
         self,
@@ -41,21 +46,34 @@ class Server:
         llm: str,
         db: Path | None = None,
         env_extra: dict[str, str] | None = None,
+        database_url: str | None = None,
+        chroma: tuple[str, int] | None = None,
+        wait: bool = True,
     ) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("INCIBOT_")}
+        # This checkout's code, whatever the caller's working directory or PYTHONPATH.
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         env.update({
             "INCIBOT_DATA_DIR": str(data_dir), "INCIBOT_COLLECTION": collection, "INCIBOT_SEED_DEMO_HISTORY": "false",
             "INCIBOT_LLM_BACKEND": llm, "INCIBOT_SLACK_BOT_TOKEN": "xoxb-bench", "INCIBOT_SLACK_SIGNING_SECRET": "s",
             "INCIBOT_SLACK_API_URL": emu.url, "INCIBOT_WEBHOOK_SECRET": SECRET, "INCIBOT_PORT": str(self.port),
-            "INCIBOT_DATABASE_URL": f"sqlite:///{db or data_dir / f'bench-{self.port}.db'}",
-            **(env_extra or {}),
+            "INCIBOT_DATABASE_URL": database_url or f"sqlite:///{db or data_dir / f'bench-{self.port}.db'}",
         })  # fmt: skip
+        if chroma is not None:
+            env.update({"INCIBOT_CHROMA_HOST": chroma[0], "INCIBOT_CHROMA_PORT": str(chroma[1])})
+        env.update(env_extra or {})
         self.log = data_dir / f"serve-{self.port}.log"
         with self.log.open("w") as log:  # a file, not a pipe: a chatty server must never block on stderr
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stderr=log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"], env=env, stderr=log, cwd=REPO_ROOT
+            )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-        deadline = time.monotonic() + 120
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
@@ -63,8 +81,9 @@ class Server:
                 if self.http.get("/healthz").status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start in 120 s")
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not start in {timeout:.0f} s: {self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
@@ -84,6 +103,8 @@ class Server:
         return peak_rss_mb(pid) if pid else None
 
     def stop(self) -> float:
+        if self.proc.poll() is not None:  # killed, or exited on its own
+            return 0.0
         rss = peak_rss_mb(self.proc.pid)
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -233,3 +254,88 @@ def bench_storm(
         if server.proc.poll() is None:
             server.stop()
         emu.close()
+
+
+def bench_replicas(
+    data_dir: Path,
+    replicas: int,
+    n: int,
+    seconds: float,
+    llm: str = "none",
+    channels: int = 4,
+    collection: str = "replicas",
+    env_extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """n storm tickets over `seconds`, round-robin over `replicas` `incibot serve` processes that share one
+    PostgreSQL database, one Chroma server collection (the demo history, imported by the first replica) and the
+    Slack emulator: webhook -> first delivery latency, delivered tickets per second, lost and doubled tickets."""
+    from benchmarks.backends import ChromaServer, Postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pg, chroma, emu = Postgres(), ChromaServer(data_dir / "chroma"), SlackEmulator()
+    servers: list[Server] = []
+    try:
+        url = pg.database("bench_replicas")
+        routes = json.dumps({s: f"#oncall-{s}" for s, _, _ in STORM_SCOPE[:channels]})
+        env = {"INCIBOT_CHANNEL_ROUTES": routes, **(env_extra or {})}
+
+        def replica(seed: bool, wait: bool) -> Server:
+            extra = env | {"INCIBOT_SEED_DEMO_HISTORY": "true" if seed else "false"}
+            return Server(data_dir, collection, emu, llm=llm, env_extra=extra, database_url=url,
+                          chroma=("127.0.0.1", chroma.port), wait=wait)  # fmt: skip
+
+        # One replica imports the demo history into the empty collection; the others start once it is there
+        # (started together, every replica would import it: each sees an empty collection).
+        servers.append(replica(seed=True, wait=True))
+        servers += [replica(seed=False, wait=False) for _ in range(replicas - 1)]
+        for s in servers:
+            s.wait_ready()
+        tickets = storm_tickets(n)
+        sent: dict[str, float] = {}
+        refused: list[int] = []
+
+        def fire(i: int) -> None:
+            time.sleep(max(0.0, start + i * seconds / n - time.monotonic()))
+            t = time.monotonic()
+            try:
+                r = servers[i % replicas].send(tickets[i])
+            except httpx.TransportError:
+                refused.append(0)
+                return
+            if r.status_code == 202:
+                sent[f"generic:{tickets[i]['id']}"] = t
+            else:
+                refused.append(r.status_code)
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(fire, range(n)))
+        accepted = set(sent)
+        _wait(lambda: accepted <= set(deliveries(emu)), timeout=600)
+        time.sleep(5.0)  # anything sent twice would show up by now
+        got = deliveries(emu)
+        first = {k: got[k][0] for k in accepted}
+        last = max((t for t, _ in first.values()), default=start)
+        return {
+            "replicas": replicas,
+            "tickets": n,
+            "over_s": seconds,
+            "accepted": len(accepted),
+            "refused": len(refused),
+            "lost": len(accepted - set(got)),
+            "duplicated": sum(len(v) - 1 for v in got.values()),
+            "top_level_posts": len([p for p in emu.of("chat.postMessage") if not p.get("thread_ts")]),
+            "thread_replies": len([p for p in emu.of("chat.postMessage") if p.get("thread_ts")]),
+            "webhook_to_first_delivery_s": lat([t - sent[k] for k, (t, _) in first.items()]),
+            "webhook_to_own_post_s": lat([t - sent[k] for k, (t, how) in first.items() if how == "post"]),
+            "delivered_per_s": round(len(accepted) / max(last - start, 1e-9), 2),
+            "drained_after_s": round(last - start, 2),
+            "peak_rss_mb": [round(s.stop(), 1) for s in servers],
+        }
+    finally:
+        for s in servers:
+            s.stop()
+        chroma.stop()
+        emu.close()
+        pg.stop()
+        pg.remove()

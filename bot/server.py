@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,11 +24,32 @@ from bot.metrics import CONTENT_TYPE
 from bot.service import Backpressure, TriageService
 from bot.webhook_auth import HideUrlTokens, check_webhook_auth, webhook_signature
 
-__all__ = ["build_server", "check_webhook_auth", "create", "webhook_signature"]
+__all__ = ["build_server", "check_webhook_auth", "create", "database_down", "webhook_signature"]
+
+log = logging.getLogger(__name__)
+# The database is unreachable: the sender is told to come back this many seconds later (a restart or failover).
+DB_RETRY_AFTER_S = 5
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+def database_down(e: BaseException) -> bool:
+    """True if `e` says the database cannot be reached (refused, dropped, shutting down, starting up), as opposed
+    to a bug or a constraint: the request can succeed later, unchanged."""
+    if isinstance(e, OperationalError | InterfaceError):
+        return True
+    return isinstance(e, DBAPIError) and e.connection_invalidated
+
+
+def _database_unavailable(e: BaseException, what: str) -> JSONResponse:
+    log.warning("database unavailable (%s): %s", what, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return JSONResponse(
+        {"ok": False, "error": f"database unavailable, {what}; retry later", "reason": type(e).__name__},
+        status_code=503,
+        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+    )
 
 
 def slack_signature_ok(settings: Settings, headers: Any, body: bytes) -> bool:
@@ -83,6 +105,10 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             return JSONResponse(
                 {"ok": False, "error": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after_s)}
             )
+        except DBAPIError as e:
+            if not database_down(e):
+                raise
+            return _database_unavailable(e, "the ticket was not stored")
         answer = {"ok": True, "status": receipt.status, "key": receipt.key, "kind": event.kind}
         return JSONResponse(answer | ({"reason": receipt.reason} if receipt.reason else {}), status_code=202)
 
@@ -112,7 +138,12 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         }
 
     async def health(_: Request) -> Response:
-        state = await run_in_threadpool(queue_state)
+        try:
+            state = await run_in_threadpool(queue_state)
+        except DBAPIError as e:
+            if not database_down(e):
+                raise
+            return _database_unavailable(e, "not ready")
         model = llm_health(service.triager.model)
         llm = (
             model.model_dump(mode="json")
