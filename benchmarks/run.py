@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.serving import bench_end_to_end, bench_storm
+from benchmarks.serving import bench_end_to_end, bench_replicas, bench_storm
 
 TARGETS = {
     "retrieval p50 at the largest size, embedding included": "<= 20 ms",
@@ -118,11 +118,49 @@ def run_backends(
         backends = json.loads(out_json.read_text())
     result = {"quick": quick, "backends": backends, "seconds": time.monotonic() - t0}
     console.print(backends_table(result))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ("bench-backends-quick.json" if quick else "bench-backends.json")
+    return _save(result, out_dir / ("bench-backends-quick.json" if quick else "bench-backends.json"), console)
+
+
+def _save(result: dict[str, Any], path: Path, console: Console) -> dict[str, Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     console.print(f"written to {path}")
     return result
+
+
+def replicas_table(runs: list[dict[str, Any]]) -> Table:
+    t = Table(title="Replicas on PostgreSQL + a Chroma server: a storm burst over HTTP (LLM off)")
+    for col in ("replicas", "tickets / s", "lost / doubled", "webhook -> own post p50 / p95",
+                "webhook -> first delivery p50 / p95", "delivered / s", "posts + thread replies"):  # fmt: skip
+        t.add_column(col)
+    for r in runs:
+        t.add_row(
+            str(r["replicas"]), f"{r['tickets']} / {r['over_s']:.0f}", f"{r['lost']} / {r['duplicated']}",
+            _s(r["webhook_to_own_post_s"]), _s(r["webhook_to_first_delivery_s"]), f"{r['delivered_per_s']:.1f}",
+            f"{r['top_level_posts']} + {r['thread_replies']}",
+        )  # fmt: skip
+    return t
+
+
+def run_replicas(
+    counts: list[int],
+    quick: bool = False,
+    console: Console | None = None,
+    out_dir: Path = Path("bench-results"),
+) -> dict[str, Any]:
+    """`incibot bench --replicas 1,2`: the same burst against 1, 2... `incibot serve` processes sharing one
+    PostgreSQL database and one Chroma server (both started for the run on 127.0.0.1)."""
+    console = console or Console()
+    n, seconds = (100, 10.0) if quick else (300, 30.0)
+    runs = []
+    for count in counts:
+        console.print(f"[dim]{count} replica(s): {n} tickets over {seconds:.0f} s…[/dim]")
+        with tempfile.TemporaryDirectory(prefix="incibot-bench-") as tmp:
+            runs.append(bench_replicas(Path(tmp), count, n, seconds))
+    console.print(replicas_table(runs))
+    return _save(
+        {"quick": quick, "runs": runs}, out_dir / f"bench-replicas{'-quick' if quick else ''}.json", console
+    )
 
 
 def run(

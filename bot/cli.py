@@ -341,10 +341,25 @@ def bench(
             "127.0.0.1 for the run), side by side: 1k and 10k incidents (--quick: 1k).",
         ),
     ] = False,
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            "--replicas",
+            help="Only the serving burst against N `incibot serve` processes on one PostgreSQL and one Chroma "
+            "server (started for the run), e.g. --replicas 1,2: webhook -> first post p50/p95, posts/s.",
+        ),
+    ] = None,
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
-    from benchmarks.run import run, run_backends
+    from benchmarks.run import run, run_backends, run_replicas
 
+    if replicas:
+        try:
+            counts = [int(x) for x in replicas.split(",")]
+        except ValueError as e:
+            raise InputError(f"--replicas takes counts like 1,2 (got {replicas!r})") from e
+        run_replicas(counts, quick=quick, console=out)
+        return
     (run_backends if backends else run)(quick=quick, console=out)
 
 
