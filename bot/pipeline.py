@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,12 @@ from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
 FIXES_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Prepared:
+    redaction: Redaction  # of the ticket's text as triaged (title and text, cut to max_text_chars)
+    vector: np.ndarray  # its embedding
 
 
 class TicketError(ValueError):
@@ -132,10 +139,11 @@ class Triager:
             before=before,
         )
 
-    def embed(self, ticket: Ticket) -> np.ndarray:
-        """The ticket's one embedding: of its redacted text, as retrieval searches with it (history is stored
-        redacted). Storm grouping compares the same vector."""
-        return get_embedder().embed([self.redactor.redact(self.prepare(ticket)).text])[0]
+    def prepared(self, ticket: Ticket) -> Prepared:
+        """The ticket's one redaction and one embedding (of the redacted text, as retrieval searches with it:
+        history is stored redacted). Storm grouping compares the same vector; `triage(prepared=...)` reuses both."""
+        red = self.redactor.redact(self.prepare(ticket))
+        return Prepared(red, get_embedder().embed([red.text])[0])
 
     def shown(self, ticket: Ticket) -> Ticket:
         """The ticket as posted to Slack or kept as history: redacted unless configured otherwise."""
@@ -160,15 +168,17 @@ class Triager:
         before: datetime | None = None,
         history_required: bool = True,
         query: np.ndarray | None = None,
+        prepared: Prepared | None = None,
     ) -> TriageDraft:
         """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead).
 
         With `history_required=False` (the running bot) an unusable history store gives a draft without similar
-        incidents and a warning instead of an error, so the ticket is still posted. `query` is the ticket's
-        embedding when the caller already has it (`embed`: storms and retrieval share it)."""
+        incidents and a warning instead of an error, so the ticket is still posted. `prepared` (or `query`, the
+        embedding alone) is what the caller already has (`prepared()`: storms and retrieval share it)."""
         t0 = time.perf_counter()
         text = self.prepare(ticket)
-        red = self.redactor.redact(text)
+        red = prepared.redaction if prepared is not None else self.redactor.redact(text)
+        query = prepared.vector if prepared is not None else query
         warnings: list[str] = []
         try:
             # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.

@@ -53,13 +53,13 @@ class TicketPoster:
             return 0
         if row.kind == TicketKind.UPDATE:
             return self.reply(row, claim)
-        vector = self.triager.embed(row.ticket)  # the ticket's one embedding: storms and retrieval
+        prepared = self.triager.prepared(row.ticket)  # one redaction, one embedding: storms and retrieval
         if row.status == TicketState.RECEIVED:
-            parent = self.storms.match(row.route, row.ticket.service, vector)
+            parent = self.storms.match(row.route, row.ticket.service, prepared.vector)
             if parent is not None:
                 self.store.update_ticket(row.key, status=TicketState.GROUPED, parent_key=parent)
                 return 0
-            draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, query=vector)
+            draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, prepared=prepared)
             if (note := self.mode.note()) is not None:
                 draft.warnings.append(note)
             # From here a post may reach Slack before we hear back: a retry, a restart or another replica
@@ -71,7 +71,9 @@ class TicketPoster:
             draft = row.draft
             found = self.slack.find_posted(row.channel, row.created_at, TICKET_EVENT, row.key)
             if draft is None:  # stored before drafts were kept with `posting`: draft it again
-                draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, query=vector)
+                draft = self.triager.triage(
+                    row.ticket, use_llm=False, history_required=False, prepared=prepared
+                )
             self._mine(claim)
         sent = found is None
         if found is None:
@@ -89,7 +91,7 @@ class TicketPoster:
             channel=found.get("channel") or row.channel,
             message_ts=found["ts"],
             last_error=None,
-            **self.storms.opened(vector),
+            **self.storms.opened(prepared.vector),
         )
         self.metrics.first_post.observe(row.age_s())
         return int(sent)

@@ -37,6 +37,7 @@ from bot.posting import TicketPoster
 from bot.refine import Refiner
 from bot.report import Report
 from bot.report import build as build_report
+from bot.rows import TicketRow
 from bot.slack import blocks
 from bot.slack.poster import SlackPoster
 from bot.store import Store
@@ -111,6 +112,9 @@ class TriageService:
         backlog = self.backlog()
         if backlog >= self.settings.max_backlog:
             raise Backpressure(backlog, min(max(math.ceil(backlog / DRAIN_PER_S), 1), 300))
+
+    def ticket(self, key: str) -> TicketRow | None:
+        return self.store.get(key)
 
     def backlog(self) -> int:
         """Tickets waiting to be posted, on every replica."""

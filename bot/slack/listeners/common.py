@@ -50,7 +50,7 @@ def open_modal(
     except Malformed as e:
         return ignore_malformed(ack, e)
     ack()
-    row = service.store.get(key)
+    row = service.ticket(key)
     if row is None:
         tell_unknown(client, body)
         return
