@@ -14,9 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import create_engine, inspect
 
 from benchmarks.backends import ChromaServer, Postgres, postgres_bin
@@ -24,6 +26,7 @@ from benchmarks.core import scaled_history
 from benchmarks.serving import Server, deliveries
 from bot.config import Settings
 from bot.emulators import SlackEmulator
+from bot.history import HistoryStore
 from bot.migrations import current, head
 from bot.pipeline import detect_privacy
 from bot.taxonomy import Taxonomy
@@ -45,6 +48,7 @@ FAST = {
     "INCIBOT_SLACK_CHANNEL_BURST": "20",
     "INCIBOT_STORM_FLUSH_S": "0.5",
     "INCIBOT_SLACK_OUTBOX_BACKOFF_MAX_S": "2",
+    "INCIBOT_HISTORY_RETRY_S": "1",
     "INCIBOT_CHANNEL_ROUTES": json.dumps(ROUTES),
 }
 
@@ -63,7 +67,6 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     tmp = tmp_path_factory.mktemp("replicas")
     pg = Postgres()
     chroma = ChromaServer(tmp / "chroma")
-    from bot.history import HistoryStore
 
     settings = Settings(data_dir=tmp / "seed", seed_demo_history=False, llm_backend="none",
                         chroma_host="127.0.0.1", chroma_port=chroma.port, collection=COLLECTION)  # fmt: skip
@@ -227,6 +230,24 @@ def test_two_replicas_starting_at_once_on_an_empty_database_make_one_schema(pair
 
 
 # ---- 4. the Chroma server down ----------------------------------------------------------------------------
+def confirm(server: Server, emu: SlackEmulator, key: str) -> httpx.Response:
+    """An engineer's Confirm click on a ticket's post, signed as Slack signs it, sent to one replica."""
+    post = next(p for p in emu.of("chat.postMessage") if key in json.dumps(p.get("metadata")))
+    channel = emu.channel_id(post["channel"])
+    ts = next(m["ts"] for m in emu.messages[channel] if key in json.dumps(m.get("metadata")))
+    payload = {"type": "block_actions", "user": {"id": "UALICE"}, "team": {"id": "T1"}, "api_app_id": "A1",
+               "trigger_id": f"trig-{key}", "channel": {"id": channel},
+               "container": {"type": "message", "message_ts": ts, "channel_id": channel}, "message": {"ts": ts},
+               "response_url": emu.url.replace("/api/", "/respond/x"),
+               "actions": [{"action_id": "confirm", "block_id": "feedback", "value": key, "type": "button"}]}  # fmt: skip
+    body = urlencode({"payload": json.dumps(payload)})
+    stamp = str(int(time.time()))
+    sig = SignatureVerifier("s").generate_signature(timestamp=stamp, body=body)
+    headers = {"content-type": "application/x-www-form-urlencoded", "x-slack-request-timestamp": stamp,
+               "x-slack-signature": sig}  # fmt: skip
+    return server.http.post("/slack/events", content=body, headers=headers)
+
+
 def _post_of(emu: SlackEmulator, key: str) -> str:
     posts = [p for p in emu.of("chat.postMessage") if key in json.dumps(p.get("metadata"))]
     return json.dumps(posts[0].get("blocks"))
@@ -254,11 +275,18 @@ def test_chroma_down_tickets_still_posted_with_a_warning_then_similar_incidents_
         for i in (1, 2):  # one to each replica
             assert sender.send(ticket(i), i % 2) == 202
         wait_until(lambda: posted(1, 2), 60, "posts while Chroma is down")
+        # An engineer confirms one of them meanwhile (at the other replica): kept in SQL until the history is back.
+        confirmed = confirm(pair.servers[1], emu, "generic:ch-1")
+        assert confirmed.status_code == 200, confirmed.text
     finally:
         backends.chroma.start()  # same port and data: the next tests have it back
     for i in (1, 2):
         post = _post_of(emu, f"generic:ch-{i}")
         assert "History store unavailable" in post and similar not in post
+    history = HistoryStore(Settings(data_dir=backends.dir / "seed", seed_demo_history=False, llm_backend="none",
+                                    chroma_host="127.0.0.1", chroma_port=backends.chroma.port, collection=COLLECTION))  # fmt: skip
+    learnt = wait_until(lambda: history.get(["generic:ch-1"]), 60, "the verdict given while Chroma was down")
+    assert learnt[0].labels  # the confirmed labels, written once the history answered
 
     for i in (3, 4):
         assert sender.send(ticket(i), i % 2) == 202
