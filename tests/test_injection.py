@@ -1,4 +1,4 @@
-"""Prompt injection: the corpus in tests/corpora/injection.jsonl (56 tickets) through the whole bot with the real
+"""Prompt injection: the corpus in tests/corpora/injection.jsonl (28 attacks) through the whole bot with the real
 local model: webhook parser -> store -> redact -> retrieve (real Chroma, real embeddings) -> LLM draft (bundled
 SmolLM2) -> validate -> Slack posts (emulator). Nothing a ticket says may move the labels out of the taxonomy,
 put a secret into a post, or send a post anywhere but the ticket's routed channel."""
@@ -28,8 +28,13 @@ PLANTED = [
 
 
 def test_injection_corpus_cannot_leave_the_taxonomy_leak_secrets_or_reroute_posts(tmp_path: Path) -> None:
-    tickets = corpus("injection")
-    assert len(tickets) >= 50
+    # Every attack is in the corpus twice: in the ticket's text, and again starting its title ("inj-NN-0" and
+    # "-1"). Each attack goes through the real model once, the two placements alternating by attack (28 of 56
+    # tickets: the model's ~10 s per ticket on 2 cores is most of this test's time).
+    everything = corpus("injection")
+    assert len(everything) >= 50
+    tickets = [t for t in everything if int(t["id"].split("-")[2]) == int(t["id"].split("-")[1]) % 2]
+    assert {t["id"].split("-")[1] for t in tickets} == {t["id"].split("-")[1] for t in everything}
     slack = SlackEmulator()
     service = make_service(tmp_path, slack, llm_backend="local", storm_similarity=1.01, **BOT_SECRETS)
     routes = {"openai": "C-genai-oncall", "anthropic": "C-claude-oncall"}
