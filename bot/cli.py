@@ -298,7 +298,7 @@ def mode(
     from bot.store import Store
 
     settings = Settings()
-    switch = ModeSwitch(Store(settings.db_url), settings.admin_user_ids)
+    switch = ModeSwitch(Store(settings.db_url).watch, settings.admin_user_ids)
     if word is None:
         change = switch.current()
         out.print(f"mode {change.mode} (set by {change.user_id} at {change.created_at:%Y-%m-%d %H:%M} UTC)"

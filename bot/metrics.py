@@ -67,7 +67,7 @@ class _Fleet(Collector):
         for state, n in sorted(self.store.counts().items()):
             states.add_metric([state], n)
         yield states
-        stats = self.store.queue_stats()
+        stats = self.store.watch.queue_stats()
         yield CounterMetricFamily(
             "incibot_tickets_accepted", "Tickets accepted, all replicas", value=stats.accepted
         )
@@ -79,14 +79,14 @@ class _Fleet(Collector):
         verdicts = CounterMetricFamily(
             "incibot_feedback", "Engineer verdicts, all replicas", labels=["verdict"]
         )
-        for verdict, n in sorted(self.store.feedback_counts().items()):
+        for verdict, n in sorted(self.store.watch.feedback_counts().items()):
             verdicts.add_metric([verdict], n)
         yield verdicts
         rates = GaugeMetricFamily("incibot_acceptance_ratio", "Drafted labels engineers kept, over the latest "
                                   "verdicts (the monitor's signal)", labels=["field", "model"])  # fmt: skip
         window = GaugeMetricFamily("incibot_acceptance_verdicts", "Verdicts behind incibot_acceptance_ratio",
                                    labels=["field", "model"])  # fmt: skip
-        judged = field_verdicts(self.store.verdicts(limit=self.window))
+        judged = field_verdicts(self.store.watch.verdicts(limit=self.window))
         for (field, model), rate in acceptance(judged).items():
             if rate.value is not None:
                 rates.add_metric([field, model], rate.value)

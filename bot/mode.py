@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 if TYPE_CHECKING:  # the store returns ModeChange rows: it imports this module
-    from bot.store import Store
+    from bot.watchstore import WatchStore
 
 
 log = logging.getLogger("incibot")
@@ -48,7 +48,7 @@ def parse_mode(word: str) -> Mode:
 
 
 class ModeSwitch:
-    def __init__(self, store: Store, admin_user_ids: list[str], ttl_s: float = 2.0) -> None:
+    def __init__(self, store: WatchStore, admin_user_ids: list[str], ttl_s: float = 2.0) -> None:
         self.store, self.admins, self.ttl_s = store, set(admin_user_ids), ttl_s
         self._lock = threading.Lock()
         self._cached: tuple[float, ModeChange | None] = (-float("inf"), None)

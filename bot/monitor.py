@@ -34,9 +34,9 @@ class QualityMonitor:
             posted = []
             for name, breached, recovered, say in [*self._acceptance(), *self._failures()]:
                 message = None
-                if breached and self.store.set_alert(name, True, say):
+                if breached and self.store.watch.set_alert(name, True, say):
                     message = f":rotating_light: *incibot quality alert*: {say}"
-                elif recovered and self.store.set_alert(name, False, say):
+                elif recovered and self.store.watch.set_alert(name, False, say):
                     message = f":white_check_mark: *incibot recovered*: {say}"
                 if message is not None:
                     # The episode is stored; an unposted message is logged, never retried forever.
@@ -52,7 +52,7 @@ class QualityMonitor:
     def _acceptance(self) -> list[tuple[str, bool, bool, str]]:
         """Per model: breached when any field's acceptance is below the threshold, recovered when every field
         with enough verdicts is back at the recovery level (one episode per model, naming the fields)."""
-        fields = field_verdicts(self.store.verdicts(limit=self.s.quality_window))
+        fields = field_verdicts(self.store.watch.verdicts(limit=self.s.quality_window))
         by_model: dict[str, list[tuple[str, float, int]]] = {}
         for (field, model), rate in acceptance(fields).items():
             if rate.n >= self.s.quality_min_verdicts and rate.value is not None:
@@ -74,7 +74,7 @@ class QualityMonitor:
 
     def _failures(self) -> list[tuple[str, bool, bool, str]]:
         by_model: dict[str, Rate] = {}
-        for d in self.store.recent_drafts(limit=self.s.llm_failure_window):
+        for d in self.store.watch.recent_drafts(limit=self.s.llm_failure_window):
             if d.llm.status == "skipped":
                 continue
             r = by_model.setdefault(d.llm.model, Rate(n=0, accepted=0))

@@ -70,8 +70,8 @@ def build(
 ) -> Report:
     until = datetime.now(UTC)
     start = until - since
-    drafts = store.drafts_since(start)
-    verdicts = store.verdicts(since=start)
+    drafts = store.watch.drafts_since(start)
+    verdicts = store.watch.verdicts(since=start)
     fields = field_verdicts(verdicts)
     per_day: dict[str, dict[date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for f in fields:

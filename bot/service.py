@@ -71,7 +71,7 @@ class TriageService:
         self.queue = WorkQueue(store.engine, replica_id(), s.lease_s, pace)
         self.storms = StormGrouper(store.engine, s.storm_similarity, s.storm_window_s)
         self.slack = SlackPoster(client, settings)
-        self.mode = ModeSwitch(store, s.admin_user_ids, s.mode_ttl_s)
+        self.mode = ModeSwitch(store.watch, s.admin_user_ids, s.mode_ttl_s)
         self.metrics = Metrics(store, known_prices(settings), self.mode, s.quality_window, s.confident_at)
         self.monitor = QualityMonitor(settings, store, self.slack)
         self.feeder = HistoryFeeder(settings, store, self.history, triager)

@@ -13,17 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
-from sqlalchemy import create_engine, func, insert, or_, select, update
+from sqlalchemy import create_engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.migrations import upgrade
-from bot.mode import Mode, ModeChange
 from bot.models import Feedback, HistoricalIncident, Ticket, TriageDraft
 from bot.occurrences import Thread
-from bot.quality import Verdict
-from bot.rows import WAITING, Priority, TicketKind, TicketRow, TicketState, aware
-from bot.schema import alerts, feedback, modes, threads, tickets
+from bot.rows import Priority, TicketKind, TicketRow, TicketState
+from bot.schema import feedback, threads, tickets
+from bot.watchstore import WatchStore
 
 
 def _now() -> datetime:
@@ -40,12 +38,6 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class QueueStats(BaseModel):
-    accepted: int  # tickets ever accepted (thread replies not counted)
-    waiting: int  # to be posted
-    oldest: datetime | None  # when the oldest waiting one arrived
-
-
 class _Changed(Exception):
     """The thread was changed by another delivery between read and write."""
 
@@ -56,6 +48,7 @@ class Store:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, future=True, pool_pre_ping=True)
         upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
+        self.watch = WatchStore(self.engine)
 
     def add_ticket(self, key: str, ticket: Ticket, channel: str, priority: int = Priority.NORMAL) -> bool:
         """Store a new ticket; False if this key was already stored (a duplicate delivery)."""
@@ -222,85 +215,3 @@ class Store:
                 for r in c.execute(select(feedback.c.ticket_key).distinct().order_by(feedback.c.ticket_key))
             ]
         return [inc for k in keys if (inc := self.labelled_incident(k)) is not None]
-
-    # ---- watching itself: drafting mode, alert episodes, verdicts and drafts for quality and reports ------------
-    def latest_mode(self) -> ModeChange | None:
-        with self.engine.connect() as c:
-            row = c.execute(select(modes).order_by(modes.c.id.desc()).limit(1)).mappings().first()
-        return (
-            ModeChange(mode=Mode(row["mode"]), user_id=row["user_id"], created_at=aware(row["created_at"]))
-            if row
-            else None
-        )
-
-    def add_mode(self, mode: Mode, user_id: str) -> ModeChange:
-        change = ModeChange(mode=mode, user_id=user_id, created_at=_now())
-        with self.engine.begin() as c:
-            c.execute(insert(modes).values(mode=mode.value, user_id=user_id, created_at=change.created_at))
-        return change
-
-    def set_alert(self, name: str, is_open: bool, detail: str) -> bool:
-        """Open or close an alert episode; True only for the one caller (of all replicas) that changed it."""
-        now = _now()
-        with self.engine.begin() as c:
-            changed = c.execute(
-                update(alerts).where(alerts.c.name == name, alerts.c.open == int(not is_open))
-                .values(open=int(is_open), detail=detail, changed_at=now)
-            ).rowcount  # fmt: skip
-            if changed:
-                return True
-            if not is_open or c.execute(select(alerts.c.name).where(alerts.c.name == name)).first():
-                return False
-        try:
-            with self.engine.begin() as c:
-                c.execute(insert(alerts).values(name=name, open=1, detail=detail, changed_at=now))
-            return True
-        except IntegrityError:  # another replica opened it first
-            return False
-
-    def verdicts(self, limit: int | None = None, since: datetime | None = None) -> list[Verdict]:
-        """Engineer verdicts with the draft each judged, oldest first (the newest `limit` of them)."""
-        query = select(feedback, tickets.c.draft).join(tickets, tickets.c.key == feedback.c.ticket_key)
-        if since is not None:
-            query = query.where(feedback.c.created_at >= since)
-        query = query.order_by(feedback.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as c:
-            rows = list(c.execute(query).mappings())
-        return [
-            Verdict(ticket_key=r["ticket_key"], action=r["action"], user_id=r["user_id"], labels=r["labels"],
-                    created_at=aware(r["created_at"]),
-                    draft=TriageDraft.model_validate(r["draft"]) if r["draft"] else None)
-            for r in reversed(rows)
-        ]  # fmt: skip
-
-    def recent_drafts(self, limit: int) -> list[TriageDraft]:
-        """The newest final drafts (status drafted), newest first."""
-        query = (
-            select(tickets.c.draft).where(tickets.c.status == TicketState.DRAFTED.value, tickets.c.draft.is_not(None))
-            .order_by(tickets.c.updated_at.desc()).limit(limit)
-        )  # fmt: skip
-        with self.engine.connect() as c:
-            return [TriageDraft.model_validate(r[0]) for r in c.execute(query)]
-
-    def drafts_since(self, since: datetime) -> list[TriageDraft]:
-        query = select(tickets.c.draft).where(tickets.c.created_at >= since, tickets.c.draft.is_not(None))
-        with self.engine.connect() as c:
-            return [TriageDraft.model_validate(r[0]) for r in c.execute(query.order_by(tickets.c.created_at))]
-
-    def queue_stats(self) -> QueueStats:
-        waiting = tickets.c.status.in_([s.value for s in WAITING])
-        with self.engine.connect() as c:
-            accepted = c.execute(
-                select(func.count()).where(
-                    or_(tickets.c.kind.is_(None), tickets.c.kind == TicketKind.TICKET.value)
-                )
-            ).scalar()
-            n, oldest = c.execute(select(func.count(), func.min(tickets.c.created_at)).where(waiting)).one()
-        return QueueStats(accepted=accepted or 0, waiting=n or 0, oldest=aware(oldest) if oldest else None)
-
-    def feedback_counts(self) -> dict[str, int]:
-        with self.engine.connect() as c:
-            rows = c.execute(select(feedback.c.action, func.count()).group_by(feedback.c.action))
-            return {action: n for action, n in rows}

@@ -175,7 +175,7 @@ def test_a_mode_switch_on_one_replica_changes_the_next_post_of_another(
         assert 'incibot_llm_calls_total{model="gpt-4o-mini",outcome="ok"} 1.0' in metrics
         history = CliRunner().invoke(cli, ["mode"], env={"INCIBOT_DATABASE_URL": shared["database_url"]})
         assert "mode llm (set by cli:" in history.output
-        assert [m.mode for m in [a.store.latest_mode()]] == ["llm"]
+        assert [m.mode for m in [a.store.watch.latest_mode()]] == ["llm"]
     finally:
         a.stop()
         b.stop()
