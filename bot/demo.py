@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from importlib import resources
 
+from sqlalchemy import Engine
+
 from bot.history import HistoryStore
+from bot.migrations import SEED_LOCK_ID, exclusive
 from bot.models import HistoricalIncident, Ticket
 
 SAMPLE_TICKET = Ticket(
@@ -26,8 +30,10 @@ def demo_history() -> list[HistoricalIncident]:
     return [HistoricalIncident.model_validate_json(line) for line in lines if line.strip()]
 
 
-def seed_if_empty(store: HistoryStore) -> int:
-    """Import the demo history into an empty default collection; returns how many were added."""
-    if not store.settings.seed_demo_history or store.count() > 0 or store.name != store.settings.collection:
+def seed_if_empty(store: HistoryStore, engine: Engine | None = None) -> int:
+    """Import the demo history into an empty default collection; returns how many were added. With the SQL
+    store's `engine`, replicas starting together take turns: the first imports, the others find it there."""
+    if not store.settings.seed_demo_history or store.name != store.settings.collection:
         return 0
-    return store.upsert(demo_history())
+    with exclusive(engine, SEED_LOCK_ID) if engine is not None else contextlib.nullcontext():
+        return store.upsert(demo_history()) if store.count() == 0 else 0

@@ -182,10 +182,9 @@ def create(settings: Settings, http_slack: bool = True) -> tuple[TriageService, 
     if settings.local_threads is None:
         # Leave a core for webhooks, retrieval and first posts while the local LLM decodes.
         settings = settings.model_copy(update={"local_threads": max(1, (os.cpu_count() or 2) - 1)})
-    history = HistoryStore(settings)
-    seed_if_empty(history)
-    service = TriageService(
-        settings, web_client(settings), Triager.from_settings(settings, history), Store(settings.db_url)
-    )
+    # Store and history are built here, once (swapping either backend touches bot/store.py or bot/history.py).
+    store, history = Store(settings.db_url), HistoryStore(settings)
+    seed_if_empty(history, store.engine)  # replicas starting together import the demo history once
+    service = TriageService(settings, web_client(settings), Triager.from_settings(settings, history), store)
     slack_app = build_app(settings, service)
     return service, slack_app, build_server(settings, service, slack_app if http_slack else None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,36 @@ def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
     with store.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), meta)
     assert diff == []
+
+
+def test_replicas_starting_together_import_the_demo_history_once(tmp_path: Path) -> None:
+    """Two replicas on an empty collection: the first imports the demo history, the other finds it there (the
+    import itself stands in for the real store here: what is tested is the turn-taking)."""
+    from bot.demo import seed_if_empty
+
+    class Collection:
+        def __init__(self) -> None:
+            self.settings = Settings(data_dir=tmp_path, llm_backend="none")
+            self.name, self.rows, self.imports = self.settings.collection, 0, 0
+            self.lock = threading.Lock()
+
+        def count(self) -> int:
+            return self.rows
+
+        def upsert(self, incidents: list[object]) -> int:
+            with self.lock:
+                self.imports += 1
+            time.sleep(0.5)  # a slow import: the other replica would look meanwhile
+            self.rows = len(incidents)
+            return len(incidents)
+
+    shared, engine = Collection(), Store(f"sqlite:///{tmp_path / 'seed.db'}").engine
+    added: list[int] = []
+    replicas = [
+        threading.Thread(target=lambda: added.append(seed_if_empty(shared, engine))) for _ in range(2)
+    ]  # type: ignore[arg-type]
+    for t in replicas:
+        t.start()
+    for t in replicas:
+        t.join(timeout=60)
+    assert shared.imports == 1 and sorted(added)[0] == 0 and sorted(added)[1] > 0

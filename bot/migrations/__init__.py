@@ -15,10 +15,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 HERE = Path(__file__).resolve().parent
 PG_LOCK_ID = 0x1C1B07  # any constant shared by every replica of the bot
+SEED_LOCK_ID = 0x1C1B08  # the demo history's import (bot/demo.py)
 
 
 def _config() -> Config:
@@ -41,16 +42,22 @@ def _sqlite_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def upgrade(engine: Engine) -> None:
-    cfg = _config()
+@contextlib.contextmanager
+def exclusive(engine: Engine, lock_id: int = PG_LOCK_ID) -> Iterator[Connection]:
+    """A transaction no other replica holds at the same time (PostgreSQL: an advisory lock; SQLite: a lock file)."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": PG_LOCK_ID})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            yield conn
         return
     lock = _sqlite_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     with lock, engine.begin() as conn:
+        yield conn
+
+
+def upgrade(engine: Engine) -> None:
+    cfg = _config()
+    with exclusive(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
