@@ -190,6 +190,50 @@ def storm_tickets(n: int, noise_share: float = 0.1, seed: int = 5) -> list[dict[
     return out
 
 
+def burst(
+    servers: list[Server], tickets: list[dict[str, Any]], seconds: float
+) -> tuple[float, dict[str, float], list[int]]:
+    """Send the tickets evenly over `seconds`, round-robin over the servers, 16 at a time: (when it started, key ->
+    when it was accepted, the status codes of those refused; 0 for a dropped connection)."""
+    sent: dict[str, float] = {}
+    refused: list[int] = []
+
+    def fire(i: int) -> None:
+        time.sleep(max(0.0, start + i * seconds / len(tickets) - time.monotonic()))
+        t = time.monotonic()
+        try:
+            r = servers[i % len(servers)].send(tickets[i])
+        except httpx.TransportError:
+            refused.append(0)
+            return
+        if r.status_code == 202:
+            sent[f"generic:{tickets[i]['id']}"] = t
+        else:
+            refused.append(r.status_code)
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(fire, range(len(tickets))))
+    return start, sent, refused
+
+
+def tally(
+    emu: SlackEmulator,
+    got: dict[str, list[tuple[float, str]]],
+    sent: dict[str, float],
+    refused: list[int],
+    seconds: float,
+) -> dict[str, Any]:
+    """What a burst came to in Slack: accepted, refused, lost, doubled, top-level posts and thread replies."""
+    posts = emu.of("chat.postMessage")
+    return {
+        "tickets": len(sent) + len(refused), "over_s": seconds, "accepted": len(sent), "refused": len(refused),
+        "lost": len(set(sent) - set(got)), "duplicated": sum(len(v) - 1 for v in got.values()),
+        "top_level_posts": len([p for p in posts if not p.get("thread_ts")]),
+        "thread_replies": len([p for p in posts if p.get("thread_ts")]),
+    }  # fmt: skip
+
+
 def bench_storm(
     data_dir: Path, collection: str, n: int, seconds: float, llm: str = "none", channels: int = 4
 ) -> dict[str, Any]:
@@ -199,23 +243,8 @@ def bench_storm(
     emu = SlackEmulator()
     routes = json.dumps({s: f"#oncall-{s}" for s, _, _ in STORM_SCOPE[:channels]})
     server = Server(data_dir, collection, emu, llm=llm, env_extra={"INCIBOT_CHANNEL_ROUTES": routes})
-    tickets = storm_tickets(n)
-    sent: dict[str, float] = {}
-    refused: list[int] = []
-
-    def fire(i: int) -> None:
-        time.sleep(max(0.0, start + i * seconds / n - time.monotonic()))
-        t = time.monotonic()
-        r = server.send(tickets[i])
-        if r.status_code == 202:
-            sent[f"generic:{tickets[i]['id']}"] = t
-        else:
-            refused.append(r.status_code)
-
     try:
-        start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(fire, range(n)))
+        _, sent, refused = burst([server], storm_tickets(n), seconds)
         # A scrape while the outbox still drains the storm: it must answer, and fast (no posting-path lock).
         t_scrape = time.monotonic()
         scrape = server.http.get("/metrics")
@@ -227,17 +256,8 @@ def bench_storm(
         got = deliveries(emu)
         own = [got[k][0][0] - sent[k] for k in accepted if got[k][0][1] == "post"]
         listed = [got[k][0][0] - sent[k] for k in accepted if got[k][0][1] == "thread"]
-        posts = [p for p in emu.of("chat.postMessage") if not p.get("thread_ts")]
-        replies = [p for p in emu.of("chat.postMessage") if p.get("thread_ts")]
         return {
-            "tickets": n,
-            "over_s": seconds,
-            "accepted": len(accepted),
-            "refused": len(refused),
-            "lost": len(accepted - set(got)),
-            "duplicated": sum(len(v) - 1 for v in got.values()),
-            "top_level_posts": len(posts),
-            "thread_replies": len(replies),
+            **tally(emu, got, sent, refused, seconds),
             "grouped_tickets": sum(1 for v in got.values() if v[0][1] == "thread"),
             "chat_updates": len(emu.of("chat.update")),
             "to_own_post_s": lat(own),
@@ -290,26 +310,7 @@ def bench_replicas(
         servers += [replica(seed=False, wait=False) for _ in range(replicas - 1)]
         for s in servers:
             s.wait_ready()
-        tickets = storm_tickets(n)
-        sent: dict[str, float] = {}
-        refused: list[int] = []
-
-        def fire(i: int) -> None:
-            time.sleep(max(0.0, start + i * seconds / n - time.monotonic()))
-            t = time.monotonic()
-            try:
-                r = servers[i % replicas].send(tickets[i])
-            except httpx.TransportError:
-                refused.append(0)
-                return
-            if r.status_code == 202:
-                sent[f"generic:{tickets[i]['id']}"] = t
-            else:
-                refused.append(r.status_code)
-
-        start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(fire, range(n)))
+        start, sent, refused = burst(servers, storm_tickets(n), seconds)
         accepted = set(sent)
         _wait(lambda: accepted <= set(deliveries(emu)), timeout=600)
         time.sleep(5.0)  # anything sent twice would show up by now
@@ -318,14 +319,7 @@ def bench_replicas(
         last = max((t for t, _ in first.values()), default=start)
         return {
             "replicas": replicas,
-            "tickets": n,
-            "over_s": seconds,
-            "accepted": len(accepted),
-            "refused": len(refused),
-            "lost": len(accepted - set(got)),
-            "duplicated": sum(len(v) - 1 for v in got.values()),
-            "top_level_posts": len([p for p in emu.of("chat.postMessage") if not p.get("thread_ts")]),
-            "thread_replies": len([p for p in emu.of("chat.postMessage") if p.get("thread_ts")]),
+            **tally(emu, got, sent, refused, seconds),
             "webhook_to_first_delivery_s": lat([t - sent[k] for k, (t, _) in first.items()]),
             "webhook_to_own_post_s": lat([t - sent[k] for k, (t, how) in first.items() if how == "post"]),
             "delivered_per_s": round(len(accepted) / max(last - start, 1e-9), 2),
