@@ -6,8 +6,6 @@ that ran out) is looked up in the channel before it is sent again.
 
 from __future__ import annotations
 
-import logging
-
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.mode import Mode, ModeSwitch
@@ -19,7 +17,6 @@ from bot.store import Store
 from bot.storms import StormGrouper
 from bot.workqueue import Claim, WorkQueue
 
-log = logging.getLogger("incibot")
 WAITING_FOR_POST_S = 1.0  # a thread reply whose incident is not posted yet is tried again this much later
 
 

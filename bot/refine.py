@@ -13,6 +13,7 @@ from bot.pipeline import Triager
 from bot.posting import TicketPoster
 from bot.rows import TicketState
 from bot.store import Store
+from bot.storms import StormGrouper
 from bot.workqueue import WorkQueue
 
 log = logging.getLogger("incibot")
@@ -26,11 +27,12 @@ class Refiner:
         queue: WorkQueue,
         triager: Triager,
         poster: TicketPoster,
+        storms: StormGrouper,
         mode: ModeSwitch,
         metrics: Metrics,
         monitor: QualityMonitor,
     ) -> None:
-        self.store, self.queue, self.triager, self.poster = store, queue, triager, poster
+        self.store, self.queue, self.triager, self.poster, self.storms = store, queue, triager, poster, storms
         self.mode, self.metrics, self.monitor = mode, metrics, monitor
 
     def next(self) -> bool:
@@ -55,7 +57,7 @@ class Refiner:
         ) is not None:  # switched off since it was posted: the retrieval draft stays
             draft = row.draft.model_copy(update={"warnings": [*row.draft.warnings, note]})
         else:
-            vector = self.store.storm_vector(key)
+            vector = self.storms.vector(key)
             draft = self.triager.triage(row.ticket, history_required=False, query=vector)
             self.metrics.observe_draft(draft)
         self.store.update_ticket(key, status=TicketState.DRAFTED, draft=draft, last_error=None,

@@ -78,7 +78,9 @@ class TriageService:
         self.receiver = Receiver(settings, store, triager.redactor, triager.taxonomy)
         self.poster = TicketPoster(settings, store, self.queue, triager, self.slack, self.storms, self.mode,
                                    self.metrics)  # fmt: skip
-        self.refiner = Refiner(store, self.queue, triager, self.poster, self.mode, self.metrics, self.monitor)
+        self.refiner = Refiner(
+            store, self.queue, triager, self.poster, self.storms, self.mode, self.metrics, self.monitor
+        )
         refiner = self.refiner if triager.model is not None else None
         self.workers = Workers(
             store, self.queue, self.poster, refiner, self.feeder, s.queue_poll_s, s.storm_flush_s

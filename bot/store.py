@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import create_engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -116,12 +115,6 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(tickets).where(tickets.c.key == key)).mappings().first()
         return TicketRow.of(row) if row else None
-
-    def storm_vector(self, key: str) -> np.ndarray | None:
-        """The embedding stored with a posted ticket (bot/storms.py), so a later stage does not embed it again."""
-        with self.engine.connect() as c:
-            blob = c.execute(select(tickets.c.storm_vector).where(tickets.c.key == key)).scalar()
-        return np.frombuffer(blob, dtype=np.float32) if blob else None
 
     def by_message(self, channel: str, ts: str) -> TicketRow | None:
         with self.engine.connect() as c:

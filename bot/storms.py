@@ -67,6 +67,12 @@ class StormGrouper:
             "last_seen": now or datetime.now(UTC),
         }
 
+    def vector(self, key: str) -> np.ndarray | None:
+        """The embedding stored with a posted ticket, so a later stage (the LLM edit) does not embed it again."""
+        with self.engine.connect() as c:
+            blob = c.execute(select(tickets.c.storm_vector).where(tickets.c.key == key)).scalar()
+        return _vector(blob) if blob else None
+
     def count(self) -> int:
         """Incidents open for grouping now (on /healthz)."""
         with self.engine.connect() as c:

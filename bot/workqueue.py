@@ -20,7 +20,6 @@ channel would still be claimed and then wait. Here the pace is part of the claim
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,10 +28,9 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.rows import WAITING, TicketState
+from bot.rows import WAITING, Priority, TicketState, aware
 from bot.schema import lanes, tickets
 
-log = logging.getLogger("incibot")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -46,7 +44,6 @@ class Claim:
     job: Job
     key: str  # the ticket to post, or the incident whose members to announce
     channel: str  # the lane held
-    until: datetime
 
 
 @dataclass(frozen=True)
@@ -129,8 +126,7 @@ class WorkQueue:
             row = c.execute(select(lanes).where(lanes.c.channel == claim.channel)).mappings().first()
             if row is None or row["owner"] != self.owner:
                 return 0.0  # the lease ran out and another replica holds it: its pace counts
-            tokens_at = row["tokens_at"] if row["tokens_at"].tzinfo else row["tokens_at"].replace(tzinfo=UTC)
-            elapsed = max(0.0, (now - tokens_at).total_seconds())
+            elapsed = max(0.0, (now - aware(row["tokens_at"])).total_seconds())
             tokens = min(float(self.pace.burst), row["tokens"] + elapsed * self.pace.per_s) - sent
             wait = -tokens / self.pace.per_s if tokens < 0 else 0.0
             delay = 0.0
@@ -159,7 +155,7 @@ class WorkQueue:
             or_(tickets.c.not_before.is_(None), tickets.c.not_before <= now),
         )
         if urgent_only:
-            ready = and_(ready, tickets.c.priority == 0)
+            ready = and_(ready, tickets.c.priority == Priority.URGENT)
         order = (tickets.c.priority, tickets.c.created_at, tickets.c.key)
         with self.engine.begin() as c:
             candidate = c.execute(
@@ -175,7 +171,7 @@ class WorkQueue:
             key = c.execute(
                 select(tickets.c.key).where(ready, tickets.c.channel == candidate).order_by(*order).limit(1)
             ).scalar()
-        claim = Claim(Job.POST, key or "", candidate, now + self.lease)
+        claim = Claim(Job.POST, key or "", candidate)
         if key is None:
             self.release(claim, sent=0)
             return None
@@ -201,7 +197,7 @@ class WorkQueue:
             if found is None or not self._take(c, found.channel, now):
                 return None
             c.execute(update(tickets).where(tickets.c.key == found.key).values(announced_at=now))
-        return Claim(Job.ANNOUNCE, found.key, found.channel, now + self.lease)
+        return Claim(Job.ANNOUNCE, found.key, found.channel)
 
     def waiting(self) -> int:
         with self.engine.connect() as c:
