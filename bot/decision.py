@@ -24,6 +24,7 @@ from bot.models import LabelDecision
 
 MULTI_KEEP = 0.5  # a further label of a multi-label field is kept at this probability
 CANDIDATES_SHOWN = 3
+ISOTONIC_MIN = 1000  # out-of-fold rows from which isotonic calibration is used instead of Platt's sigmoid
 AGREEMENT_PRIOR = 10  # pseudo-observations at chance level: a model's word counts only once it has a record
 
 
@@ -32,13 +33,42 @@ def _pair(p: float, v: float) -> list[float]:
     return [p, v, p * v]
 
 
+class Calibrator:
+    """Top score -> P(the label is right), fitted on the out-of-fold top scores.
+
+    Isotonic regression from ISOTONIC_MIN rows up; below that a sigmoid on the score's logit (Platt): isotonic
+    regression overfits small calibration sets (scikit-learn's calibration guide says the same)."""
+
+    def __init__(self, top: np.ndarray, ok: np.ndarray) -> None:
+        self.iso: IsotonicRegression | None = None
+        self.platt: LogisticRegression | None = None
+        if len(set(ok.tolist())) < 2:
+            return
+        if len(top) >= ISOTONIC_MIN:
+            self.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(top, ok)
+        else:
+            self.platt = LogisticRegression(C=1.0).fit(_logit(top), ok)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        if self.iso is not None:
+            return np.asarray(self.iso.predict(scores))
+        if self.platt is not None:
+            return self.platt.predict_proba(_logit(scores))[:, 1]
+        return np.asarray(scores)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p)).reshape(-1, 1)
+
+
 @dataclass
 class FieldDecider:
     clf: FieldClassifier
     meta: (
         LogisticRegression | None
     )  # None when the folds gave too little to fit: classifier probability alone
-    iso: IsotonicRegression | None
+    calibrator: Calibrator | None
     threshold: float  # confidence at which the label is posted as decided; below: "not sure"
     target_precision: float
     oof_n: int
@@ -47,22 +77,30 @@ class FieldDecider:
     def field(self) -> str:
         return self.clf.field
 
-    def scores(self, proba: np.ndarray, votes: dict[str, float]) -> dict[str, float]:
-        """P(right) per candidate (single-label: normalised to sum to 1)."""
-        cands = list(dict.fromkeys([*self.clf.classes, *votes]))
-        p = dict(zip(self.clf.classes, proba.tolist(), strict=True))
-        if self.meta is not None:
-            s = self.meta.predict_proba([_pair(p.get(c, 0.0), votes.get(c, 0.0)) for c in cands])[:, 1]
-        else:
-            s = np.asarray([p.get(c, 0.0) for c in cands])
-        out = dict(zip(cands, s.tolist(), strict=True))
-        if not self.clf.multi:
-            total = sum(out.values()) or 1.0
-            out = {c: v / total for c, v in out.items()}
+    def candidates(self, votes: dict[str, float]) -> list[str]:
+        return list(dict.fromkeys([*self.clf.classes, *votes]))
+
+    def scores_many(self, rows: list[tuple[np.ndarray, dict[str, float]]]) -> list[dict[str, float]]:
+        """P(right) per candidate for each (proba, votes) row, in one predict (single-label: sums to 1)."""
+        cands = [self.candidates(votes) for _, votes in rows]
+        X = [
+            _pair(p.get(c, 0.0), votes.get(c, 0.0))
+            for (proba, votes), cs in zip(rows, cands, strict=True)
+            for p in [dict(zip(self.clf.classes, proba.tolist(), strict=True))]
+            for c in cs
+        ]
+        raw = self.meta.predict_proba(X)[:, 1] if self.meta is not None else np.asarray([x[0] for x in X])
+        out, pos = [], 0
+        for cs in cands:
+            seg = raw[pos : pos + len(cs)]
+            pos += len(cs)
+            if not self.clf.multi:
+                seg = seg / (seg.sum() or 1.0)
+            out.append(dict(zip(cs, seg.tolist(), strict=True)))
         return out
 
-    def calibrated(self, score: float) -> float:
-        return float(self.iso.predict([score])[0]) if self.iso is not None else score
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        return self.calibrator(scores) if self.calibrator is not None else np.asarray(scores)
 
     def decide(
         self,
@@ -72,12 +110,12 @@ class FieldDecider:
         llm_accuracy: float | None,
         n_classes: int,
     ) -> LabelDecision:
-        s = self.scores(proba, votes)
+        s = self.scores_many([(proba, votes)])[0]
         if llm_labels and llm_accuracy is not None:
             s = with_llm(s, llm_labels, llm_accuracy, n_classes, self.clf.multi)
         ranked = sorted(s, key=lambda c: -s[c])
         label = ranked[0]
-        conf = min(max(self.calibrated(s[label]), 0.0), 1.0)
+        conf = min(max(float(self.calibrated(np.asarray([s[label]]))[0]), 0.0), 1.0)
         labels = [label]
         if self.clf.multi:
             labels += [c for c in ranked[1:] if s[c] >= MULTI_KEEP]
@@ -117,30 +155,22 @@ def fit_decider(
     target_precision: float,
 ) -> FieldDecider:
     """Fit the stacking model, calibration and threshold on out-of-fold rows (proba, votes, gold labels)."""
-    X, y, cands = [], [], []
+    d = FieldDecider(clf, None, None, 1.01, target_precision, len(oof))
+    X, y = [], []
     for proba, votes, gold in oof:
         p = dict(zip(clf.classes, proba.tolist(), strict=True))
-        cands.append(list(dict.fromkeys([*clf.classes, *votes])))  # the order `scores` uses
-        for c in cands[-1]:
+        for c in d.candidates(votes):
             X.append(_pair(p.get(c, 0.0), votes.get(c, 0.0)))
             y.append(int(c in gold))
-    meta = None
     if len(set(y)) == 2 and len(oof) >= 10:
-        meta = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
-    d = FieldDecider(clf, meta, None, 1.01, target_precision, len(oof))
-    raw = meta.predict_proba(X)[:, 1] if meta is not None else np.asarray([x[0] for x in X])
-    top, ok, pos = [], [], 0
-    for (_, _, gold), cs in zip(oof, cands, strict=True):  # `scores`, batched: one predict for all rows
-        seg = raw[pos : pos + len(cs)]
-        pos += len(cs)
-        if not clf.multi:
-            seg = seg / (seg.sum() or 1.0)
-        j = int(np.argmax(seg))
-        top.append(float(seg[j]))
-        ok.append(cs[j] in gold)
-    if len(set(ok)) == 2:
-        d.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(top, ok)
-    d.threshold = threshold_for(np.asarray([d.calibrated(t) for t in top]), np.asarray(ok), target_precision)
+        d.meta = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
+    scored = d.scores_many([(proba, votes) for proba, votes, _ in oof])
+    best = [max(s, key=lambda c: s[c]) if s else None for s in scored]
+    top = np.asarray([s[b] if b is not None else 0.0 for s, b in zip(scored, best, strict=True)])
+    ok = np.asarray([b in gold for b, (_, _, gold) in zip(best, oof, strict=True)])
+    if len(top):
+        d.calibrator = Calibrator(top, ok)
+        d.threshold = threshold_for(d.calibrated(top), ok, target_precision)
     return d
 
 

@@ -33,8 +33,14 @@ from bot.models import HistoricalIncident, SimilarIncident
 from bot.taxonomy import Taxonomy
 
 log = logging.getLogger("incibot")
-FOLD_STARTS = (0.5, 0.75)  # two folds: enough rows to fit a few weights, half the retraining time
-FORMAT = 2  # bumped whenever the pickled classes change shape
+# Where each time-ordered fold starts (share of the history): a small history gets more folds, so the stacking and
+# calibration see more out-of-fold rows; a large one two, and at most MAX_OOF_PER_FOLD rows each (thinned evenly),
+# which is plenty for a few weights and keeps retraining at 10k incidents to seconds.
+FOLD_STARTS_SMALL = (0.4, 0.55, 0.7, 0.85)
+FOLD_STARTS_LARGE = (0.5, 0.75)
+LARGE_HISTORY = 2000
+MAX_OOF_PER_FOLD = 1000
+FORMAT = 3  # bumped whenever the pickled classes change shape
 
 
 def taxonomy_key(tax: Taxonomy) -> str:
@@ -116,8 +122,13 @@ def train(
     except ValueError as e:  # e.g. no words at all
         why = {f: f"no usable text features: {e}" for f in tax.fields}
         return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0)
-    bounds = [int(n * b) for b in FOLD_STARTS] + [n]
-    predicted = [r for r in range(bounds[0], n) if any(labels[f][r] for f in tax.fields)]
+    starts = FOLD_STARTS_LARGE if n >= LARGE_HISTORY else FOLD_STARTS_SMALL
+    bounds = [int(n * b) for b in starts] + [n]
+    folds = [
+        _thinned([r for r in range(lo, hi) if any(labels[f][r] for f in tax.fields)], MAX_OOF_PER_FOLD)
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    predicted = [r for fold in folds for r in fold]
     votes = neighbour_votes(order, vecs, predicted, k, tax) if predicted else {}
     fields: dict[str, FieldDecider] = {}
     fallback: dict[str, str] = {}
@@ -128,8 +139,8 @@ def train(
             fallback[f] = str(e)
             continue
         oof: list[tuple[np.ndarray, dict[str, float], list[str]]] = []
-        for lo, hi in itertools.pairwise(bounds):
-            rows = [r for r in range(lo, hi) if labels[f][r]]
+        for lo, fold_rows in zip(bounds, folds, strict=False):
+            rows = [r for r in fold_rows if labels[f][r]]
             if not rows:
                 continue
             try:
@@ -140,6 +151,13 @@ def train(
             oof += [(proba[i], votes[r][f], labels[f][r]) for i, r in enumerate(rows)]
         fields[f] = fit_decider(clf, oof, target_precision)
     return LearnedModel(taxonomy_key(tax), feats, fields, fallback, n, train_s=time.perf_counter() - t0)
+
+
+def _thinned(rows: list[int], most: int) -> list[int]:
+    """At most `most` of the rows, evenly spread over them (they are in time order)."""
+    if len(rows) <= most:
+        return rows
+    return [rows[int(j * len(rows) / most)] for j in range(most)]
 
 
 def _aligned(fold: FieldClassifier, classes: list[str], proba: np.ndarray) -> np.ndarray:
