@@ -4,8 +4,9 @@ weights fitted on a time-ordered split of the history, calibrated, and with an a
 Stacking: for every candidate label a small logistic model turns (classifier probability, vote share) into
 P(candidate is right), fitted on out-of-fold predictions of older folds for newer ones. The LLM then moves that
 probability by the likelihood ratio of its measured agreement on the field (`LLMAgreement`): a model no better than
-chance gets no say, a strong one more, and nobody sets a weight by hand. Isotonic regression on the same out-of-fold
-predictions maps the top score to a confidence that is right as often as it says.
+chance gets no say, a strong one more, and nobody sets a weight by hand. A calibrator fitted on the same out-of-fold
+predictions (isotonic from 1,000 rows, else Platt's sigmoid) maps the top score to a confidence that is right as often
+as it says.
 """
 
 from __future__ import annotations

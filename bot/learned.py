@@ -1,7 +1,8 @@
 """Train the learned decision on labelled history, and keep it on disk beside the history.
 
-Time-ordered out-of-fold predictions: the classifier trained on the oldest half predicts the next quarter, the one
-trained on three quarters the last; the neighbours' vote for each of those incidents only sees older incidents.
+Time-ordered out-of-fold predictions: a classifier trained on the oldest incidents predicts the next slice of the
+history, one trained on those too the slice after (`FOLD_STARTS_*`); the neighbours' vote for each of those incidents
+only sees older incidents.
 Those predictions fit the stacking weights, the calibration and the abstention threshold (`bot/decision.py`).
 """
 

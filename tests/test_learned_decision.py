@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.decision import LLMAgreement, threshold_for, with_llm
+from bot.decision import Calibrator, LLMAgreement, threshold_for, with_llm
 from bot.embeddings import get_embedder
 from bot.emulators import SlackEmulator
 from bot.history import HistoryStore
@@ -181,6 +181,21 @@ def test_threshold_reaches_the_target_precision() -> None:
     assert threshold_for(conf, ok, 0.9) == pytest.approx(0.6)  # the top 6 all right; with 0.5: 6/7 < 0.9
     assert threshold_for(conf, ok, 0.85) == pytest.approx(0.5)  # 6/7 = 0.857 is enough for 0.85
     assert threshold_for(conf, np.zeros(10, dtype=bool), 0.85) > 1.0  # never reached: always "not sure"
+
+
+def test_calibration_is_platt_on_few_rows_isotonic_on_many_and_matches_the_hit_rate() -> None:
+    rng = np.random.default_rng(0)
+    for n, isotonic in ((200, False), (3000, True)):
+        top = rng.uniform(0.5, 1.0, n)
+        ok = rng.uniform(size=n) < top - 0.3  # over-confident: right 30 points less often than it says
+        cal = Calibrator(top, ok)
+        assert (cal.iso is not None) is isotonic and (cal.platt is not None) is not isotonic
+        out = cal(top)
+        assert abs(out.mean() - ok.mean()) < 0.03  # on average as often right as it says
+        hi, lo = top > 0.9, top < 0.6
+        assert abs(out[hi].mean() - ok[hi].mean()) < 0.1 and abs(out[lo].mean() - ok[lo].mean()) < 0.1
+    same = Calibrator(np.asarray([0.9, 0.8]), np.asarray([True, True]))  # one outcome only: nothing to fit
+    assert same(np.asarray([0.7])) == pytest.approx([0.7])
 
 
 def test_abstains_below_threshold_and_privacy_never_abstains(tmp_path: Path) -> None:
