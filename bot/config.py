@@ -231,7 +231,7 @@ class Settings(BaseSettings):
 
     @property
     def model_dir(self) -> Path:
-        """The learned decision and the LLM's measured agreement, beside the history."""
+        """The learned decision's model files, beside the history."""
         return self.data_dir / "models"
 
     @property

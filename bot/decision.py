@@ -11,17 +11,17 @@ as it says.
 
 from __future__ import annotations
 
-import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from bot.classifier import FieldClassifier
-from bot.models import LabelDecision
+from bot.models import LabelDecision, TriageDraft
+from bot.quality import Verdict
 
 MULTI_KEEP = 0.5  # a further label of a multi-label field is kept at this probability
 CANDIDATES_SHOWN = 3
@@ -193,31 +193,37 @@ def threshold_for(conf: np.ndarray, ok: np.ndarray, target: float, min_support: 
 
 @dataclass
 class LLMAgreement:
-    """How often each model's label for a field was the one engineers kept: the LLM's weight, measured."""
+    """How often each model's label for a field was the one engineers kept: the LLM's weight, measured.
 
-    path: Path | None = None
+    Counted from the verdicts in the database (`from_verdicts`, at every retraining: every replica sees the same
+    verdicts, and a restart loses none), and kept current in between by `observe` as verdicts arrive here."""
+
     counts: dict[str, list[int]] = field(default_factory=dict)  # "model|field" -> [agreed, seen]
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, path: Path) -> LLMAgreement:
-        try:
-            counts = json.loads(path.read_text())
-        except (OSError, ValueError):
-            counts = {}
-        return cls(
-            path, {k: [int(a), int(n)] for k, (a, n) in counts.items()} if isinstance(counts, dict) else {}
-        )
+    def from_verdicts(cls, verdicts: Iterable[Verdict]) -> LLMAgreement:
+        """The newest labelled verdict per ticket counts (a confirm then a correction is one verdict)."""
+        latest = {v.ticket_key: v for v in verdicts if v.labels and v.draft is not None}
+        book = cls()
+        for v in latest.values():
+            assert v.draft is not None and v.labels is not None
+            book.observe(v.draft, v.labels)
+        return book
+
+    def observe(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
+        """One verdict: per field the LLM labelled, whether the engineer kept its (first) label."""
+        if draft.llm.status not in ("ok", "repaired"):
+            return
+        for fld, d in draft.labels.items():
+            llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
+            if llm and final.get(fld):
+                self.record(draft.llm.model, fld, llm[0] in final[fld])
 
     def record(self, model: str, fld: str, agreed: bool) -> None:
         with self._lock:
             a, n = self.counts.get(f"{model}|{fld}", [0, 0])
             self.counts[f"{model}|{fld}"] = [a + int(agreed), n + 1]
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(self.counts))
-                tmp.replace(self.path)
 
     def accuracy(self, model: str, fld: str, n_classes: int) -> float:
         """Smoothed towards chance (1/k), so an unmeasured model has no say."""

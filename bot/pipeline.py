@@ -23,7 +23,7 @@ from bot.playbooks import Playbook, PlaybookLibrary
 from bot.redact import Redaction, Redactor, redactor
 from bot.retrieval import Retrieved, retrieve_all
 from bot.taxonomy import Taxonomy
-from bot.trainer import Trainer, trainer_for
+from bot.trainer import Trainer, VerdictSource, trainer_for
 from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
@@ -102,10 +102,12 @@ class Triager:
         return self._mapper
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: HistoryStore | None = None) -> Triager:
+    def from_settings(
+        cls, settings: Settings, store: HistoryStore | None = None, verdicts: VerdictSource | None = None
+    ) -> Triager:
         store = store or HistoryStore(settings)
         taxonomy = Taxonomy.load(settings.taxonomy_path)
-        trainer = trainer_for(settings, store, taxonomy)
+        trainer = trainer_for(settings, store, taxonomy, verdicts)
         if settings.learned_decision and not trainer.load():
             trainer.request()  # in the background: the vote decides until it is done
         return cls(settings, store, build_chat_model(settings), taxonomy, trainer=trainer)
@@ -324,12 +326,7 @@ class Triager:
 
     def record_verdict(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
         """An engineer's labels: how often this model's own label was kept, per field (its weight next time)."""
-        if draft.llm.status not in ("ok", "repaired"):
-            return
-        for field, d in draft.labels.items():
-            llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
-            if llm and final.get(field):
-                self.trainer.agreement.record(draft.llm.model, field, llm[0] in final[field])
+        self.trainer.agreement.observe(draft, final)
 
     def fixes_vote(self, similar: list[SimilarIncident]) -> dict[str, float]:
         """Share of similarity mass per playbook among the shown incidents whose fix maps to one."""

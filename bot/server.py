@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from functools import partial
 from typing import Any
 
 from slack_bolt import App
@@ -178,6 +179,7 @@ def create(settings: Settings, http_slack: bool = True) -> tuple[TriageService, 
     from bot.pipeline import Triager
     from bot.slack.app import build_app, web_client
     from bot.store import Store
+    from bot.trainer import AGREEMENT_WINDOW
 
     if settings.local_threads is None:
         # Leave a core for webhooks, retrieval and first posts while the local LLM decodes.
@@ -185,6 +187,10 @@ def create(settings: Settings, http_slack: bool = True) -> tuple[TriageService, 
     # Store and history are built here, once (swapping either backend touches bot/store.py or bot/history.py).
     store, history = Store(settings.db_url), HistoryStore(settings)
     seed_if_empty(history, store.engine)  # replicas starting together import the demo history once
-    service = TriageService(settings, web_client(settings), Triager.from_settings(settings, history), store)
+    verdicts = partial(
+        store.watch.verdicts, limit=AGREEMENT_WINDOW
+    )  # the LLM's agreement, shared by replicas
+    triager = Triager.from_settings(settings, history, verdicts)
+    service = TriageService(settings, web_client(settings), triager, store)
     slack_app = build_app(settings, service)
     return service, slack_app, build_server(settings, service, slack_app if http_slack else None)

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
 from bot.decision import LLMAgreement
 from bot.learned import LearnedModel, ModelFileError, load, save, train
 from bot.models import HistoricalIncident
+from bot.quality import Verdict
 from bot.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("incibot")
 HistorySource = Callable[[], tuple[list[HistoricalIncident], np.ndarray]]
+VerdictSource = Callable[[], list[Verdict]]
+AGREEMENT_WINDOW = 5000  # newest verdicts the LLM's agreement is counted on (it follows model changes too)
 
 
 class Trainer:
@@ -37,15 +41,15 @@ class Trainer:
         *,
         k: int = 5,
         target_precision: float = 0.85,
+        verdicts: VerdictSource | None = None,
     ) -> None:
-        self.taxonomy, self.path, self.source = taxonomy, path, source
+        self.taxonomy, self.path, self.source, self.verdicts = taxonomy, path, source, verdicts
         self.k, self.target_precision = k, target_precision
         self.current: LearnedModel | None = None
         self.status = "not trained yet"
         self.trainings = 0
-        self.agreement = (
-            LLMAgreement.load(path.with_name(path.stem + "-llm-agreement.json")) if path else LLMAgreement()
-        )
+        self.agreement = LLMAgreement()
+        self.recount()
         self._wanted = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -68,6 +72,16 @@ class Trainer:
             log.warning("%s", self.status)
         return False
 
+    def recount(self) -> None:
+        """The LLM's agreement counted afresh from the stored verdicts (all replicas' and before a restart).
+        A verdict observed in memory while this reads may be counted twice until the next recount: harmless."""
+        if self.verdicts is None:
+            return
+        try:
+            self.agreement = LLMAgreement.from_verdicts(self.verdicts())
+        except SQLAlchemyError as e:  # database down: keep counting in memory, recount at the next training
+            log.warning("LLM agreement not recounted, database unavailable: %s", e)
+
     def set(self, model: LearnedModel) -> None:
         self.current = model
         self.status = f"trained on {model.n_history} incidents in {model.train_s:.1f}s: {model.describe()}"
@@ -86,6 +100,7 @@ class Trainer:
             if self.path is not None:
                 save(model, self.path)
             self.set(model)
+            self.recount()
         log.info("classifier %s", self.status)
         return model
 
@@ -116,12 +131,16 @@ class Trainer:
                 log.exception("classifier retraining failed")
 
 
-def trainer_for(settings: Settings, store: HistoryStore, taxonomy: Taxonomy) -> Trainer:
-    """The trainer of a history collection: its model file sits beside the history, named after both."""
+def trainer_for(
+    settings: Settings, store: HistoryStore, taxonomy: Taxonomy, verdicts: VerdictSource | None = None
+) -> Trainer:
+    """The trainer of a history collection: its model file sits beside the history, named after both;
+    `verdicts` (the database's) are what the LLM's agreement is counted on."""
     return Trainer(
         taxonomy,
         settings.model_dir / f"{store.name}-{taxonomy.name}.joblib",
         store.all,
         k=settings.retrieval_k,
         target_precision=settings.target_precision,
+        verdicts=verdicts,
     )

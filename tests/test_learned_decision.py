@@ -248,6 +248,39 @@ def test_the_llm_agreement_is_recorded_from_verdicts(tmp_path: Path) -> None:
     assert triager.trainer.agreement.counts["m1|symptom"] == [1, 2]
 
 
+def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_shares_it(
+    tmp_path: Path,
+) -> None:
+    from functools import partial
+
+    from bot.store import Store
+
+    settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
+    store = Store(settings.db_url)
+    triager = Triager(settings, HistoryStore(settings), None)
+    for i, (said, kept) in enumerate([("errors", "errors"), ("errors", "latency"), ("latency", "latency")]):
+        ticket = Ticket(id=f"t{i}", title="Elevated errors on the API", text="Many 500 errors.")
+        draft = triager.triage(ticket)
+        draft.llm = LLMUsage(model="m1", status="ok")
+        draft.labels["symptom"] = draft.labels["symptom"].model_copy(update={"llm_label": said})
+        store.add_ticket(f"generic:t{i}", ticket, "C1")
+        store.update_ticket(f"generic:t{i}", draft=draft)
+        store.add_feedback(
+            f"generic:t{i}", Feedback(action="correct", user_id="U1", labels={"symptom": ["other"]})
+        )
+        # the newest labelled verdict per ticket counts: this one replaces the correction above
+        store.add_feedback(
+            f"generic:t{i}", Feedback(action="correct", user_id="U2", labels={"symptom": [kept]})
+        )
+    store.add_feedback(
+        "generic:t0", Feedback(action="reject", user_id="U3", reason="noise")
+    )  # no labels: no say
+    # another replica (a new process on the same database) counts what was said here
+    other = Trainer(TAX, None, None, verdicts=partial(store.watch.verdicts, limit=100))
+    assert other.agreement.counts == {"m1|symptom": [2, 3]}
+    assert other.agreement.accuracy("m1", "symptom", 8) > 1 / 8
+
+
 def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidates(tmp_path: Path) -> None:
     import json
 
