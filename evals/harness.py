@@ -360,6 +360,12 @@ def _calibration(ds: Dataset, rows: list[CaseResult], method: str) -> dict[str, 
         out[f] = {
             "n": len(ok),
             "ece": metrics.ece(conf, ok),
+            # resampled cases: how much of the ECE is the small test set (it is biased up on small sets)
+            "ece_ci": metrics.bootstrap_interval(
+                lambda ix, conf=conf, ok=ok: metrics.ece([conf[i] for i in ix], [ok[i] for i in ix]),
+                len(ok),
+                200,
+            ),
             "reliability": metrics.reliability(conf, ok),
             "risk_coverage": metrics.risk_coverage(conf, ok),
             "selective": sel,
