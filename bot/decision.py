@@ -49,6 +49,9 @@ class Calibrator:
             self.iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(top, ok)
         else:
             self.platt = LogisticRegression(C=1.0).fit(_logit(top), ok)
+            if self.platt.coef_[0][0] <= 0:  # a higher score was not more often right: the hit rate, flat
+                self.platt.coef_[0][0] = 0.0
+                self.platt.intercept_[0] = float(np.log(ok.mean() / (1 - ok.mean())))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         if self.iso is not None:

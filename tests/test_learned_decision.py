@@ -194,6 +194,11 @@ def test_calibration_is_platt_on_few_rows_isotonic_on_many_and_matches_the_hit_r
         assert abs(out.mean() - ok.mean()) < 0.03  # on average as often right as it says
         hi, lo = top > 0.9, top < 0.6
         assert abs(out[hi].mean() - ok[hi].mean()) < 0.1 and abs(out[lo].mean() - ok[lo].mean()) < 0.1
+    top = np.linspace(0.5, 1.0, 100)
+    inverted = Calibrator(
+        top, top < 0.7
+    )  # higher scores were wrong more often: the hit rate, whatever the score
+    assert inverted(np.asarray([0.6, 0.95])) == pytest.approx([0.4, 0.4])
     same = Calibrator(np.asarray([0.9, 0.8]), np.asarray([True, True]))  # one outcome only: nothing to fit
     assert same(np.asarray([0.7])) == pytest.approx([0.7])
 
