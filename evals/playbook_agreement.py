@@ -69,7 +69,9 @@ def draw(n: int = 50, seed: int = SEED, root: Path = DEFAULT_ROOT) -> list[dict]
     ]
 
 
-def fix_candidates(root: Path = DEFAULT_ROOT, exclude: set[str] | None = None) -> list[tuple[str, HistoricalIncident]]:
+def fix_candidates(
+    root: Path = DEFAULT_ROOT, exclude: set[str] | None = None
+) -> list[tuple[str, HistoricalIncident]]:
     """(dataset, incident) for every licensed record whose resolution (first FIXES_SNIPPET characters, status
     boilerplate updates dropped) names an action, in file order; `exclude` ids are left out."""
     exclude = exclude or set()
@@ -77,7 +79,8 @@ def fix_candidates(root: Path = DEFAULT_ROOT, exclude: set[str] | None = None) -
         (SOURCES[name], inc)
         for name in SOURCES
         for inc in load_dataset(name, root)
-        if inc.id not in exclude and FIX_ACTION.search("\n".join(informative([inc.resolution[:FIXES_SNIPPET]])))
+        if inc.id not in exclude
+        and FIX_ACTION.search("\n".join(informative([inc.resolution[:FIXES_SNIPPET]])))
     ]
 
 
@@ -86,7 +89,13 @@ def draw_fixes(n: int = 50, seed: int = FIXES_SEED, root: Path = DEFAULT_ROOT) -
     first = {r["id"] for r in _rows(SAMPLE)}
     picked = random.Random(seed).sample(fix_candidates(root, first), n)
     return [
-        {"dataset": ds, "id": inc.id, "resolution": inc.resolution[:FIXES_SNIPPET], "playbook": None, "note": ""}
+        {
+            "dataset": ds,
+            "id": inc.id,
+            "resolution": inc.resolution[:FIXES_SNIPPET],
+            "playbook": None,
+            "note": "",
+        }
         for ds, inc in picked
     ]
 
@@ -119,13 +128,14 @@ def agreement(mapper: ResolutionMapper, sample_path: Path = SAMPLE) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    path = Path(argv[0]) if argv else SAMPLE
+    paths = [Path(a) for a in argv] or [SAMPLE, FIXES_SAMPLE]
     mapper = ResolutionMapper(PlaybookLibrary.load(Settings().playbooks_dir))
-    result = agreement(mapper, path)
-    print(f"n={result['n']} agreement={result['agreement']} coverage={result['coverage']} "
-          f"accuracy_when_mapped={result['accuracy_when_mapped']} (min_score={mapper.min_score})")  # fmt: skip
-    for c in result["confusion"]:
-        print(f"  {c['id']}: label={c['label']} mapped={c['mapped']} score={c['score']}")
+    for path in paths:
+        result = agreement(mapper, path)
+        print(f"{path.name}: n={result['n']} agreement={result['agreement']} coverage={result['coverage']} "
+              f"accuracy_when_mapped={result['accuracy_when_mapped']} (min_score={mapper.min_score})")  # fmt: skip
+        for c in result["confusion"]:
+            print(f"  {c['id']}: label={c['label']} mapped={c['mapped']} score={c['score']}")
 
 
 if __name__ == "__main__":
