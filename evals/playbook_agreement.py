@@ -25,6 +25,8 @@ from evals.datasets import DEFAULT_ROOT
 
 SAMPLE = Path(__file__).resolve().parent / "playbook-sample.jsonl"
 FIXES_SAMPLE = Path(__file__).resolve().parent / "playbook-fixes.jsonl"
+# Dev draws, for choosing the mapper's thresholds (never the samples above); genai-status rows carry no text.
+DEV = [Path(__file__).resolve().parent / n for n in ("playbook-dev.jsonl", "playbook-dev-genai.jsonl")]
 # Licensed datasets only: cloud-labeled is CC0, github-status Unlicense; genai-status has no license.
 SOURCES = {"azure": "cloud-labeled", "gcp": "cloud-labeled", "github-status": "github-status"}
 SEED = 20240611
@@ -100,8 +102,12 @@ def draw_fixes(n: int = 50, seed: int = FIXES_SEED, root: Path = DEFAULT_ROOT) -
     ]
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _rows(path: Path, root: Path = DEFAULT_ROOT) -> list[dict]:
+    """A sample's rows; rows without text (genai-status: no license to copy it) get it from the dataset."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    missing = {r["dataset"] for r in rows if "resolution" not in r}
+    texts = {inc.id: inc.resolution[:FIXES_SNIPPET] for name in missing for inc in load_dataset(name, root)}
+    return [r if "resolution" in r else {**r, "resolution": texts.get(r["id"], "")} for r in rows]
 
 
 def agreement(mapper: ResolutionMapper, sample_path: Path = SAMPLE) -> dict:
