@@ -7,6 +7,8 @@ import pytest
 
 from bot.config import Settings
 from bot.embeddings import get_embedder
+from bot.models import LabelDecision, SimilarIncident
+from bot.pipeline import Triager
 from bot.playbook_map import ResolutionMapper, fix_sentences, keyword_hit, stems
 from bot.playbooks import PlaybookLibrary
 from evals.playbook_agreement import FIXES_SAMPLE, SAMPLE, agreement
@@ -98,3 +100,30 @@ def test_agreement_with_hand_checked_samples() -> None:
     # Measured 0.88 (coverage 0.12) and 0.62 (coverage 0.50, accuracy when mapped 0.68); floors guard regressions.
     assert no_fix["agreement"] >= 0.82, no_fix
     assert fixes["agreement"] >= 0.56 and fixes["coverage"] >= 0.4, fixes
+
+
+def _decided(**labels: str) -> dict[str, LabelDecision]:
+    return {
+        f: LabelDecision(field=f, label=v, confidence=0.9, source="classifier") for f, v in labels.items()
+    }
+
+
+def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> None:
+    tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
+    labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
+    alone, source = tri._choose_playbook(labels, None, None, [])
+    assert alone.id == "config-revert" and source == "retrieval"  # the scope of the decided labels
+    fixed = [
+        SimilarIncident(id=f"h{i}", title="errors", score=0.8,
+                        resolution="A surge of traffic overloaded the API. We throttled the requests and blocked "
+                                   "the abusive traffic, and error rates returned to normal.")
+        for i in range(3)
+    ]  # fmt: skip
+    votes = tri.fixes_vote(fixed)
+    assert votes == {"traffic-control": 1.0}
+    chosen, source = tri._choose_playbook(labels, None, None, fixed)
+    assert chosen.id == "traffic-control" and source == "retrieval"
+    # Neighbours whose resolution tells no fix do not vote: the labels decide again.
+    stock = [s.model_copy(update={"resolution": "We have deployed a fix and are monitoring."}) for s in fixed]
+    assert tri.fixes_vote(stock) == {}
+    assert tri._choose_playbook(labels, None, None, stock)[0].id == "config-revert"
