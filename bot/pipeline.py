@@ -27,7 +27,11 @@ from bot.trainer import Trainer, VerdictSource, trainer_for
 from bot.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
-FIXES_WEIGHT = 0.5
+# Say of the neighbours' mapped fixes beside the labels' scope match: the ratio of how often each alone names an
+# incident's own mapped fix on older history (0.22 vs 0.11 on cloud-labeled; `python -m evals.playbook_choice`).
+FIXES_WEIGHT = 1.9
+# The two are scaled to sum to 1.5, the range the LLM's `llm_weight` margin was set against (scope 1 + fixes 0.5).
+CHOICE_SCALE = 1.5 / (1 + FIXES_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -351,9 +355,9 @@ class Triager:
         weights = {f: d.confidence for f, d in labels.items()}
         norm = sum(weights.values()) or 1.0
         fixes = self.fixes_vote(similar)
-        # How well its scope fits the decided labels (0..1), plus half the share of similar incidents fixed its
-        # way: the mapping of free-text fixes is the weaker evidence (evals/playbook-sample.md).
-        scored = {p.id: p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0)
+        # How well its scope fits the decided labels (0..1), plus FIXES_WEIGHT times the share of similar incidents
+        # fixed its way: on older history the neighbours' fixes name the right playbook about twice as often.
+        scored = {p.id: CHOICE_SCALE * (p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0))
                   for p in lib.by_id.values()}  # fmt: skip
         best_id = max(scored, key=lambda i: scored[i])
         best_score = scored[best_id]

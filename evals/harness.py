@@ -34,6 +34,7 @@ from evals.datasets import Dataset
 
 METHODS = ("majority", "knn", "classifier", "llm", "llm+retrieval", "combined")
 LLM_METHODS = {"llm", "llm+retrieval", "combined"}
+PLAYBOOK_METHODS = ("classifier", "combined")  # the methods whose draft (the product's) chooses a playbook
 
 
 @dataclass
@@ -65,9 +66,12 @@ class CaseResult:
     tokens: int = 0
     llm_status: dict[str, str] = field(default_factory=dict)
     llm_error: dict[str, str] = field(default_factory=dict)
-    playbook: str | None = None
-    playbook_fit: bool | None = None
+    playbook: dict[str, str] = field(default_factory=dict)  # method -> the playbook its draft chose
+    playbook_fit: dict[str, bool] = field(
+        default_factory=dict
+    )  # method -> its scope lists the gold root cause
     playbook_real: str | None = None  # the playbook the real resolution maps to (bot.playbook_map), if any
+    has_resolution: bool = False
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None
 
@@ -182,6 +186,7 @@ def _run_case(
             _record(r, "knn", votes, multi, plain.latency_s)
         if "classifier" in methods:
             _record(r, "classifier", plain.labels, multi, plain.latency_s)
+            _playbook(r, "classifier", case, plain, triager)
     if "llm" in methods and triager.drafter:
         res = triager.drafter.draft(triager.redactor.redact(text).text, [])
         r.llm_status["llm"] = res.usage.status
@@ -203,7 +208,8 @@ def _run_case(
             _record(r, "llm+retrieval", own, multi, draft.latency_s, confidence=False)
         if "combined" in methods:
             _record(r, "combined", draft.labels, multi, draft.latency_s)
-            _playbook(r, case, draft, triager, embedder)
+            _playbook(r, "combined", case, draft, triager)
+            _mitigation(r, case, draft, embedder)
         # The engineer's verdict, as the bot records it: the LLM's measured agreement is its weight next time.
         triager.record_verdict(draft, r.gold)
     return r
@@ -230,16 +236,24 @@ def _record(
 
 
 def _playbook(
-    r: CaseResult, case: HistoricalIncident, draft: TriageDraft, triager: Triager, embedder
-) -> None:  # type: ignore[no-untyped-def]
-    r.playbook = draft.playbook.id
+    r: CaseResult, method: str, case: HistoricalIncident, draft: TriageDraft, triager: Triager
+) -> None:
+    """The method's chosen playbook, whether its scope lists the gold root cause, and (once) the playbook the
+    case's real resolution maps to: agreement is scored per method where that exists."""
+    r.playbook[method] = draft.playbook.id
     tax = triager.taxonomy
     gold_rc = case.labels.get("root_cause")
     pb = triager.playbooks.get(draft.playbook.id)
     if gold_rc and pb:
-        r.playbook_fit = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get("root_cause", [])
-    real = triager.mapper.map(case.resolution) if case.resolution.strip() else None
+        r.playbook_fit[method] = tax.to_default("root_cause", gold_rc[0]) in pb.applies_to.get(
+            "root_cause", []
+        )
+    r.has_resolution = bool(case.resolution.strip())
+    real = triager.mapper.map(case.resolution) if r.has_resolution else None
     r.playbook_real = real.playbook_id if real else None
+
+
+def _mitigation(r: CaseResult, case: HistoricalIncident, draft: TriageDraft, embedder) -> None:  # type: ignore[no-untyped-def]
     if case.resolution.strip():
         drafted = "\n".join([s.action for s in draft.playbook.steps] + draft.playbook.adapted_notes)
         v = embedder.embed([case.resolution[:2000], drafted[:2000]])
@@ -306,8 +320,6 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
             "valid_after_repair": (c["ok"] + c["repaired"]) / sum(c.values())}
         for m, c in statuses.items()
     }  # fmt: skip
-    fits = [r.playbook_fit for r in first if r.playbook_fit is not None]
-    agree = [r.playbook == r.playbook_real for r in first if r.playbook_real]
     cos = [r.mitigation_cosine for r in first if r.mitigation_cosine is not None]
     rouge = [r.mitigation_rouge_l for r in first if r.mitigation_rouge_l is not None]
     report = {
@@ -324,12 +336,13 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         "retrieval": metrics.retrieval([r.relevant for r in first], cfg.k),
         "calibration": calibration,
         "llm_validity": validity,
-        "playbook_fit": {"n": len(fits), "rate": float(np.mean(fits)) if fits else None},
-        "playbook_agreement": {  # with the playbook the real resolution maps to, where it maps to one
-            "n": len(agree),
-            "with_resolution": sum(1 for r in first if r.mitigation_cosine is not None),
-            "rate": float(np.mean(agree)) if agree else None,
+        "playbook_fit": {
+            m: _rate([r.playbook_fit[m] for r in first if m in r.playbook_fit])
+            for m in PLAYBOOK_METHODS
+            if m in methods
         },
+        # Per method: with the playbook the real resolution maps to, on the cases where it maps to one.
+        "playbook_agreement": {m: _playbook_agreement(first, m) for m in PLAYBOOK_METHODS if m in methods},
         "mitigation": {
             "n": len(cos),
             "cosine": float(np.mean(cos)) if cos else None,
@@ -343,6 +356,23 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         },
     }
     return {"report": report, "cases": results}
+
+
+def _rate(ok: list[bool]) -> dict[str, Any]:
+    hits = sum(ok)
+    return {
+        "n": len(ok),
+        "rate": hits / len(ok) if ok else None,
+        "interval": metrics.wilson_interval(hits, len(ok)),
+    }
+
+
+def _playbook_agreement(rows: list[CaseResult], method: str) -> dict[str, Any]:
+    drafted = [r for r in rows if method in r.playbook]
+    out = _rate([r.playbook[method] == r.playbook_real for r in drafted if r.playbook_real])
+    out["with_resolution"] = sum(r.has_resolution for r in drafted)
+    out["chosen"] = dict(Counter(r.playbook[method] for r in drafted).most_common())
+    return out
 
 
 def _calibration(ds: Dataset, rows: list[CaseResult], method: str) -> dict[str, Any]:

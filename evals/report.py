@@ -74,10 +74,16 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- mitigation vs. real resolution ({m['n']} cases): cosine {m['cosine']:.3f}, ROUGE-L {m['rouge_l']:.3f}"
         )
-    if report["playbook_fit"]["n"]:
-        lines.append(
-            f"- playbook fits gold root cause: {report['playbook_fit']['rate']:.3f} ({report['playbook_fit']['n']} cases)"
-        )
+    for m, fit in _by_method(report.get("playbook_fit")).items():
+        if fit.get("n"):
+            lines.append(f"- playbook fits gold root cause ({m}): {fit['rate']:.3f} ({fit['n']} cases)")
+    for m, a in _by_method(report.get("playbook_agreement")).items():
+        if a.get("n"):
+            lo, hi = a.get("interval") or [0.0, 1.0]
+            lines.append(
+                f"- playbook agrees with the real resolution's ({m}): {a['rate']:.3f} [{lo:.2f}, {hi:.2f}]"
+                f" ({a['n']} cases whose resolution maps to a playbook, of {a.get('with_resolution', '?')} with one)"
+            )
     for method, f, c in _calibration_entries(report):
         lines.append(_calibration_line(method, f, c))
     for m, v in report["llm_validity"].items():
@@ -88,6 +94,15 @@ def markdown(report: dict[str, Any]) -> str:
     for m, p in report["latency_s"].items():
         lines.append(f"- latency {m}: p50 {p['p50']:.3f}s, p95 {p['p95']:.3f}s")
     return "\n".join(lines) + "\n"
+
+
+def _by_method(entry: Any) -> dict[str, dict[str, Any]]:
+    """{method: {...}}; an older flat {"n", "rate"} report was the combined method's."""
+    if not isinstance(entry, dict):
+        return {}
+    if "n" in entry:
+        return {"combined": entry}
+    return {m: v for m, v in entry.items() if isinstance(v, dict)}
 
 
 def _calibration_entries(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

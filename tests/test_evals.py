@@ -59,6 +59,11 @@ def test_time_split_and_triage_time_input(tmp_path: Path, monkeypatch: pytest.Mo
             assert f"PLANTED-RESOLUTION-{j} " not in prompt  # not its own fix, nor any newer incident's
     report = result["report"]
     assert set(report["scores"]) == {"majority", "knn", "classifier", "llm", "llm+retrieval", "combined"}
+    # Playbook agreement per method that drafts a playbook: the plain (no-LLM) draft and the product's.
+    for m in ("classifier", "combined"):
+        a = report["playbook_agreement"][m]
+        assert a["with_resolution"] == 6 and sum(a["chosen"].values()) == 6 and a["n"] <= 6, (m, a)
+    assert all(c.playbook.keys() == {"classifier", "combined"} for c in cases)
     # The learned decision is trained on the history older than the first case only (6 of 12 here: the vote).
     assert "trained on 6 incidents" in report["classifier"]["status"]
     cal = report["calibration"]["combined"]["symptom"]
