@@ -14,6 +14,8 @@ from bot.config import Settings
 from bot.embeddings import ChromaMiniLM, get_embedder
 from bot.models import HistoricalIncident
 
+READ_PAGE = 5000  # incidents per read of the whole history
+
 
 class HistoryError(RuntimeError):
     """The history store cannot be opened or used; the message says what to do."""
@@ -136,14 +138,27 @@ class HistoryStore:
 
     def all(self) -> tuple[list[HistoricalIncident], np.ndarray]:
         """Every incident with its stored vector (for training: no re-embedding)."""
-        try:
-            res = self.collection.get(include=["metadatas", "embeddings"])
-        except Exception as e:
-            raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
-        incs = [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
+        incs: list[HistoricalIncident] = []
+        vecs: list[np.ndarray] = []
+        # In pages: one get of the whole collection fails past ~32k incidents in the embedded store (SQLite's
+        # limit on variables in one statement).
+        while True:
+            try:
+                res = self.collection.get(
+                    include=["metadatas", "embeddings"], limit=READ_PAGE, offset=len(incs)
+                )
+            except Exception as e:
+                raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
+            page = [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
+            if not page:
+                break
+            incs += page
+            vecs.append(np.asarray(res["embeddings"], dtype=np.float32))
+            if len(page) < READ_PAGE:
+                break
         if not incs:
             return [], np.zeros((0, 0), dtype=np.float32)
-        return incs, np.asarray(res["embeddings"], dtype=np.float32)
+        return incs, np.concatenate(vecs)
 
     def search(
         self,

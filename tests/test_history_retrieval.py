@@ -55,6 +55,18 @@ def test_writes_are_batched(settings: Settings) -> None:
     assert batches == [2, 2, 2] and store.count() == 6
 
 
+def test_the_whole_history_is_read_in_pages(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one read of a whole large collection fails in the embedded store (too many SQL variables): pages instead
+    monkeypatch.setattr("bot.history.READ_PAGE", 4)
+    incs, vecs = store.all()
+    assert sorted(i.id for i in incs) == sorted(i.id for i in SMALL_HISTORY) and vecs.shape == (6, 384)
+    by_id = dict(zip((i.id for i in incs), vecs, strict=True))
+    for hit in store.search(
+        "GPU capacity exhausted, customers throttled", 6
+    ):  # each vector is its incident's
+        assert by_id[hit.incident.id] == pytest.approx(hit.embedding, abs=1e-6)
+
+
 def test_store_path_that_is_a_file_is_a_clear_error(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "chroma").write_text("not a directory")
