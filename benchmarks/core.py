@@ -15,7 +15,7 @@ import numpy as np
 from bot.config import Settings
 from bot.demo import demo_history
 from bot.embeddings import get_embedder
-from bot.history import HistoryStore, embed_text
+from bot.history import HistoryError, HistoryStore, embed_text
 from bot.llm import build_chat_model
 from bot.models import HistoricalIncident, Ticket
 from bot.pipeline import Triager
@@ -121,16 +121,42 @@ def bench_retrieval(
     return out
 
 
+READ_PAGE = 10_000
+
+
+def read_history(store: HistoryStore) -> tuple[list[HistoricalIncident], np.ndarray, str, float]:
+    """The whole history with its vectors as the trainer reads it (`store.all()`, its `source`), and how long that
+    took. Past about 32,000 incidents the embedded Chroma refuses that one read ("too many SQL variables": SQLite's
+    limit is 32,766 per statement), so the retraining could not run at all; then, to time the training anyway,
+    the history is read in pages of READ_PAGE, and the result says so."""
+    t0 = time.perf_counter()
+    try:
+        incs, vecs = store.all()
+        return incs, vecs, "store.all()", time.perf_counter() - t0
+    except HistoryError as e:
+        if "too many SQL variables" not in str(e):
+            raise
+        failed = f"store.all() failed after {time.perf_counter() - t0:.1f} s: too many SQL variables"
+    t0 = time.perf_counter()
+    incs, pages = [], []
+    while True:
+        res = store.collection.get(include=["metadatas", "embeddings"], limit=READ_PAGE, offset=len(incs))
+        if not res["ids"]:
+            break
+        incs += [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"]]
+        pages.append(np.asarray(res["embeddings"], dtype=np.float32))
+    return incs, np.concatenate(pages), f"in pages of {READ_PAGE:,} ({failed})", time.perf_counter() - t0
+
+
 def bench_training(settings: Settings, store: HistoryStore) -> tuple[dict[str, Any], Trainer]:
     """Retraining the learned decision from the whole history (what a verdict triggers, off the posting path)."""
     trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
-    t0 = time.perf_counter()
-    incs, vecs = store.all()
-    read_s = time.perf_counter() - t0
+    incs, vecs, how, read_s = read_history(store)
     model = trainer.train_now(incs, vecs)
     assert model is not None
     return {
         "n": len(incs),
+        "read": how,
         "read_s": read_s,
         "train_s": model.train_s,
         "fields": sorted(model.fields),
@@ -199,6 +225,86 @@ def bench_backends(data_dir: Path, sizes: list[int], n_queries: int) -> dict[str
     return out
 
 
+def history_vectors(settings: Settings, n: int, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors for `scaled_history(n)` without embedding every text: the base incidents and their first five
+    copies (one for each varied first sentence) are embedded for real; every later copy is the real vector of the
+    copy with the same first sentence plus a small random perturbation, normalised, sized so that it is as similar
+    to that copy as a real later copy is (measured here on a sample of real later copies, embedded too).
+
+    Chroma's HNSW search costs by the number and dimension of vectors, not their meaning; what the meaning does
+    change is how many near-duplicates a search meets (retrieval widens its net past them), and that is kept:
+    base, varied and repeated copies keep their real similarity structure."""
+    base = len(demo_history())
+    incidents = scaled_history(n)
+    texts = [embed_text(i, settings.max_text_chars) for i in incidents]
+    real = min(n, 6 * base)
+    t0 = time.perf_counter()
+    vectors = np.empty((n, 384), dtype=np.float32)
+    vectors[:real] = get_embedder().embed(texts[:real])
+    info: dict[str, Any] = {"embedded_for_real": real, "perturbed": n - real}
+    if n > real:
+        # Copy c >= 6 repeats the first sentence of copy ((c - 1) % 5) + 1 (`VARIATIONS[c % 5]`).
+        def rep(i: int) -> int:
+            return (((i // base) - 1) % 5 + 1) * base + i % base
+
+        sample = list(range(real, min(n, real + base)))[:: max(1, min(n - real, base) // 100)]
+        measured = get_embedder().embed([texts[i] for i in sample])
+        cos = float(np.mean(np.sum(measured * vectors[[rep(i) for i in sample]], axis=1)))
+        # A unit vector plus N(0, sigma^2) per dimension, normalised, is at cos ~ 1 / sqrt(1 + d sigma^2) from it.
+        sigma = float(np.sqrt(max(1.0 / cos**2 - 1.0, 1e-8) / vectors.shape[1]))
+        rng = np.random.default_rng(seed)
+        for start in range(real, n, 10_000):
+            idx = np.arange(start, min(n, start + 10_000))
+            v = vectors[[rep(int(i)) for i in idx]] + rng.normal(0.0, sigma, (len(idx), vectors.shape[1]))
+            vectors[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        synth = float(np.mean(np.sum(vectors[sample] * vectors[[rep(i) for i in sample]], axis=1)))
+        info.update(real_copy_cos=cos, perturbed_copy_cos=synth, sigma=sigma, sample=len(sample))
+    info["embed_s"] = time.perf_counter() - t0
+    return vectors, info
+
+
+def counting_searches(store: HistoryStore) -> list[int]:
+    """Counts the store's searches from here on (retrieval widens its net past near-duplicates)."""
+    calls = [0]
+    search = store.search
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        return search(*args, **kw)
+
+    store.search = counted  # type: ignore[method-assign]
+    return calls
+
+
+def run_triage_only(data_dir: Path, sizes: list[int], quick: bool) -> dict[str, Any]:
+    """`incibot bench --triage-only --history N`: retrieval, retraining and the triage overhead at N incidents
+    without embedding all N (`history_vectors`); the query tickets are embedded for real. The overhead is measured
+    with the LLM off (everything a triage does but the model call: prompt building and answer checks aside); with
+    an LLM configured, a few triages with it on give the overhead around it too (its own call subtracted)."""
+    settings = Settings(data_dir=data_dir, seed_demo_history=False)
+    incidents = scaled_history(max(sizes))
+    vectors, how = history_vectors(settings, max(sizes))
+    out: dict[str, Any] = {"sizes": sizes, "vectors": how, "write_s": {}, "training": {}, "triage": {}}
+    stores = {}
+    for n in sizes:
+        stores[n] = HistoryStore(settings, collection=f"bench-triage-{n}")
+        t = time.perf_counter()
+        stores[n].upsert(incidents[:n], embeddings=vectors[:n])
+        out["write_s"][str(n)] = time.perf_counter() - t
+    out["retrieval"] = bench_retrieval(settings, sizes, stores, vectors, 50 if quick else 200)
+    llm_off = settings.model_copy(update={"llm_backend": "none"})
+    trainer = None
+    for n in sizes:
+        out["training"][str(n)], trainer = bench_training(settings, stores[n])
+        searches = counting_searches(stores[n])
+        tickets = 10 if quick else 50
+        out["triage"][str(n)] = bench_triage(llm_off, stores[n], tickets, trainer)
+        out["triage"][str(n)]["searches_per_triage"] = searches[0] / (tickets + 1)  # + the warm-up
+    if settings.llm_backend != "none" and not quick:
+        out["triage_with_llm"] = bench_triage(settings, stores[max(sizes)], 3, trainer)
+    return out
+
+
 def run_core(data_dir: Path, quick: bool) -> dict[str, Any]:
     settings = Settings(data_dir=data_dir, seed_demo_history=False)
     import_sizes = [2_000] if quick else [2_000, 20_000, 100_000]
@@ -221,8 +327,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--backends", action="store_true", help="only search on embedded vs server Chroma")
+    ap.add_argument("--triage-only", type=str, metavar="N[,N]", help="only retrieval, training, triage at N")
     args = ap.parse_args()
-    if args.backends:
+    if args.triage_only:
+        result = run_triage_only(
+            args.data_dir, sorted({int(x) for x in args.triage_only.split(",")}), args.quick
+        )
+    elif args.backends:
         result = bench_backends(
             args.data_dir, [1_000] if args.quick else [1_000, 10_000], 50 if args.quick else 200
         )

@@ -121,6 +121,60 @@ def run_backends(
     return _save(result, out_dir / ("bench-backends-quick.json" if quick else "bench-backends.json"), console)
 
 
+def triage_only_table(r: dict[str, Any]) -> Table:
+    c = r["core"]
+    v = c["vectors"]
+    t = Table(title=f"incibot retrieval, retraining and triage overhead at {', '.join(f'{n:,}' for n in c['sizes'])} "
+                    f"incidents ({'quick' if r['quick'] else 'full'}, {r['seconds']:.0f} s)")  # fmt: skip
+    t.add_column("measure")
+    t.add_column("value")
+    t.add_row("history vectors", f"{v['embedded_for_real']:,} embedded for real in {v['embed_s']:.0f} s"
+              + (f", {v['perturbed']:,} perturbed copies of them (cos to the copy repeated {v['perturbed_copy_cos']:.4f};"
+                 f" a real later copy {v['real_copy_cos']:.4f})" if v["perturbed"] else ""))  # fmt: skip
+    for n, rv in c["retrieval"].items():
+        t.add_row(f"write {int(n):,} incidents (vectors precomputed)", f"{c['write_s'][n]:.1f} s")
+        t.add_row(f"search top-5 in {int(n):,}, embedding included", _ms(rv["by_text_ms"]))
+        t.add_row("  by vector (embedding excluded)", _ms(rv["by_vector_ms"]))
+        t.add_row("  with a service filter", _ms(rv["filtered_by_text_ms"]))
+        t.add_row("  NumPy exact search (floor)", _ms(rv["numpy_floor_ms"]))
+        tr, tri = c["training"][n], c["triage"][n]
+        t.add_row(f"retrain the learned decision on {tr['n']:,} incidents",
+                  f"{tr['train_s']:.2f} s (+ {tr['read_s']:.2f} s reading the history"
+                  + ("" if tr.get("read", "store.all()") == "store.all()" else f" {tr['read']}") + ")")  # fmt: skip
+        t.add_row(f"bot overhead, LLM off, {int(n):,} in history", _ms(tri["overhead_excl_llm_ms"]))
+        t.add_row("  Chroma searches per triage", f"{tri['searches_per_triage']:.1f}")
+    if w := c.get("triage_with_llm"):
+        t.add_row(f"bot overhead excluding the LLM call, LLM on ({w['model']}, 3 triages)",
+                  _ms(w["overhead_excl_llm_ms"]))  # fmt: skip
+        t.add_row("  triage end to end", _ms(w["end_to_end_ms"]))
+    return t
+
+
+def run_triage_only(
+    sizes: list[int],
+    quick: bool = False,
+    console: Console | None = None,
+    out_dir: Path = Path("bench-results"),
+) -> dict[str, Any]:
+    """`incibot bench --triage-only --history 100000`: retrieval, retraining and triage overhead at that history
+    size, without embedding every incident (`benchmarks.core.history_vectors`)."""
+    console = console or Console()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="incibot-bench-") as tmp:
+        out_json = Path(tmp) / "triage.json"
+        console.print(f"[dim]retrieval, retraining, triage overhead at {sizes}; history vectors: the base "
+                      "incidents and their first copies embedded for real, later copies perturbed from them "
+                      "(search cost is by count and dimension; near-duplicates kept as similar as real ones)…[/dim]")  # fmt: skip
+        cmd = [sys.executable, "-m", "benchmarks.core", "--triage-only", ",".join(map(str, sizes)),
+               "--data-dir", tmp, "--out", str(out_json)]  # fmt: skip
+        subprocess.run(cmd + (["--quick"] if quick else []), check=True)
+        core = json.loads(out_json.read_text())
+    result = {"quick": quick, "core": core, "targets": TARGETS, "seconds": time.monotonic() - t0}
+    console.print(triage_only_table(result))
+    name = "bench-triage-" + "-".join(map(str, sizes)) + ("-quick" if quick else "")
+    return _save(result, out_dir / f"{name}.json", console)
+
+
 def _save(result: dict[str, Any], path: Path, console: Console) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))

@@ -349,10 +349,32 @@ def bench(
             "server (started for the run), e.g. --replicas 1,2: webhook -> first post p50/p95, posts/s.",
         ),
     ] = None,
+    triage_only: Annotated[
+        bool,
+        typer.Option(
+            "--triage-only",
+            help="Only retrieval, retraining and the triage overhead (LLM off, plus 3 triages with it on) at "
+            "--history incidents, without embedding them all: later copies of the embedded base incidents get "
+            "perturbed vectors (search cost is by count and dimension).",
+        ),
+    ] = False,
+    history: Annotated[
+        str,
+        typer.Option("--history", help="With --triage-only: history sizes, e.g. 10000,100000."),
+    ] = "100000",
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
-    from benchmarks.run import run, run_backends, run_replicas
+    from benchmarks.run import run, run_backends, run_replicas, run_triage_only
 
+    if triage_only:
+        try:
+            sizes = sorted({int(x) for x in history.split(",")})
+        except ValueError as e:
+            raise InputError(f"--history takes sizes like 10000,100000 (got {history!r})") from e
+        if not sizes or min(sizes) < 100:
+            raise InputError(f"--history sizes must be at least 100 (got {history!r})")
+        run_triage_only(sizes, quick=quick, console=out)
+        return
     if replicas:
         try:
             counts = [int(x) for x in replicas.split(",")]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import benchmarks.core as bench_core
 from bot.cli import app
 from bot.config import Settings
+from bot.demo import demo_history
 from bot.history import HistoryStore
 
 runner = CliRunner()
@@ -148,3 +151,33 @@ def test_undecodable_argument_bytes_become_replacement_characters() -> None:
 
     raw = b"GPU \xff errors".decode("utf-8", "surrogateescape")  # how Python hands over such argv bytes
     assert clean_text(raw) == "GPU \ufffd errors"
+
+
+def test_bench_triage_only_at_a_tiny_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # bench-results/ is written in the working directory
+    code, output = run("bench", "--triage-only", "--history", "150", "--quick")
+    assert code == 0, output
+    result = json.loads((tmp_path / "bench-results" / "bench-triage-150-quick.json").read_text())
+    core = result["core"]
+    assert core["sizes"] == [150] and core["vectors"]["embedded_for_real"] == 150
+    assert core["training"]["150"]["n"] == 150 and core["training"]["150"]["train_s"] > 0
+    assert core["triage"]["150"]["overhead_excl_llm_ms"]["p50"] > 0
+    assert "triage_with_llm" not in core  # INCIBOT_LLM_BACKEND=none
+    assert "bot overhead, LLM off" in output
+
+
+@pytest.mark.parametrize("history", ["many", "10"])
+def test_bench_history_sizes_are_checked(history: str) -> None:
+    assert_one_line_error(*run("bench", "--triage-only", "--history", history), "--history")
+
+
+def test_bench_history_vectors_perturb_later_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = demo_history()[:20]
+    monkeypatch.setattr(bench_core, "demo_history", lambda: base)
+    settings = Settings(seed_demo_history=False, llm_backend="none")
+    vectors, info = bench_core.history_vectors(settings, 200)
+    assert vectors.shape == (200, 384) and info["embedded_for_real"] == 120 and info["perturbed"] == 80
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # Copy 6 repeats the first sentence of copy 1: close to it, as close as a real later copy, not equal.
+    cos = np.sum(vectors[120:140] * vectors[20:40], axis=1)
+    assert np.all(cos < 0.99999) and abs(float(cos.mean()) - info["real_copy_cos"]) < 0.01
