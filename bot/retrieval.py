@@ -68,9 +68,6 @@ def retrieve_all(
     before: datetime | None = None,
     query: np.ndarray | None = None,
 ) -> Retrieved:
-    total = store.count()
-    if total == 0:
-        return Retrieved([], query=query)
     if query is None:
         query = get_embedder().embed([text])[0]  # once, however often the net is widened
     n = k * OVERFETCH
@@ -84,7 +81,7 @@ def retrieve_all(
         # Stock status-page texts make many near-identical records, and many records say nothing about the
         # fix: widen the net until k distinct incidents, enough of them with a fix, are in hand.
         enough = len(kept) >= k and len(fixed) >= min(min_with_fix, k)
-        if enough or len(hits) < n or n >= min(total, MAX_CANDIDATES):
+        if enough or len(hits) < n or n >= MAX_CANDIDATES:  # fewer hits than asked for: that was all of it
             return Retrieved([_to_similar(h) for h in pick(kept, fixed, k, min_with_fix)], plain, query)
         n = min(n * 4, MAX_CANDIDATES)
 
