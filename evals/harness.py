@@ -44,9 +44,10 @@ class EvalConfig:
     limit: int | None = None
     repeat: int = 1
     test_fraction: float = 0.3
-    retrain_every: int = (
-        25  # cases: the bot retrains on verdicts; the replay does too, on what is older than the case
-    )
+    # Retrain once this many incidents older than the case have joined the history since the last training (the bot
+    # retrains as verdicts arrive). Counted in history, not in cases: a run thinned with --limit would otherwise
+    # decide its later cases with a model years out of date.
+    retrain_every: int = 25
     out: Path = Path("eval-results")
 
 
@@ -139,9 +140,15 @@ def run_eval(
         task = bar.add_task("cases", total=total)
         for rep in range(cfg.repeat):
             trainer.agreement = LLMAgreement()  # each repeat learns the LLM's agreement afresh
-            for i, case in enumerate(cases):
-                if settings.learned_decision and i and cfg.retrain_every and i % cfg.retrain_every == 0:
-                    _train(trainer, history, case.created_at)
+            if rep and settings.learned_decision:  # and starts from a model of its first case's past again
+                _train(trainer, history, cases[0].created_at)
+            trained_on = sum(1 for inc in history[0] if inc.created_at < cases[0].created_at)
+            for case in cases:
+                if settings.learned_decision and cfg.retrain_every:
+                    seen = sum(1 for inc in history[0] if inc.created_at < case.created_at)
+                    if seen - trained_on >= cfg.retrain_every:
+                        _train(trainer, history, case.created_at)
+                        trained_on = seen
                 results.append(_run_case(case, rep, ds, triager, cfg, embedder))
                 bar.advance(task)
     out = summarise(ds, cfg, results, settings)
