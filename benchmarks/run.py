@@ -139,8 +139,7 @@ def triage_only_table(r: dict[str, Any]) -> Table:
         t.add_row("  NumPy exact search (floor)", _ms(rv["numpy_floor_ms"]))
         tr, tri = c["training"][n], c["triage"][n]
         t.add_row(f"retrain the learned decision on {tr['n']:,} incidents",
-                  f"{tr['train_s']:.2f} s (+ {tr['read_s']:.2f} s reading the history"
-                  + ("" if tr.get("read", "store.all()") == "store.all()" else f" {tr['read']}") + ")")  # fmt: skip
+                  f"{tr['train_s']:.2f} s (+ {tr['read_s']:.2f} s reading the history)")  # fmt: skip
         t.add_row(f"bot overhead, LLM off, {int(n):,} in history", _ms(tri["overhead_excl_llm_ms"]))
         t.add_row("  Chroma searches per triage", f"{tri['searches_per_triage']:.1f}")
     if w := c.get("triage_with_llm"):
