@@ -84,8 +84,10 @@ class FieldDecider:
     def candidates(self, votes: dict[str, float]) -> list[str]:
         return list(dict.fromkeys([*self.clf.classes, *votes]))
 
-    def scores_many(self, rows: list[tuple[np.ndarray, dict[str, float]]]) -> list[dict[str, float]]:
-        """P(right) per candidate for each (proba, votes) row, in one predict (single-label: sums to 1)."""
+    def pairs(
+        self, rows: list[tuple[np.ndarray, dict[str, float]]]
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Each row's candidates, and the stacking features of every (row, candidate) in that order."""
         cands = [self.candidates(votes) for _, votes in rows]
         X = [
             _pair(p.get(c, 0.0), votes.get(c, 0.0))
@@ -93,6 +95,11 @@ class FieldDecider:
             for p in [dict(zip(self.clf.classes, proba.tolist(), strict=True))]
             for c in cs
         ]
+        return cands, X
+
+    def scores_many(self, rows: list[tuple[np.ndarray, dict[str, float]]]) -> list[dict[str, float]]:
+        """P(right) per candidate for each (proba, votes) row, in one predict (single-label: sums to 1)."""
+        cands, X = self.pairs(rows)
         raw = self.meta.predict_proba(X)[:, 1] if self.meta is not None else np.asarray([x[0] for x in X])
         out, pos = [], 0
         for cs in cands:
@@ -160,15 +167,12 @@ def fit_decider(
 ) -> FieldDecider:
     """Fit the stacking model, calibration and threshold on out-of-fold rows (proba, votes, gold labels)."""
     d = FieldDecider(clf, None, None, 1.01, target_precision, len(oof))
-    X, y = [], []
-    for proba, votes, gold in oof:
-        p = dict(zip(clf.classes, proba.tolist(), strict=True))
-        for c in d.candidates(votes):
-            X.append(_pair(p.get(c, 0.0), votes.get(c, 0.0)))
-            y.append(int(c in gold))
+    rows = [(proba, votes) for proba, votes, _ in oof]
+    cands, X = d.pairs(rows)
+    y = [int(c in gold) for cs, (_, _, gold) in zip(cands, oof, strict=True) for c in cs]
     if len(set(y)) == 2 and len(oof) >= 10:
         d.meta = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
-    scored = d.scores_many([(proba, votes) for proba, votes, _ in oof])
+    scored = d.scores_many(rows)
     best = [max(s, key=lambda c: s[c]) if s else None for s in scored]
     top = np.asarray([s[b] if b is not None else 0.0 for s, b in zip(scored, best, strict=True)])
     ok = np.asarray([b in gold for b, (_, _, gold) in zip(best, oof, strict=True)])
