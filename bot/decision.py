@@ -2,11 +2,13 @@
 weights fitted on a time-ordered split of the history, calibrated, and with an abstention threshold.
 
 Stacking: for every candidate label a small logistic model turns (classifier probability, vote share) into
-P(candidate is right), fitted on out-of-fold predictions of older folds for newer ones. The LLM then moves that
-probability by the likelihood ratio of its measured agreement on the field (`LLMAgreement`): a model no better than
-chance gets no say, a strong one more, and nobody sets a weight by hand. A calibrator fitted on the same out-of-fold
-predictions (isotonic from 1,000 rows, else Platt's sigmoid) maps the top score to a confidence that is right as often
-as it says.
+P(candidate is right), fitted on out-of-fold predictions of older folds for newer ones. A calibrator fitted on the
+same out-of-fold predictions (isotonic from 1,000 rows, else Platt's sigmoid) maps the top score to a confidence that
+is right as often as it says. The LLM's label then moves that confidence by the odds ratio measured on the verdicts
+of earlier LLM-assisted drafts (`LLMAgreement`), apart for when it agrees with the classifier and when it names
+another label: a model no better than the classifier gets no say, a strong one more, and nobody sets a weight by hand.
+(An earlier version treated the LLM as an independent witness with its overall accuracy: it reads the same
+neighbours, so its agreement was counted twice and drafts were over-confident.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -26,7 +29,9 @@ from bot.quality import Verdict
 MULTI_KEEP = 0.5  # a further label of a multi-label field is kept at this probability
 CANDIDATES_SHOWN = 3
 ISOTONIC_MIN = 1000  # out-of-fold rows from which isotonic calibration is used instead of Platt's sigmoid
-AGREEMENT_PRIOR = 10  # pseudo-observations at chance level: a model's word counts only once it has a record
+AGREEMENT_PRIOR = (
+    10  # pseudo-observations at the classifier's own prediction: the LLM's word counts once it has a record
+)
 
 
 def _pair(p: float, v: float) -> list[float]:
@@ -118,46 +123,71 @@ class FieldDecider:
         proba: np.ndarray,
         votes: dict[str, float],
         llm_labels: list[str],
-        llm_accuracy: float | None,
-        n_classes: int,
+        witness: dict[Situation, float] | None,
     ) -> LabelDecision:
+        """The label and its confidence; `witness` is the LLM's measured odds ratio per situation (None: no say)."""
         s = self.scores_many([(proba, votes)])[0]
-        if llm_labels and llm_accuracy is not None:
-            s = with_llm(s, llm_labels, llm_accuracy, n_classes, self.clf.multi)
         ranked = sorted(s, key=lambda c: -s[c])
-        label = ranked[0]
-        conf = min(max(float(self.calibrated(np.asarray([s[label]]))[0]), 0.0), 1.0)
+        top = ranked[0]
+        cal = {
+            c: min(max(float(x), 0.0), 1.0)
+            for c, x in zip(ranked, self.calibrated(np.asarray([s[c] for c in ranked])), strict=True)
+        }
+        label, conf = top, cal[top]
+        llm0 = llm_labels[0] if llm_labels else None
+        extra: list[str] = []
+        if llm0 is not None and witness is not None:
+            if llm0 == top:
+                conf = shifted(conf, witness[Situation.AGREES])
+            else:
+                c_top = shifted(conf, witness[Situation.TOP_OTHER])
+                c_llm = shifted(cal.get(llm0, 0.0), witness[Situation.LLM_OTHER])
+                label, conf = (llm0, c_llm) if c_llm > c_top else (top, c_top)
+            extra = [
+                c
+                for c in llm_labels
+                if c != label and shifted(cal.get(c, 0.0), witness[Situation.LLM_OTHER]) >= MULTI_KEEP
+            ]
+        ranked = [label, *[c for c in ranked if c != label]]
         labels = [label]
         if self.clf.multi:
-            labels += [c for c in ranked[1:] if s[c] >= MULTI_KEEP]
+            labels += [c for c in ranked[1:] if s.get(c, 0.0) >= MULTI_KEEP or c in extra]
         in_llm = label in llm_labels
         return LabelDecision(
             field=self.field,
             label=label,
             labels=labels,
             confidence=round(conf, 3),
-            source="classifier+llm" if in_llm and llm_accuracy is not None else "classifier",
+            source="classifier+llm" if in_llm and witness is not None else "classifier",
             llm_label=llm_labels[0] if len(llm_labels) == 1 else (llm_labels or None),
             retrieval_label=next(iter(votes), None),
             retrieval_votes={k: round(v, 3) for k, v in votes.items()},
             abstained=conf < self.threshold,
             candidates=ranked[:CANDIDATES_SHOWN],
+            prior_label=top,
+            prior_confidence=round(cal[top], 4),
+            llm_prior_confidence=round(cal.get(llm0, 0.0), 4) if llm0 is not None else None,
         )
 
 
-def with_llm(s: dict[str, float], llm: list[str], acc: float, k: int, multi: bool) -> dict[str, float]:
-    """Bayes' rule with the LLM as one more witness whose accuracy on this field is `acc` among `k` labels."""
-    k = max(k, 2)
-    acc = min(max(acc, 1e-3), 1 - 1e-3)
-    ratio = acc / ((1 - acc) / (k - 1))  # P(says c | c right) / P(says c | c wrong)
-    out = dict(s)
-    for c in llm:
-        p = out.get(c, 1e-3)
-        out[c] = p * ratio / (p * ratio + (1 - p)) if multi else p * ratio
-    if not multi:
-        total = sum(out.values())
-        out = {c: v / total for c, v in out.items()}
-    return out
+class Situation(StrEnum):
+    """Where the LLM's label stands against the classifier's own top label: its worth is measured in each apart,
+    since it reads the same neighbours and mostly agrees with the classifier when the classifier is right."""
+
+    AGREES = (
+        "agrees"  # it named the classifier's top label: how much more (or less) often that label is right
+    )
+    LLM_OTHER = (
+        "llm-other"  # it named another label: how often that label is right, against what was predicted
+    )
+    TOP_OTHER = "top-other"  # ... and how often the classifier's top label is right then
+
+
+def shifted(p: float, ratio: float) -> float:
+    """`p` with its odds multiplied by `ratio`."""
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    o = p / (1 - p) * ratio
+    return o / (1 + o)
 
 
 def fit_decider(
@@ -200,12 +230,19 @@ def threshold_for(conf: np.ndarray, ok: np.ndarray, target: float, min_support: 
 
 @dataclass
 class LLMAgreement:
-    """How often each model's label for a field was the one engineers kept: the LLM's weight, measured.
+    """How often each model's label for a field was the one engineers kept, against how often the classifier
+    predicted it would be, per `Situation`: the LLM's weight, measured.
 
-    Counted from the verdicts in the database (`from_verdicts`, at every retraining: every replica sees the same
-    verdicts, and a restart loses none), and kept current in between by `observe` as verdicts arrive here."""
+    From each verdict on an LLM-assisted draft: in its situation, whether the label was kept and the classifier's
+    calibrated confidence in it. The odds ratio observed/predicted (shrunk towards 1 by AGREEMENT_PRIOR
+    pseudo-observations) moves the classifier's confidence: an unmeasured or useless model changes nothing, a model
+    that is right where the classifier doubted gets its label chosen, and agreement that adds nothing leaves the
+    confidence where the calibration put it. Counted from the verdicts in the database (`from_verdicts`, at every
+    retraining: every replica sees the same verdicts, and a restart loses none), kept current by `observe`."""
 
-    counts: dict[str, list[int]] = field(default_factory=dict)  # "model|field" -> [agreed, seen]
+    counts: dict[str, list[float]] = field(
+        default_factory=dict
+    )  # "model|field|situation" -> [kept, predicted, n]
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -219,21 +256,37 @@ class LLMAgreement:
         return book
 
     def observe(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
-        """One verdict: per field the LLM labelled, whether the engineer kept its (first) label."""
+        """One verdict: per field the LLM labelled beside a classifier, whose label the engineer kept."""
         if draft.llm.status not in ("ok", "repaired"):
             return
         for fld, d in draft.labels.items():
             llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
-            if llm and final.get(fld):
-                self.record(draft.llm.model, fld, llm[0] in final[fld])
+            gold = final.get(fld)
+            if not llm or not gold or d.prior_label is None or d.prior_confidence is None:
+                continue  # no LLM label, no verdict on the field, or the vote decided it (no classifier)
+            model, top = draft.llm.model, d.prior_label
+            if llm[0] == top:
+                self.record(model, fld, Situation.AGREES, top in gold, d.prior_confidence)
+            else:
+                self.record(model, fld, Situation.LLM_OTHER, llm[0] in gold, d.llm_prior_confidence or 0.0)
+                self.record(model, fld, Situation.TOP_OTHER, top in gold, d.prior_confidence)
 
-    def record(self, model: str, fld: str, agreed: bool) -> None:
+    def record(self, model: str, fld: str, where: Situation, kept: bool, predicted: float) -> None:
         with self._lock:
-            a, n = self.counts.get(f"{model}|{fld}", [0, 0])
-            self.counts[f"{model}|{fld}"] = [a + int(agreed), n + 1]
+            k, p, n = self.counts.get(f"{model}|{fld}|{where}", [0, 0.0, 0])
+            self.counts[f"{model}|{fld}|{where}"] = [k + int(kept), p + predicted, n + 1]
 
-    def accuracy(self, model: str, fld: str, n_classes: int) -> float:
-        """Smoothed towards chance (1/k), so an unmeasured model has no say."""
-        a, n = self.counts.get(f"{model}|{fld}", [0, 0])
-        chance = 1 / max(n_classes, 2)
-        return (a + AGREEMENT_PRIOR * chance) / (n + AGREEMENT_PRIOR)
+    def witness(self, model: str, fld: str) -> dict[Situation, float]:
+        """Per situation, the odds ratio by which this model's word moves the classifier's confidence."""
+        return {
+            where: self._ratio(*self.counts.get(f"{model}|{fld}|{where}", [0, 0.0, 0])) for where in Situation
+        }
+
+    @staticmethod
+    def _ratio(kept: float, predicted: float, n: float) -> float:
+        if not n:
+            return 1.0
+        q = min(max(predicted / n, 0.01), 0.99)  # what the classifier predicted, on average
+        r = (kept + AGREEMENT_PRIOR * q) / (n + AGREEMENT_PRIOR)  # what happened, shrunk towards it
+        r = min(max(r, 0.005), 0.995)
+        return (r / (1 - r)) / (q / (1 - q))

@@ -108,6 +108,10 @@ class LabelDecision(BaseModel):
     abstained: bool = False  # below the field's threshold: posted as "not sure: A or B?"
     candidates: list[str] = Field(default_factory=list)  # the likeliest labels, best first
     fallback: str | None = None  # why the vote decided this field and not a trained classifier
+    # The classifier's own view before the LLM's label was weighed: verdicts measure the LLM against it.
+    prior_label: str | None = None
+    prior_confidence: float | None = None
+    llm_prior_confidence: float | None = None  # what the classifier gave the LLM's (first) label
 
 
 class PlaybookStep(BaseModel):

@@ -312,16 +312,14 @@ class Triager:
             vec = vector if vector is not None else get_embedder().embed([text])[0]
             X = learned.features(text, ticket.service, ticket.source, vec)
         labels: dict[str, LabelDecision] = {}
-        for field, fld in tax.fields.items():
+        for field in tax.fields:
             llm_label = getattr(answer, field, None) if answer is not None else None
             votes = knn_votes(neighbours, field, tax)
             if learned is not None and field in learned.fields:
                 llm_labels = valid_labels(field, tax, llm_label) if llm_ok else []
-                acc = (
-                    self.trainer.agreement.accuracy(usage.model, field, len(fld.ids)) if llm_labels else None
-                )
+                witness = self.trainer.agreement.witness(usage.model, field) if llm_labels else None
                 proba = learned.proba(field, X)
-                labels[field] = learned.fields[field].decide(proba, votes, llm_labels, acc, len(fld.ids))
+                labels[field] = learned.fields[field].decide(proba, votes, llm_labels, witness)
             else:
                 d = decide(field, tax, llm_label, votes, s.llm_weight)
                 why = learned.fallback.get(field) if learned is not None else self.trainer.status
