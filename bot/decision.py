@@ -29,9 +29,9 @@ from bot.quality import Verdict
 MULTI_KEEP = 0.5  # a further label of a multi-label field is kept at this probability
 CANDIDATES_SHOWN = 3
 ISOTONIC_MIN = 1000  # out-of-fold rows from which isotonic calibration is used instead of Platt's sigmoid
-AGREEMENT_PRIOR = (
-    10  # pseudo-observations at the classifier's own prediction: the LLM's word counts once it has a record
-)
+# Pseudo-observations at the classifier's own prediction: the LLM's word counts once it has a record.
+AGREEMENT_PRIOR = 10
+PLAYBOOK = "_playbook"  # the LLM's playbook pick is measured like a field, under this name
 
 
 def _pair(p: float, v: float) -> list[float]:
@@ -252,19 +252,30 @@ class LLMAgreement:
         book = cls()
         for v in latest.values():
             assert v.draft is not None and v.labels is not None
-            book.observe(v.draft, v.labels)
+            book.observe(v.draft, v.labels, v.fix_playbook)
         return book
 
-    def observe(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
-        """One verdict: per field the LLM labelled beside a classifier, whose label the engineer kept."""
+    def observe(
+        self, draft: TriageDraft, final: dict[str, list[str]], fix_playbook: str | None = None
+    ) -> None:
+        """One verdict: per field the LLM labelled beside a classifier, whose label the engineer kept; and, where
+        the engineer said how it was fixed, whether the LLM's playbook or the one chosen without it fits that fix."""
         if draft.llm.status not in ("ok", "repaired"):
             return
+        pb, model = draft.playbook, draft.llm.model
+        if fix_playbook and pb.llm_choice and pb.rule_choice:
+            # no calibrated prediction here: both start from an even chance, so only the record tells them apart
+            if pb.llm_choice == pb.rule_choice:
+                self.record(model, PLAYBOOK, Situation.AGREES, pb.rule_choice == fix_playbook, 0.5)
+            else:
+                self.record(model, PLAYBOOK, Situation.LLM_OTHER, pb.llm_choice == fix_playbook, 0.5)
+                self.record(model, PLAYBOOK, Situation.TOP_OTHER, pb.rule_choice == fix_playbook, 0.5)
         for fld, d in draft.labels.items():
             llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
             gold = final.get(fld)
             if not llm or not gold or d.prior_label is None or d.prior_confidence is None:
                 continue  # no LLM label, no verdict on the field, or the vote decided it (no classifier)
-            model, top = draft.llm.model, d.prior_label
+            top = d.prior_label
             if llm[0] == top:
                 self.record(model, fld, Situation.AGREES, top in gold, d.prior_confidence)
             else:

@@ -128,6 +128,9 @@ class DraftPlaybook(BaseModel):
         default_factory=list,
         description="ticket-specific advice: the LLM's steps and fixes of similar incidents",
     )
+    # Both candidates, so a verdict's fix can measure the LLM's pick against the choice without it.
+    rule_choice: str | None = None
+    llm_choice: str | None = None
 
 
 class LLMUsage(BaseModel):
@@ -172,3 +175,4 @@ class Feedback(BaseModel):
     labels: dict[str, list[str]] | None = None
     fix: str | None = None
     reason: str | None = None
+    fix_playbook: str | None = None  # the playbook the fix maps to (bot.playbook_map), set when it is stored

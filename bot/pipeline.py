@@ -12,6 +12,7 @@ import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from bot.config import Settings
+from bot.decision import PLAYBOOK, Situation
 from bot.drafting import Drafter, Prompts
 from bot.embeddings import get_embedder
 from bot.evidence import decide, knn_votes, valid_labels
@@ -30,8 +31,6 @@ NOTES_FROM_HISTORY = 3
 # Say of the neighbours' mapped fixes beside the labels' scope match: the ratio of how often each alone names an
 # incident's own mapped fix on older history (0.22 vs 0.11 on cloud-labeled; `python -m evals.playbook_choice`).
 FIXES_WEIGHT = 1.9
-# The two are scaled to sum to 1.5, the range the LLM's `llm_weight` margin was set against (scope 1 + fixes 0.5).
-CHOICE_SCALE = 1.5 / (1 + FIXES_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,8 @@ class Triager:
                                 "confidence": 1.0, "source": "rule", "abstained": False}
                     )  # fmt: skip
 
-        playbook, pb_source = self._choose_playbook(labels, answer, privacy_hit, similar)
+        choice = self._choose_playbook(labels, answer, privacy_hit, similar, usage.model)
+        playbook = choice.playbook
         llm_step = getattr(answer, "triage_step", None)
         if usable_text(llm_step) and not privacy_hit:
             triage_step, step_source = llm_step, "llm"
@@ -284,7 +284,9 @@ class Triager:
             playbook=DraftPlaybook(
                 id=playbook.id,
                 title=playbook.title,
-                source=pb_source,  # type: ignore[arg-type]
+                source=choice.source,  # type: ignore[arg-type]
+                rule_choice=choice.rule_choice,
+                llm_choice=choice.llm_choice,
                 steps=playbook.steps,
                 adapted_notes=notes,
             ),
@@ -326,9 +328,12 @@ class Triager:
                 labels[field] = d.model_copy(update={"fallback": why if s.learned_decision else None})
         return labels
 
-    def record_verdict(self, draft: TriageDraft, final: dict[str, list[str]]) -> None:
-        """An engineer's labels: how often this model's own label was kept, per field (its weight next time)."""
-        self.trainer.agreement.observe(draft, final)
+    def record_verdict(
+        self, draft: TriageDraft, final: dict[str, list[str]], fix_playbook: str | None = None
+    ) -> None:
+        """An engineer's labels (and the playbook their fix maps to): how often this model's own label and playbook
+        were right, against the choice without it (its say next time)."""
+        self.trainer.agreement.observe(draft, final, fix_playbook)
 
     def fixes_vote(self, similar: list[SimilarIncident]) -> dict[str, float]:
         """Share of similarity mass per playbook among the shown incidents whose fix maps to one."""
@@ -339,30 +344,49 @@ class Triager:
         total = sum(votes.values())
         return {k: v / total for k, v in votes.items()} if total else {}
 
+    def fix_playbook(self, fix: str | None) -> str | None:
+        """The playbook an engineer's account of the fix maps to, if any."""
+        m = self.mapper.map(fix) if fix and fix.strip() else None
+        return m.playbook_id if m else None
+
     def _choose_playbook(
         self,
         labels: dict[str, LabelDecision],
         answer: Any,
         privacy_hit: str | None,
         similar: list[SimilarIncident],
-    ) -> tuple[Playbook, str]:
+        model: str = "",
+    ) -> PlaybookChoice:
         lib, tax = self.playbooks, self.taxonomy
         if privacy_hit and tax.privacy and (p := lib.get(tax.privacy.playbook)):
-            return p, "rule"
+            return PlaybookChoice(p, "rule")
         decided = {f: tax.to_default(f, d.label) for f, d in labels.items()}
         weights = {f: d.confidence for f, d in labels.items()}
         norm = sum(weights.values()) or 1.0
         fixes = self.fixes_vote(similar)
         # How well its scope fits the decided labels (0..1), plus FIXES_WEIGHT times the share of similar incidents
         # fixed its way: on older history the neighbours' fixes name the right playbook about twice as often.
-        scored = {p.id: CHOICE_SCALE * (p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0))
+        scored = {p.id: p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0)
                   for p in lib.by_id.values()}  # fmt: skip
         best_id = max(scored, key=lambda i: scored[i])
-        best_score = scored[best_id]
-        llm_choice = lib.get(getattr(answer, "playbook", "") or "")
-        # The LLM's pick wins if it fits about as well as the best match.
-        if llm_choice and scored[llm_choice.id] + self.settings.llm_weight >= best_score:
-            return llm_choice, "llm"
-        if best_score <= 0:
-            return lib.fallback(), "default"
-        return lib.by_id[best_id], "retrieval"
+        rule, source = (
+            (lib.by_id[best_id], "retrieval") if scored[best_id] > 0 else (lib.fallback(), "default")
+        )
+        pick = lib.get(getattr(answer, "playbook", "") or "")
+        if pick is None:
+            return PlaybookChoice(rule, source, rule.id)
+        if pick.id == rule.id:
+            return PlaybookChoice(rule, "llm+retrieval", rule.id, pick.id)
+        # They differ: the LLM's pick wins once verdicts' fixes show it right more often than the choice without it.
+        say = self.trainer.agreement.witness(model, PLAYBOOK)
+        if say[Situation.LLM_OTHER] > say[Situation.TOP_OTHER]:
+            return PlaybookChoice(pick, "llm", rule.id, pick.id)
+        return PlaybookChoice(rule, source, rule.id, pick.id)
+
+
+@dataclass(frozen=True)
+class PlaybookChoice:
+    playbook: Playbook
+    source: str
+    rule_choice: str | None = None  # without the LLM
+    llm_choice: str | None = None  # the LLM's pick

@@ -24,6 +24,7 @@ class Verdict(BaseModel):
     labels: dict[str, list[str]] | None
     created_at: datetime
     draft: TriageDraft | None
+    fix_playbook: str | None = None
 
 
 class FieldVerdict(BaseModel):

@@ -85,6 +85,7 @@ feedback = Table(
     Column("labels", JSON),
     Column("fix", Text),
     Column("reason", Text),
+    Column("fix_playbook", String(100)),  # 0006
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 modes = Table(  # the drafting mode, as a log: the newest row is in force (bot/mode.py)

@@ -150,9 +150,11 @@ class TriageService:
             # A field posted as "not sure: A or B?" was a question, not a claim: confirming does not answer it.
             labels = {f: d.labels or [d.label] for f, d in row.draft.labels.items() if not d.abstained}
             fb = fb.model_copy(update={"labels": labels})
+        if fb.fix and fb.fix_playbook is None:  # mapped once, here: every replica reads it with the verdict
+            fb = fb.model_copy(update={"fix_playbook": self.triager.fix_playbook(fb.fix)})
         self.store.add_feedback(key, fb)
         if fb.labels and row.draft is not None:
-            self.triager.record_verdict(row.draft, fb.labels)
+            self.triager.record_verdict(row.draft, fb.labels, fb.fix_playbook)
         verb = {"confirm": "Confirmed", "correct": "Corrected", "reject": "Rejected"}[fb.action]
         reason = f": {blocks.escape(fb.reason)}" if fb.reason else ""
         return f":white_check_mark: {verb} by <@{fb.user_id}>{reason}"

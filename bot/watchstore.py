@@ -76,7 +76,7 @@ class WatchStore:
             rows = list(c.execute(query).mappings())
         return [
             Verdict(ticket_key=r["ticket_key"], action=r["action"], user_id=r["user_id"], labels=r["labels"],
-                    created_at=aware(r["created_at"]),
+                    created_at=aware(r["created_at"]), fix_playbook=r["fix_playbook"],
                     draft=TriageDraft.model_validate(r["draft"]) if r["draft"] else None)
             for r in reversed(rows)
         ]  # fmt: skip

@@ -217,8 +217,10 @@ def _run_case(
             _record(r, "combined", draft.labels, multi, draft.latency_s)
             _playbook(r, "combined", case, draft, triager)
             _mitigation(r, case, draft, embedder)
-        # The engineer's verdict, as the bot records it: the LLM's measured agreement is its weight next time.
-        triager.record_verdict(draft, r.gold)
+        # The engineer's verdict, as the bot records it (labels, and the fix as the real resolution tells it): the
+        # LLM's measured agreement is its weight next time.
+        real = r.playbook_real if "combined" in methods else triager.fix_playbook(case.resolution)
+        triager.record_verdict(draft, r.gold, real)
     return r
 
 

@@ -69,9 +69,10 @@ def test_valid_answer_becomes_a_combined_draft(settings: Settings, store: Histor
     draft = t.triage(TICKET)
     assert draft.kind == "llm" and draft.llm.status == "ok" and draft.llm.prompt_tokens == 100
     assert draft.label("symptom") == "errors" and draft.labels["symptom"].source == "llm+retrieval"
-    # Every neighbour was fixed by "rolled back the change" (bot.playbook_map: config-revert); weighted as measured
-    # on history (pipeline.FIXES_WEIGHT), their unanimous fixes outweigh the LLM's model-rollback.
+    # Every neighbour was fixed by "rolled back the change" (bot.playbook_map: config-revert); the LLM's
+    # model-rollback has no record yet against the choice without it, so it is kept beside it, not chosen.
     assert draft.playbook.id == "config-revert" and draft.playbook.source == "retrieval"
+    assert (draft.playbook.rule_choice, draft.playbook.llm_choice) == ("config-revert", "model-rollback")
     assert draft.triage_step == GOOD["triage_step"]
     assert any(n.startswith("LLM suggests") for n in draft.playbook.adapted_notes)
     assert any("was fixed by" in n for n in draft.playbook.adapted_notes)

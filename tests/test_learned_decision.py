@@ -279,12 +279,19 @@ def test_the_llm_agreement_is_recorded_from_verdicts(tmp_path: Path) -> None:
     triager.record_verdict(draft, {"symptom": ["errors"]})
     triager.record_verdict(draft, {"symptom": ["latency"]})
     assert triager.trainer.agreement.counts["m1|symptom|agrees"] == [1, 1.0, 2]
-    voted = draft.model_copy(
-        deep=True
-    )  # a field the vote decided (no classifier): nothing to measure against
+    # the engineer's fix maps to the LLM's playbook, not to the one chosen without it
+    picks = {"rule_choice": "config-revert", "llm_choice": "traffic-control"}
+    draft.playbook = draft.playbook.model_copy(update=picks)
+    fixed = triager.fix_playbook("We throttled the abusive traffic and blocked the offending clients.")
+    assert fixed == "traffic-control"
+    triager.record_verdict(draft, {"symptom": ["errors"]}, fixed)
+    assert triager.trainer.agreement.counts["m1|_playbook|llm-other"] == [1, 0.5, 1]
+    assert triager.trainer.agreement.counts["m1|_playbook|top-other"] == [0, 0.5, 1]
+    # a field the vote decided (no classifier): nothing to measure against
+    voted, before = draft.model_copy(deep=True), list(triager.trainer.agreement.counts["m1|symptom|agrees"])
     voted.labels["symptom"] = voted.labels["symptom"].model_copy(update={"prior_label": None})
     triager.record_verdict(voted, {"symptom": ["errors"]})
-    assert triager.trainer.agreement.counts["m1|symptom|agrees"] == [1, 1.0, 2]
+    assert triager.trainer.agreement.counts["m1|symptom|agrees"] == before
 
 
 def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_shares_it(
@@ -304,15 +311,18 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
         draft.labels["symptom"] = draft.labels["symptom"].model_copy(
             update={"llm_label": said, "prior_label": "errors", "prior_confidence": 0.5}
         )
+        picks = {"rule_choice": "config-revert", "llm_choice": "model-rollback"}
+        draft.playbook = draft.playbook.model_copy(update=picks)
         store.add_ticket(f"generic:t{i}", ticket, "C1")
         store.update_ticket(f"generic:t{i}", draft=draft)
         store.add_feedback(
             f"generic:t{i}", Feedback(action="correct", user_id="U1", labels={"symptom": ["other"]})
         )
         # the newest labelled verdict per ticket counts: this one replaces the correction above
-        store.add_feedback(
-            f"generic:t{i}", Feedback(action="correct", user_id="U2", labels={"symptom": [kept]})
+        fixed = Feedback(
+            action="correct", user_id="U2", labels={"symptom": [kept]}, fix_playbook="config-revert"
         )
+        store.add_feedback(f"generic:t{i}", fixed)
     store.add_feedback(
         "generic:t0", Feedback(action="reject", user_id="U3", reason="noise")
     )  # no labels: no say
@@ -323,6 +333,9 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
         "m1|symptom|agrees": [1, 1.0, 2],
         "m1|symptom|llm-other": [1, 0.0, 1],
         "m1|symptom|top-other": [0, 0.5, 1],
+        # and each verdict's fix (config-revert) against the LLM's playbook pick, read back from the database
+        "m1|_playbook|llm-other": [0, 1.5, 3],
+        "m1|_playbook|top-other": [3, 1.5, 3],
     }
     assert other.agreement.witness("m1", "symptom")[Situation.LLM_OTHER] > 1
 

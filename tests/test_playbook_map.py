@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from functools import cache
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from bot.config import Settings
+from bot.decision import PLAYBOOK, Situation
 from bot.embeddings import get_embedder
 from bot.models import LabelDecision, SimilarIncident
 from bot.pipeline import Triager
@@ -111,8 +113,11 @@ def _decided(**labels: str) -> dict[str, LabelDecision]:
 def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> None:
     tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
     labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
-    alone, source = tri._choose_playbook(labels, None, None, [])
-    assert alone.id == "config-revert" and source == "retrieval"  # the scope of the decided labels
+    alone = tri._choose_playbook(labels, None, None, [])
+    assert (alone.playbook.id, alone.source) == (
+        "config-revert",
+        "retrieval",
+    )  # the scope of the decided labels
     fixed = [
         SimilarIncident(id=f"h{i}", title="errors", score=0.8,
                         resolution="A surge of traffic overloaded the API. We throttled the requests and blocked "
@@ -121,9 +126,28 @@ def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> N
     ]  # fmt: skip
     votes = tri.fixes_vote(fixed)
     assert votes == {"traffic-control": 1.0}
-    chosen, source = tri._choose_playbook(labels, None, None, fixed)
-    assert chosen.id == "traffic-control" and source == "retrieval"
+    chosen = tri._choose_playbook(labels, None, None, fixed)
+    assert (chosen.playbook.id, chosen.source) == ("traffic-control", "retrieval")
     # Neighbours whose resolution tells no fix do not vote: the labels decide again.
     stock = [s.model_copy(update={"resolution": "We have deployed a fix and are monitoring."}) for s in fixed]
     assert tri.fixes_vote(stock) == {}
-    assert tri._choose_playbook(labels, None, None, stock)[0].id == "config-revert"
+    assert tri._choose_playbook(labels, None, None, stock).playbook.id == "config-revert"
+
+
+def test_the_llms_playbook_is_chosen_only_once_verdicts_fixes_show_it_right() -> None:
+    tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
+    labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
+    answer = SimpleNamespace(playbook="traffic-control")
+    first = tri._choose_playbook(labels, answer, None, [], "m1")
+    assert (first.playbook.id, first.source) == ("config-revert", "retrieval")  # unmeasured: no say
+    assert (first.rule_choice, first.llm_choice) == ("config-revert", "traffic-control")
+    same = tri._choose_playbook(labels, SimpleNamespace(playbook="config-revert"), None, [], "m1")
+    assert (same.playbook.id, same.source) == ("config-revert", "llm+retrieval")
+    for _ in range(20):  # engineers' fixes: where the two differed, the LLM's pick was the fix
+        tri.trainer.agreement.record("m1", PLAYBOOK, Situation.LLM_OTHER, True, 0.5)
+        tri.trainer.agreement.record("m1", PLAYBOOK, Situation.TOP_OTHER, False, 0.5)
+    later = tri._choose_playbook(labels, answer, None, [], "m1")
+    assert (later.playbook.id, later.source) == ("traffic-control", "llm")
+    assert tri._choose_playbook(labels, answer, None, [], "m2").playbook.id == "config-revert"  # per model
+    privacy = tri._choose_playbook(labels, answer, "other users' chats", [], "m1")
+    assert privacy.playbook.id == "privacy-incident-response" and privacy.llm_choice is None
