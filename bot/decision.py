@@ -290,11 +290,12 @@ class LLMAgreement:
     def witness(self, model: str, fld: str) -> dict[Situation, float]:
         """Per situation, the odds ratio by which this model's word moves the classifier's confidence."""
         return {
-            where: self._ratio(*self.counts.get(f"{model}|{fld}|{where}", [0, 0.0, 0])) for where in Situation
+            where: self.odds_ratio(*self.counts.get(f"{model}|{fld}|{where}", [0, 0.0, 0]))
+            for where in Situation
         }
 
     @staticmethod
-    def _ratio(kept: float, predicted: float, n: float) -> float:
+    def odds_ratio(kept: float, predicted: float, n: float) -> float:
         if not n:
             return 1.0
         q = min(max(predicted / n, 0.01), 0.99)  # what the classifier predicted, on average

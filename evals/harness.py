@@ -153,6 +153,11 @@ def run_eval(
                 bar.advance(task)
     out = summarise(ds, cfg, results, settings)
     out["report"]["classifier"] = {"status": trainer.status, "train_s": train_s}
+    # The say the LLM earned by the end of the (last) run: [kept, predicted, n] and the odds ratio per situation.
+    book = trainer.agreement
+    out["report"]["llm_witness"] = {
+        k: {"tally": v, "odds_ratio": round(book.odds_ratio(*v), 3)} for k, v in sorted(book.counts.items())
+    }
     return out
 
 

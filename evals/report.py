@@ -90,6 +90,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- structured output ({m}): valid first try {v['valid_first_try']:.3f}, after repair {v['valid_after_repair']:.3f}"
         )
+    for key, w in (report.get("llm_witness") or {}).items():
+        kept, predicted, n = w["tally"]
+        lines.append(
+            f"- LLM's say, {key}: kept {kept} of {n} (predicted {predicted:.1f}), odds ratio {w['odds_ratio']:.2f}"
+        )
     lines.append(f"- tokens per triage: {report['tokens_per_triage']:.0f}")
     for m, p in report["latency_s"].items():
         lines.append(f"- latency {m}: p50 {p['p50']:.3f}s, p95 {p['p95']:.3f}s")

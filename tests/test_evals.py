@@ -72,6 +72,9 @@ def test_time_split_and_triage_time_input(tmp_path: Path, monkeypatch: pytest.Mo
         report["scores"]["llm"]["symptom"]["n"] == 6
         and report["llm_validity"]["llm"]["valid_first_try"] == 1.0
     )
+    # The vote decided every field (6 incidents of history) and no planted resolution tells a fix: nothing to
+    # measure the LLM's labels or playbook against yet, so it earned no say.
+    assert report["llm_witness"] == {}
     folder = write_report(report, cases, tmp_path / "out")
     assert {p.name for p in folder.iterdir()} >= {"metrics.json", "summary.md", "cases.jsonl", "scores.png",
                                                   "reliability-combined.png", "risk-coverage-combined.png"}  # fmt: skip
