@@ -129,9 +129,11 @@ class FieldDecider:
         s = self.scores_many([(proba, votes)])[0]
         ranked = sorted(s, key=lambda c: -s[c])
         top = ranked[0]
+        # calibrated once, for the labels the decision can use: the top one and the LLM's
+        need = [top, *[c for c in llm_labels if c in s]]
         cal = {
             c: min(max(float(x), 0.0), 1.0)
-            for c, x in zip(ranked, self.calibrated(np.asarray([s[c] for c in ranked])), strict=True)
+            for c, x in zip(need, self.calibrated(np.asarray([s[c] for c in need])), strict=True)
         }
         label, conf = top, cal[top]
         llm0 = llm_labels[0] if llm_labels else None
@@ -265,22 +267,25 @@ class LLMAgreement:
         pb, model = draft.playbook, draft.llm.model
         if fix_playbook and pb.llm_choice and pb.rule_choice:
             # no calibrated prediction here: both start from an even chance, so only the record tells them apart
-            if pb.llm_choice == pb.rule_choice:
-                self.record(model, PLAYBOOK, Situation.AGREES, pb.rule_choice == fix_playbook, 0.5)
-            else:
-                self.record(model, PLAYBOOK, Situation.LLM_OTHER, pb.llm_choice == fix_playbook, 0.5)
-                self.record(model, PLAYBOOK, Situation.TOP_OTHER, pb.rule_choice == fix_playbook, 0.5)
+            self._tally(model, PLAYBOOK, pb.llm_choice, pb.rule_choice, [fix_playbook], 0.5, 0.5)
         for fld, d in draft.labels.items():
             llm = [d.llm_label] if isinstance(d.llm_label, str) else list(d.llm_label or [])
             gold = final.get(fld)
             if not llm or not gold or d.prior_label is None or d.prior_confidence is None:
                 continue  # no LLM label, no verdict on the field, or the vote decided it (no classifier)
-            top = d.prior_label
-            if llm[0] == top:
-                self.record(model, fld, Situation.AGREES, top in gold, d.prior_confidence)
-            else:
-                self.record(model, fld, Situation.LLM_OTHER, llm[0] in gold, d.llm_prior_confidence or 0.0)
-                self.record(model, fld, Situation.TOP_OTHER, top in gold, d.prior_confidence)
+            self._tally(
+                model, fld, llm[0], d.prior_label, gold, d.llm_prior_confidence or 0.0, d.prior_confidence
+            )
+
+    def _tally(
+        self, model: str, fld: str, llm: str, top: str, kept: list[str], p_llm: float, p_top: float
+    ) -> None:
+        """One verdict in its situation: the LLM named the top choice, or another one (then both are counted)."""
+        if llm == top:
+            self.record(model, fld, Situation.AGREES, top in kept, p_top)
+        else:
+            self.record(model, fld, Situation.LLM_OTHER, llm in kept, p_llm)
+            self.record(model, fld, Situation.TOP_OTHER, top in kept, p_top)
 
     def record(self, model: str, fld: str, where: Situation, kept: bool, predicted: float) -> None:
         with self._lock:
