@@ -224,8 +224,7 @@ def _run_case(
             _mitigation(r, case, draft, embedder)
         # The engineer's verdict, as the bot records it (labels, and the fix as the real resolution tells it): the
         # LLM's measured agreement is its weight next time.
-        real = r.playbook_real if "combined" in methods else triager.fix_playbook(case.resolution)
-        triager.record_verdict(draft, r.gold, real)
+        triager.record_verdict(draft, r.gold, triager.fix_playbook(case.resolution))  # the mapper caches it
     return r
 
 
@@ -263,8 +262,7 @@ def _playbook(
             "root_cause", []
         )
     r.has_resolution = bool(case.resolution.strip())
-    real = triager.mapper.map(case.resolution) if r.has_resolution else None
-    r.playbook_real = real.playbook_id if real else None
+    r.playbook_real = triager.fix_playbook(case.resolution)
 
 
 def _mitigation(r: CaseResult, case: HistoricalIncident, draft: TriageDraft, embedder) -> None:  # type: ignore[no-untyped-def]
