@@ -176,13 +176,12 @@ class Situation(StrEnum):
     """Where the LLM's label stands against the classifier's own top label: its worth is measured in each apart,
     since it reads the same neighbours and mostly agrees with the classifier when the classifier is right."""
 
-    AGREES = (
-        "agrees"  # it named the classifier's top label: how much more (or less) often that label is right
-    )
-    LLM_OTHER = (
-        "llm-other"  # it named another label: how often that label is right, against what was predicted
-    )
-    TOP_OTHER = "top-other"  # ... and how often the classifier's top label is right then
+    # it named the classifier's top label: how much more (or less) often that label is right
+    AGREES = "agrees"
+    # it named another label: how often that label is right, against what was predicted ...
+    LLM_OTHER = "llm-other"
+    # ... and how often the classifier's top label is right then
+    TOP_OTHER = "top-other"
 
 
 def shifted(p: float, ratio: float) -> float:
@@ -242,9 +241,8 @@ class LLMAgreement:
     confidence where the calibration put it. Counted from the verdicts in the database (`from_verdicts`, at every
     retraining: every replica sees the same verdicts, and a restart loses none), kept current by `observe`."""
 
-    counts: dict[str, list[float]] = field(
-        default_factory=dict
-    )  # "model|field|situation" -> [kept, predicted, n]
+    # "model|field|situation" -> [kept, predicted, n]
+    counts: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod

@@ -173,9 +173,8 @@ def test_the_llm_gets_the_say_its_measured_agreement_earns() -> None:
         book.record("m", "root_cause", Situation.LLM_OTHER, i % 10 < 8, 0.2)
         book.record("m", "root_cause", Situation.TOP_OTHER, i % 10 >= 8, 0.6)
     w = book.witness("m", "root_cause")
-    assert w[Situation.AGREES] == pytest.approx(
-        1.0, abs=0.01
-    )  # agreement that adds nothing adds no confidence
+    # agreement that adds nothing adds no confidence
+    assert w[Situation.AGREES] == pytest.approx(1.0, abs=0.01)
     assert w[Situation.LLM_OTHER] > 5 and w[Situation.TOP_OTHER] < 0.3
     assert book.witness("other-model", "root_cause")[Situation.LLM_OTHER] == 1.0  # per model
 

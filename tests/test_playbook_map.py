@@ -114,10 +114,8 @@ def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> N
     tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
     labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
     alone = tri._choose_playbook(labels, None, None, [])
-    assert (alone.playbook.id, alone.source) == (
-        "config-revert",
-        "retrieval",
-    )  # the scope of the decided labels
+    # the scope of the decided labels
+    assert (alone.playbook.id, alone.source) == ("config-revert", "retrieval")
     fixed = [
         SimilarIncident(id=f"h{i}", title="errors", score=0.8,
                         resolution="A surge of traffic overloaded the API. We throttled the requests and blocked "
