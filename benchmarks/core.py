@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings
-from bot.demo import demo_history
-from bot.embeddings import get_embedder
-from bot.history import HistoryStore, embed_text
-from bot.llm import build_chat_model
 from bot.models import HistoricalIncident, Ticket
-from bot.pipeline import Triager
+from bot.store.demo import demo_history
+from bot.store.embeddings import get_embedder
+from bot.store.history import HistoryStore, embed_text
 from bot.taxonomy import Taxonomy
-from bot.trainer import Trainer, trainer_for
+from bot.triage.llm import build_chat_model
+from bot.triage.pipeline import Triager
+from bot.triage.trainer import Trainer, trainer_for
 
 VARIATIONS = [
     "Customers report",
@@ -125,7 +125,7 @@ def bench_training(settings: Settings, store: HistoryStore) -> tuple[dict[str, A
     """Retraining the learned decision from the whole history (what a verdict triggers, off the posting path)."""
     trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
     t0 = time.perf_counter()
-    incs, vecs = store.all()  # the trainer's own read (in pages: bot/history.py)
+    incs, vecs = store.all()  # the trainer's own read (in pages: bot/store/history.py)
     read_s = time.perf_counter() - t0
     model = trainer.train_now(incs, vecs)
     assert model is not None
@@ -142,7 +142,7 @@ def bench_triage(
 ) -> dict[str, Any]:
     """Bot overhead without the LLM (retrieval, prompt, validation, learned decision, message building) and end
     to end with the default local model."""
-    from bot.slack.blocks import draft_blocks
+    from bot.delivery.slack.blocks import draft_blocks
 
     triager = Triager(settings, store, build_chat_model(settings), trainer=trainer)
     tickets = [

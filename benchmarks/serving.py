@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from benchmarks.backends import free_port
 from benchmarks.core import lat, scaled_history
-from bot.emulators import SlackEmulator
+from bot.net import free_port
 from bot.server import webhook_signature
+from testkit.emulators import SlackEmulator
 
 SECRET = "bench-secret"
 

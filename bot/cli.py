@@ -18,17 +18,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import Settings
-from bot.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
-from bot.history import HistoryError, HistoryStore
 from bot.intake.files import FORMATS, InputError, read_history, read_ticket
-from bot.llm import LLMConfigError
-from bot.mode import ModeRefused
 from bot.models import Ticket
-from bot.pipeline import TicketError
-from bot.playbooks import PlaybookError
-from bot.report import ReportError
+from bot.store.history import HistoryError, HistoryStore
 from bot.taxonomy import Taxonomy, TaxonomyError
-from bot.trainer import trainer_for
+from bot.triage.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
+from bot.triage.llm import LLMConfigError
+from bot.triage.pipeline import TicketError
+from bot.triage.playbooks import PlaybookError
+from bot.triage.trainer import trainer_for
+from bot.watch.mode import ModeRefused
+from bot.watch.report import ReportError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services."
@@ -85,7 +85,7 @@ def clean_text(text: str) -> str:
 
 
 def open_store(settings: Settings, collection: str | None = None, seed: bool = True) -> HistoryStore:
-    from bot.demo import seed_if_empty
+    from bot.store.demo import seed_if_empty
 
     store = HistoryStore(settings, collection)
     if seed and (added := seed_if_empty(store)):
@@ -94,8 +94,8 @@ def open_store(settings: Settings, collection: str | None = None, seed: bool = T
 
 
 def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
-    from bot.pipeline import Triager, require_text
-    from bot.present.terminal import render
+    from bot.delivery.terminal import render
+    from bot.triage.pipeline import Triager, require_text
 
     require_text(ticket)  # refuse empty input before loading anything
     logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # the draft says why the LLM failed
@@ -135,7 +135,7 @@ def triage(
 @one_line_errors
 def demo(no_llm: Annotated[bool, typer.Option("--no-llm")] = False) -> None:
     """Triage a sample ticket against the bundled demo history (offline, no keys)."""
-    from bot.demo import SAMPLE_TICKET
+    from bot.store.demo import SAMPLE_TICKET
 
     settings = Settings()
     out.print(f"[bold]Sample ticket:[/bold] {SAMPLE_TICKET.title}\n{SAMPLE_TICKET.text}\n")
@@ -246,8 +246,8 @@ def serve(
     """Run the bot: ticket webhooks and Slack (HTTP mode, or Socket Mode with --socket-mode)."""
     import uvicorn
 
-    from bot.model_server import stop_all
     from bot.server import create
+    from bot.triage.model_server import stop_all
 
     settings = Settings()
     if socket_mode and not settings.slack_app_token:
@@ -274,7 +274,7 @@ def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write.")] = Path("feedback.jsonl"),
 ) -> None:
     """Write confirmed and corrected incidents as labelled JSONL (the eval harness's canonical format)."""
-    from bot.store import Store
+    from bot.store.sql import Store
 
     settings = Settings()
     incidents = Store(settings.db_url).export()
@@ -294,8 +294,8 @@ def mode(
     """Show or switch the drafting mode of every replica: retrieval-only turns the LLM off (the rollback)."""
     import getpass
 
-    from bot.mode import ModeSwitch
-    from bot.store import Store
+    from bot.store.sql import Store
+    from bot.watch.mode import ModeSwitch
 
     settings = Settings()
     switch = ModeSwitch(Store(settings.db_url).watch, settings.admin_user_ids)
@@ -317,9 +317,9 @@ def report(
     ),
 ) -> None:
     """Write a report a manager can read: triages, acceptance, confident-label precision, latency, cost."""
-    from bot.metrics import known_prices
-    from bot.report import build, parse_since, write
-    from bot.store import Store
+    from bot.store.sql import Store
+    from bot.watch.metrics import known_prices
+    from bot.watch.report import build, parse_since, write
 
     settings = Settings()
     r = build(Store(settings.db_url), parse_since(since), known_prices(settings), settings.confident_at)

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
 
     # --- input limits
     max_text_chars: int = Field(default=8000, ge=100)  # longer ticket text is truncated before embedding/LLM
-    # --- redaction (bot/redact.py): secrets and personal data become typed placeholders
+    # --- redaction (bot/triage/redact.py): secrets and personal data become typed placeholders
     redact_for_external_llm: bool = True
     redact_for_local_llm: bool = True  # False lets the in-process model see raw text
     redact_in_slack: bool = True  # ticket text as shown in posts
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     slack_outbox_backoff_max_s: float = 30.0  # Slack down: the outbox head is retried at most this far apart
     slack_channel_rate: float = 1.0  # messages per second per channel (Slack's limit)...
     slack_channel_burst: int = 4  # ...with short bursts allowed
-    # The work queue in the database (bot/workqueue.py), shared by every replica:
+    # The work queue in the database (bot/delivery/queue.py), shared by every replica:
     lease_s: float = Field(default=30.0, gt=0)  # a replica that stops renewing loses its claims after this
     queue_poll_s: float = Field(default=0.2, gt=0)  # how often an idle replica looks for work others stored
     max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     # source -> the sender's severity value -> the taxonomy's severity; merged over DEFAULT_SEVERITY_MAP by source
     severity_map: dict[str, dict[str, str]] = Field(default_factory=dict)
 
-    # --- watching itself (bot/monitor.py, /metrics, incibot report) and the fleet-wide rollback (bot/mode.py)
+    # --- watching itself (bot/watch/monitor.py, /metrics, incibot report) and the fleet-wide rollback (bot/watch/mode.py)
     ops_channel: str | None = None  # quality alerts and recoveries; default: default_channel
     admin_user_ids: list[str] = Field(default_factory=list)  # Slack user ids that may run /triage mode
     mode_ttl_s: float = Field(default=2.0, gt=0)  # each replica rereads the mode at most this often

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from bot.clock import aware, utcnow
+
 # Where a conclusion in a draft came from, so an engineer knows how much to trust it.
 Source = Literal["llm", "retrieval", "llm+retrieval", "classifier", "classifier+llm", "rule", "default"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Link(BaseModel):
@@ -53,7 +52,7 @@ class Ticket(BaseModel):
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
         # Naive timestamps in incident feeds are UTC by convention; comparisons need aware datetimes.
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
+        return aware(v)
 
     @property
     def sender_label(self) -> str | None:
@@ -82,7 +81,7 @@ class HistoricalIncident(Ticket):
     @field_validator("resolved_at")
     @classmethod
     def _aware_resolved(cls, v: datetime | None) -> datetime | None:
-        return v if v is None or v.tzinfo else v.replace(tzinfo=UTC)
+        return v if v is None else aware(v)
 
 
 class SimilarIncident(BaseModel):
@@ -139,7 +138,7 @@ class LLMUsage(BaseModel):
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 0
-    # rejected: valid JSON that broke a content rule (bot/validate.py); unavailable: endpoint failed or circuit open
+    # rejected: valid JSON that broke a content rule (bot/triage/validate.py); unavailable: endpoint failed or circuit open
     status: Literal["ok", "repaired", "invalid", "rejected", "unavailable", "skipped"] = "ok"
     error: str | None = None
 
@@ -175,4 +174,45 @@ class Feedback(BaseModel):
     labels: dict[str, list[str]] | None = None
     fix: str | None = None
     reason: str | None = None
-    fix_playbook: str | None = None  # the playbook the fix maps to (bot.playbook_map), set when it is stored
+    fix_playbook: str | None = (
+        None  # the playbook the fix maps to (bot.triage.resolutions), set when it is stored
+    )
+
+
+class Verdict(BaseModel):
+    """One engineer verdict with the draft it judged (typed rows out of the store)."""
+
+    ticket_key: str
+    action: str  # confirm | correct | reject
+    user_id: str
+    labels: dict[str, list[str]] | None
+    created_at: datetime
+    draft: TriageDraft | None
+    fix_playbook: str | None = None
+
+
+class Mode(StrEnum):
+    LLM = "llm"
+    RETRIEVAL_ONLY = "retrieval-only"
+
+
+class ModeChange(BaseModel):
+    mode: Mode
+    user_id: str
+    created_at: datetime
+
+
+class SenderIncident(BaseModel):
+    """What the bot knows of one sender incident (an Alertmanager group, a PagerDuty incident...): stored per
+    sender id, its occurrences keyed `<thread>#<n>` (bot/intake/occurrences.py)."""
+
+    thread: str
+    source: str
+    key: str  # ticket key of the current occurrence
+    number: int = 1
+    open: bool = True
+    seen: list[str] = Field(default_factory=list)  # item ids already shown (all occurrences, newest last)
+    updates: int = 0  # thread replies of the current occurrence so far
+    components: list[str] = Field(default_factory=list)  # Statuspage: components of the incident
+    last_at: datetime  # when the sender last said something new
+    version: int = 0  # optimistic concurrency: a write succeeds only from the version it read

@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.intake.text import without_nul
+from bot.intake.auth import HideUrlTokens, check_webhook_auth, webhook_signature
 from bot.intake.webhooks import WebhookError, parse
-from bot.llm import llm_health
-from bot.metrics import CONTENT_TYPE
 from bot.service import Backpressure, TriageService
-from bot.webhook_auth import HideUrlTokens, check_webhook_auth, webhook_signature
+from bot.text import without_nul
+from bot.triage.llm import llm_health
+from bot.watch.metrics import CONTENT_TYPE
 
 __all__ = ["build_server", "check_webhook_auth", "create", "database_down", "webhook_signature"]
 
@@ -174,17 +174,17 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
 
 def create(settings: Settings, http_slack: bool = True) -> tuple[TriageService, App, Starlette]:
     """Wire the pipeline, the store, the Slack client and the HTTP server from settings."""
-    from bot.demo import seed_if_empty
-    from bot.history import HistoryStore
-    from bot.pipeline import Triager
-    from bot.slack.app import build_app, web_client
-    from bot.store import Store
-    from bot.trainer import AGREEMENT_WINDOW
+    from bot.delivery.slack.app import build_app, web_client
+    from bot.store.demo import seed_if_empty
+    from bot.store.history import HistoryStore
+    from bot.store.sql import Store
+    from bot.triage.pipeline import Triager
+    from bot.triage.trainer import AGREEMENT_WINDOW
 
     if settings.local_threads is None:
         # Leave a core for webhooks, retrieval and first posts while the local LLM decodes.
         settings = settings.model_copy(update={"local_threads": max(1, (os.cpu_count() or 2) - 1)})
-    # Store and history are built here, once (swapping either backend touches bot/store.py or bot/history.py).
+    # Store and history are built here, once (swapping either backend touches bot/store/sql.py or bot/store/history.py).
     store, history = Store(settings.db_url), HistoryStore(settings)
     seed_if_empty(history, store.engine)  # replicas starting together import the demo history once
     verdicts = partial(

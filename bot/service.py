@@ -1,13 +1,13 @@
 """The running bot, as a small facade over its parts (data flows one way):
 
   intake (bot/intake/receiver.py: validate, dedupe, store, answer)
-  -> work queue (bot/workqueue.py: claim a channel's next ticket under a lease; pace; back off; give up)
-  -> posting (bot/posting.py: storms via bot/storms.py, the first post, replies, storm listings, exactly once)
-  -> LLM edit pass (bot/refine.py)
-  -> feedback -> history (bot/learning.py).
+  -> work queue (bot/delivery/queue.py: claim a channel's next ticket under a lease; pace; back off; give up)
+  -> posting (bot/delivery/posting.py: storms via bot/delivery/storms.py, the first post, replies, storm listings, exactly once)
+  -> LLM edit pass (bot/delivery/llm_edit.py)
+  -> feedback -> history (bot/feedback/history_feeder.py).
 
 Every piece of shared state is in the database, so any number of replicas can run against one database and
-one Chroma server (README: "Several replicas"); the worker threads are in bot/workers.py.
+one Chroma server (README: "Several replicas"); the worker threads are in bot/delivery/workers.py.
 """
 
 from __future__ import annotations
@@ -22,28 +22,28 @@ from datetime import timedelta
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.history import HistoryStore
+from bot.delivery.llm_edit import Refiner
+from bot.delivery.posting import TicketPoster
+from bot.delivery.queue import Pace, WorkQueue
+from bot.delivery.slack import blocks
+from bot.delivery.slack.messages import SlackMessages
+from bot.delivery.storms import StormGrouper
+from bot.delivery.workers import Workers
+from bot.feedback.history_feeder import HistoryFeeder
+from bot.intake.occurrences import Outcome
 from bot.intake.receiver import Busy, Receipt, Receiver
 from bot.intake.webhooks import WebhookEvent
-from bot.learning import HistoryFeeder
-from bot.llm import warm_up
-from bot.metrics import Metrics, known_prices
-from bot.mode import ModeSwitch
 from bot.models import Feedback, HistoricalIncident
-from bot.monitor import QualityMonitor
-from bot.occurrences import Outcome
-from bot.pipeline import Triager
-from bot.posting import TicketPoster
-from bot.refine import Refiner
-from bot.report import Report
-from bot.report import build as build_report
-from bot.rows import TicketRow
-from bot.slack import blocks
-from bot.slack.poster import SlackPoster
-from bot.store import Store
-from bot.storms import StormGrouper
-from bot.workers import Workers
-from bot.workqueue import Pace, WorkQueue
+from bot.store.history import HistoryStore
+from bot.store.sql import Store
+from bot.store.tickets import TicketRow
+from bot.triage.llm import warm_up
+from bot.triage.pipeline import Triager
+from bot.watch.metrics import Metrics, known_prices
+from bot.watch.mode import ModeSwitch
+from bot.watch.monitor import QualityMonitor
+from bot.watch.report import Report
+from bot.watch.report import build as build_report
 
 log = logging.getLogger("incibot")
 DRAIN_PER_S = 5.0  # posts per second a full queue is assumed to drain at: the Retry-After of a 429
@@ -70,7 +70,7 @@ class TriageService:
         pace = Pace(s.slack_channel_rate, s.slack_channel_burst, s.slack_outbox_backoff_max_s)
         self.queue = WorkQueue(store.engine, replica_id(), s.lease_s, pace)
         self.storms = StormGrouper(store.engine, s.storm_similarity, s.storm_window_s)
-        self.slack = SlackPoster(client, settings)
+        self.slack = SlackMessages(client, settings)
         self.mode = ModeSwitch(store.watch, s.admin_user_ids, s.mode_ttl_s)
         self.metrics = Metrics(store, known_prices(settings), self.mode, s.quality_window, s.confident_at)
         self.monitor = QualityMonitor(settings, store, self.slack)

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.clock import aware
 from bot.intake.statuspage import IMPACT_TO_SEVERITY, incident_from_statuspage
-from bot.intake.text import html_to_text, informative, squash
 from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
+from bot.text import html_to_text, informative, squash
 
 csv.field_size_limit(50_000_000)
 
@@ -43,7 +44,7 @@ def _dt(value: str | None) -> datetime | None:
         d = datetime.fromisoformat(v)
     except ValueError:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    return aware(d)
 
 
 # ---- genai-status ---------------------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import Settings
-from bot.decision import LLMAgreement
-from bot.embeddings import get_embedder
-from bot.evidence import decide
-from bot.history import HistoryStore
 from bot.intake.files import InputError
-from bot.llm import build_chat_model
 from bot.models import HistoricalIncident, LabelDecision, TriageDraft
-from bot.pipeline import Triager
-from bot.trainer import Trainer
+from bot.store.embeddings import get_embedder
+from bot.store.history import HistoryStore
+from bot.triage.decision import LLMAgreement
+from bot.triage.llm import build_chat_model
+from bot.triage.pipeline import Triager
+from bot.triage.trainer import Trainer
+from bot.triage.vote import decide
 from evals import metrics
 from evals.datasets import Dataset
 
@@ -71,7 +71,9 @@ class CaseResult:
     playbook_fit: dict[str, bool] = field(
         default_factory=dict
     )  # method -> its scope lists the gold root cause
-    playbook_real: str | None = None  # the playbook the real resolution maps to (bot.playbook_map), if any
+    playbook_real: str | None = (
+        None  # the playbook the real resolution maps to (bot.triage.resolutions), if any
+    )
     has_resolution: bool = False
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None

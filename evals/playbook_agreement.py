@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.intake.text import informative
 from bot.models import HistoricalIncident
-from bot.playbook_map import ResolutionMapper, informative_text
-from bot.playbooks import PlaybookLibrary
+from bot.text import informative
+from bot.triage.playbooks import PlaybookLibrary
+from bot.triage.resolutions import ResolutionMapper, informative_text
 from evals.adapters import load_dataset
 from evals.datasets import DEFAULT_ROOT
 

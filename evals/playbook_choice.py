@@ -4,7 +4,7 @@ For each labelled incident in the oldest `HISTORY` share of a dataset (never the
 resolution maps to a playbook: the bot's plain draft (no LLM, history strictly older than it), the playbook its
 decided labels fit best (`Playbook.match`), and the neighbours' fix vote (`Triager.fixes_vote`). It prints how often
 each alone names the incident's own mapped fix (precision where it names one) and the agreement of the choice for
-a few weights. `FIXES_WEIGHT` in bot/pipeline.py is the ratio of the two precisions, pooled over the datasets
+a few weights. `FIXES_WEIGHT` in bot/triage/pipeline.py is the ratio of the two precisions, pooled over the datasets
 where both were measured (a dataset whose labels never reach a playbook's scope says nothing about the ratio):
 evidence that is right k times as often gets k times the say.
 
@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from bot.config import Settings
-from bot.pipeline import Triager
+from bot.triage.pipeline import Triager
 from evals import datasets
 from evals.harness import eval_store
 

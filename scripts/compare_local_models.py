@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 from bot.config import Settings
-from bot.demo import demo_history
-from bot.evidence import knn_votes
-from bot.history import HistoryStore
-from bot.llm import build_chat_model
-from bot.pipeline import Triager
+from bot.store.demo import demo_history
+from bot.store.history import HistoryStore
+from bot.triage.llm import build_chat_model
+from bot.triage.pipeline import Triager
+from bot.triage.vote import knn_votes
 
 FIELDS = ("symptom", "root_cause")
 

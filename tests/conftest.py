@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import PROJECT_ROOT, Settings
-from bot.history import HistoryStore
 from bot.models import HistoricalIncident
+from bot.store.history import HistoryStore
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 needs_datasets = pytest.mark.skipif(

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.emulators import SlackEmulator
 from bot.intake.webhooks import parse
 from bot.server import create
 from bot.service import TriageService
+from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 
 CORPORA = Path(__file__).parent / "corpora"

@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 
 from benchmarks.backends import free_port
-from bot.emulators import SlackEmulator
 from bot.server import build_server
 from bot.service import TriageService
+from testkit.emulators import SlackEmulator
 from tests.helpers import last_edit, make_service, post_of, reply_count, wait_until
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")

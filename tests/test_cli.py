@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 import benchmarks.core as bench_core
 from bot.cli import app
 from bot.config import Settings
-from bot.demo import demo_history
-from bot.history import HistoryStore
+from bot.store.demo import demo_history
+from bot.store.history import HistoryStore
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from benchmarks.serving import Server, bench_storm, deliveries, storm_tickets
-from bot.emulators import SlackEmulator
+from testkit.emulators import SlackEmulator
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 from benchmarks.backends import Postgres, postgres_bin
 from benchmarks.serving import deliveries
 from bot.config import Settings
-from bot.emulators import SlackEmulator
 from bot.server import create, database_down
+from testkit.emulators import SlackEmulator
 from tests.helpers import wait_until
 
 needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed")

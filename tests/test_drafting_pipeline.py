@@ -14,9 +14,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from bot.config import Settings
-from bot.history import HistoryStore
 from bot.models import Ticket
-from bot.pipeline import TicketError, Triager
+from bot.net import free_port
+from bot.store.history import HistoryStore
+from bot.triage.pipeline import TicketError, Triager
 
 
 class ScriptedChat(BaseChatModel):
@@ -69,7 +70,7 @@ def test_valid_answer_becomes_a_combined_draft(settings: Settings, store: Histor
     draft = t.triage(TICKET)
     assert draft.kind == "llm" and draft.llm.status == "ok" and draft.llm.prompt_tokens == 100
     assert draft.label("symptom") == "errors" and draft.labels["symptom"].source == "llm+retrieval"
-    # Every neighbour was fixed by "rolled back the change" (bot.playbook_map: config-revert); the LLM's
+    # Every neighbour was fixed by "rolled back the change" (bot.triage.resolutions: config-revert); the LLM's
     # model-rollback has no record yet against the choice without it, so it is kept beside it, not chosen.
     assert draft.playbook.id == "config-revert" and draft.playbook.source == "retrieval"
     assert (draft.playbook.rule_choice, draft.playbook.llm_choice) == ("config-revert", "model-rollback")
@@ -149,11 +150,7 @@ def test_huge_ticket_is_truncated_not_rejected(settings: Settings, store: Histor
 
 
 def test_unreachable_openai_endpoint_falls_back(settings: Settings, store: HistoryStore) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens on it
     cfg = settings.model_copy(
         update={"llm_backend": "openai", "openai_base_url": f"http://127.0.0.1:{port}/v1", "llm_retries": 1}
     )

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.history import HistoryStore
-from bot.llm import build_chat_model
 from bot.models import HistoricalIncident
-from bot.pipeline import Triager
-from bot.playbooks import PlaybookLibrary
+from bot.store.history import HistoryStore
 from bot.taxonomy import Taxonomy
+from bot.triage.llm import build_chat_model
+from bot.triage.pipeline import Triager
+from bot.triage.playbooks import PlaybookLibrary
 from evals.adapters import load_dataset, to_genai_labels
 from tests.conftest import DATASETS, needs_datasets
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.evidence import LLM_ONLY_CONFIDENCE, decide, knn_votes
 from bot.models import SimilarIncident
-from bot.redact import redact
 from bot.taxonomy import Taxonomy
+from bot.triage.redact import redact
+from bot.triage.vote import LLM_ONLY_CONFIDENCE, decide, knn_votes
 
 TAX = Taxonomy.load(Settings().taxonomy_path)
 

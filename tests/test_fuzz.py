@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
-from bot.emulators import SlackEmulator
+from bot.delivery.slack.app import build_app
 from bot.intake.webhooks import SOURCES
 from bot.server import build_server, webhook_signature
 from bot.service import TriageService
-from bot.slack.app import build_app
+from testkit.emulators import SlackEmulator
 from tests.helpers import make_service
 
 HOOK, SIGNING = "fuzz-hook-secret", "fuzz-signing-secret"

@@ -16,14 +16,14 @@ from starlette.testclient import TestClient
 
 from benchmarks.backends import free_port
 from bot.config import Settings
-from bot.emulators import OpenAIEmulator, SlackEmulator
-from bot.history import HistoryStore
+from bot.delivery.slack.app import web_client
+from bot.delivery.slack.messages import SlackMessages, retryable
 from bot.models import Feedback, Ticket
-from bot.pipeline import Triager
 from bot.retrying import retry_after
 from bot.server import build_server
-from bot.slack.app import web_client
-from bot.slack.poster import SlackPoster, retryable
+from bot.store.history import HistoryStore
+from bot.triage.pipeline import Triager
+from testkit.emulators import OpenAIEmulator, SlackEmulator
 from tests.helpers import (
     accept,
     corpus,
@@ -247,11 +247,11 @@ def test_a_post_that_reached_slack_before_a_crash_is_not_posted_again(
 
 
 # ---- Slack's own retry handlers: edits and lookups retried, posts never -----------------------------------------
-def _poster(settings: Settings, url: str, retries: int = 2) -> SlackPoster:
+def _poster(settings: Settings, url: str, retries: int = 2) -> SlackMessages:
     s = settings.model_copy(
         update={"slack_bot_token": SecretStr("xoxb-test"), "slack_api_url": url, "slack_retries": retries}
     )
-    return SlackPoster(web_client(s), s)
+    return SlackMessages(web_client(s), s)
 
 
 def _methods(slack: SlackEmulator) -> list[str]:
@@ -419,7 +419,7 @@ def test_old_databases_get_the_new_columns(tmp_path: Path) -> None:
                   "NOT NULL, status VARCHAR(20) NOT NULL, message_ts VARCHAR(40), draft JSON, resolution TEXT, "
                   "resolved INTEGER, attempts INTEGER, last_error TEXT, created_at DATETIME NOT NULL, "
                   "updated_at DATETIME NOT NULL)")  # fmt: skip
-    from bot.store import Store
+    from bot.store.sql import Store
 
     store = Store(f"sqlite:///{db}")
     assert store.add_ticket("k", Ticket(id="k", title="t"), "#c") and store.get("k").group_count == 0

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from bot.config import Settings
-from bot.history import HistoryError, HistoryStore
-from bot.retrieval import retrieve
+from bot.store.history import HistoryError, HistoryStore
+from bot.triage.retrieval import retrieve
 from tests.conftest import SMALL_HISTORY, T0, incident
 
 
@@ -57,7 +57,7 @@ def test_writes_are_batched(settings: Settings) -> None:
 
 def test_the_whole_history_is_read_in_pages(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # one read of a whole large collection fails in the embedded store (too many SQL variables): pages instead
-    monkeypatch.setattr("bot.history.READ_PAGE", 4)
+    monkeypatch.setattr("bot.store.history.READ_PAGE", 4)
     incs, vecs = store.all()
     assert sorted(i.id for i in incs) == sorted(i.id for i in SMALL_HISTORY) and vecs.shape == (6, 384)
     by_id = dict(zip((i.id for i in incs), vecs, strict=True))

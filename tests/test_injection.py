@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulators import SlackEmulator
+from testkit.emulators import SlackEmulator
 from tests.helpers import accept, corpus, make_service, top_level_posts, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.decision import Calibrator, LLMAgreement, Situation, threshold_for
-from bot.embeddings import get_embedder
-from bot.emulators import SlackEmulator
-from bot.history import HistoryStore
-from bot.learned import ModelFileError, load, save, train
 from bot.models import Feedback, HistoricalIncident, LLMUsage, Ticket
-from bot.pipeline import Triager
+from bot.store.embeddings import get_embedder
+from bot.store.history import HistoryStore
 from bot.taxonomy import Taxonomy
-from bot.trainer import Trainer, trainer_for
+from bot.triage.decision import Calibrator, LLMAgreement, Situation, threshold_for
+from bot.triage.learned import ModelFileError, load, save, train
+from bot.triage.pipeline import Triager
+from bot.triage.trainer import Trainer, trainer_for
+from testkit.emulators import SlackEmulator
 from tests.conftest import T0
 from tests.helpers import accept, make_service, wait_until
 
@@ -298,7 +298,7 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
 ) -> None:
     from functools import partial
 
-    from bot.store import Store
+    from bot.store.sql import Store
 
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
     store = Store(settings.db_url)
@@ -342,7 +342,7 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
 def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidates(tmp_path: Path) -> None:
     import json
 
-    from bot.slack import blocks
+    from bot.delivery.slack import blocks
 
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
     triager = Triager(settings, HistoryStore(settings), None)

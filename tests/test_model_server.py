@@ -21,14 +21,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.config import Settings
-from bot.emulators import SlackEmulator
-from bot.history import HistoryStore
-from bot.llm import LocalServerChat, build_chat_model, llm_health
-from bot.model_server import ServerState
 from bot.models import Ticket
-from bot.pipeline import Triager
+from bot.net import free_port
 from bot.server import create
 from bot.service import TriageService
+from bot.store.history import HistoryStore
+from bot.triage.llm import LocalServerChat, build_chat_model, llm_health
+from bot.triage.model_server import ServerState
+from bot.triage.pipeline import Triager
+from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 from tests.helpers import accept, top_level_posts, wait_until
 
@@ -67,12 +68,6 @@ def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService,
     service.history.upsert(SMALL_HISTORY)
     service.start()
     return service, TestClient(server)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def health(client: TestClient) -> dict[str, Any]:
@@ -246,7 +241,7 @@ def test_the_model_server_dies_with_a_killed_bot(tmp_path: Path) -> None:
     code = (
         "import os, sys, time\n"
         "from bot.config import Settings\n"
-        "from bot.llm import build_chat_model\n"
+        "from bot.triage.llm import build_chat_model\n"
         f"m = build_chat_model(Settings(data_dir={str(tmp_path)!r}, llm_backend='local'))\n"
         "m.server.ensure_ready()\n"
         "print(m.server.status().pid, flush=True)\n"

@@ -20,13 +20,13 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
-from bot.emulators import OpenAIEmulator, SlackEmulator
+from bot.delivery.slack.app import build_app
 from bot.intake.webhooks import parse
 from bot.models import Feedback
-from bot.report import markdown
 from bot.server import build_server
 from bot.service import TriageService
-from bot.slack.app import build_app
+from bot.watch.report import markdown
+from testkit.emulators import OpenAIEmulator, SlackEmulator
 from tests.helpers import accept, make_service, tool_answer, wait_until
 
 SIGNING = "s"  # make_service's signing secret

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.decision import PLAYBOOK, Situation
-from bot.embeddings import get_embedder
 from bot.models import LabelDecision, SimilarIncident
-from bot.pipeline import Triager
-from bot.playbook_map import ResolutionMapper, fix_sentences, keyword_hit, stems
-from bot.playbooks import PlaybookLibrary
+from bot.store.embeddings import get_embedder
+from bot.triage.decision import PLAYBOOK, Situation
+from bot.triage.pipeline import Triager
+from bot.triage.playbooks import PlaybookLibrary
+from bot.triage.resolutions import ResolutionMapper, fix_sentences, keyword_hit, stems
 from evals.playbook_agreement import FIXES_SAMPLE, SAMPLE, agreement
 
 

@@ -25,11 +25,11 @@ from benchmarks.backends import ChromaServer, Postgres, postgres_bin
 from benchmarks.core import scaled_history
 from benchmarks.serving import Server, deliveries
 from bot.config import Settings
-from bot.emulators import SlackEmulator
-from bot.history import HistoryStore
-from bot.migrations import current, head
-from bot.pipeline import detect_privacy
+from bot.store.history import HistoryStore
+from bot.store.migrations import current, head
 from bot.taxonomy import Taxonomy
+from bot.triage.pipeline import detect_privacy
+from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 from tests.helpers import wait_until
 

@@ -4,7 +4,6 @@ API emulator on 127.0.0.1, the real embedded Chroma, the real embedding model an
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,10 +17,11 @@ import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings
-from bot.emulators import SlackEmulator
 from bot.models import Feedback
+from bot.net import free_port
 from bot.server import create, webhook_signature
 from bot.service import TriageService
+from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 
 SIGNING = "test-signing-secret"
@@ -33,12 +33,6 @@ def emulator() -> Iterator[SlackEmulator]:
     emu = SlackEmulator()
     yield emu
     emu.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Bot:
@@ -107,7 +101,7 @@ def bot(emulator: SlackEmulator, tmp_path_factory: pytest.TempPathFactory) -> It
     service, _, server = create(settings)
     service.history.upsert(SMALL_HISTORY)
     service.start()
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(server, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

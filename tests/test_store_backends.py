@@ -16,13 +16,13 @@ from starlette.testclient import TestClient
 
 from benchmarks.backends import ChromaServer, Postgres, postgres_bin
 from bot.config import Settings
-from bot.emulators import SlackEmulator
-from bot.history import HistoryError, HistoryStore
-from bot.migrations import current, head
 from bot.models import Feedback, Ticket
-from bot.pipeline import Triager
 from bot.server import create
-from bot.store import Store
+from bot.store.history import HistoryError, HistoryStore
+from bot.store.migrations import current, head
+from bot.store.sql import Store
+from bot.triage.pipeline import Triager
+from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 from tests.helpers import accept, wait_until
 
@@ -188,12 +188,12 @@ def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when
 
 
 def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
-    """Every revision together builds exactly the tables, columns and indexes `bot/store.py` declares (bot/schema.py)."""
+    """Every revision together builds exactly the tables, columns and indexes `bot/store/sql.py` declares (bot/store/schema.py)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from bot.schema import meta
-    from bot.store import Store
+    from bot.store.schema import meta
+    from bot.store.sql import Store
 
     store = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
     with store.engine.connect() as c:
@@ -204,7 +204,7 @@ def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
 def test_replicas_starting_together_import_the_demo_history_once(tmp_path: Path) -> None:
     """Two replicas on an empty collection: the first imports the demo history, the other finds it there (the
     import itself stands in for the real store here: what is tested is the turn-taking)."""
-    from bot.demo import seed_if_empty
+    from bot.store.demo import seed_if_empty
 
     class Collection:
         def __init__(self) -> None:

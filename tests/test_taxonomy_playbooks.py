@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.playbooks import PlaybookError, PlaybookLibrary, load_playbook
 from bot.taxonomy import Taxonomy, TaxonomyError
+from bot.triage.playbooks import PlaybookError, PlaybookLibrary, load_playbook
 
 
 def test_default_taxonomy_has_genai_categories() -> None:

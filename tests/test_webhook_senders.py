@@ -18,12 +18,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.config import DEFAULT_WEBHOOK_AUTH, AuthScheme, Settings
-from bot.emulators import SlackEmulator
+from bot.intake.auth import check_webhook_auth, pagerduty_signature, webhook_signature
+from bot.intake.occurrences import Outcome, decide
 from bot.intake.webhooks import EventKind, parse
-from bot.occurrences import Outcome, Thread, decide
+from bot.models import SenderIncident
 from bot.server import build_server
 from bot.service import TriageService
-from bot.webhook_auth import check_webhook_auth, pagerduty_signature, webhook_signature
+from testkit.emulators import SlackEmulator
 from tests.helpers import last_edit, make_service, post_of, reply_count
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -193,7 +194,7 @@ def test_per_source_choice_and_unconfigured_source() -> None:
 def test_url_tokens_are_hidden_in_access_logs() -> None:
     import logging
 
-    from bot.webhook_auth import HideUrlTokens
+    from bot.intake.auth import HideUrlTokens
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:1", "POST", "/webhooks/statuspage/s3cret?x=1&token=s3cret", "1.1", 202),
@@ -264,7 +265,7 @@ def test_occurrences_quiet_period_and_overlap() -> None:
     grown = parse("alertmanager", load("alertmanager/debian-0.25-grown.json"))  # still shows the first alert
     assert decide(state, grown, t0 + timedelta(hours=2), 3600).outcome == Outcome.UPDATE
     assert decide(state, fired, t0 + timedelta(hours=2), 3600).outcome == Outcome.DUPLICATE
-    closed = Thread.model_validate(state.model_dump() | {"open": False})
+    closed = SenderIncident.model_validate(state.model_dump() | {"open": False})
     assert decide(closed, fired, t0, 3600).outcome == Outcome.DUPLICATE  # a late redelivery
     step = decide(closed, refired, t0, 3600)
     assert step.outcome == Outcome.NEW and step.key.endswith("#2")

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from bot.config import Settings
+from bot.delivery.slack import blocks
 from bot.intake.webhooks import WebhookError, parse
 from bot.models import (
     DraftPlaybook,
@@ -18,7 +19,6 @@ from bot.models import (
     TriageDraft,
 )
 from bot.server import check_webhook_auth, webhook_signature
-from bot.slack import blocks
 from bot.taxonomy import Taxonomy
 
 

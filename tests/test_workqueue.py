@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.backends import Postgres, postgres_bin
+from bot.delivery.queue import Job, Pace, WorkQueue
 from bot.models import Ticket
-from bot.rows import Priority
-from bot.store import Store
-from bot.workqueue import Job, Pace, WorkQueue
+from bot.store.sql import Store
+from bot.store.tickets import Priority
 
 PACE = Pace(per_s=20.0, burst=2, backoff_max_s=1.0)
 

@@ -1,6 +1,6 @@
 """What one notification changes in the store: a new ticket, a thread reply, a resolution, or nothing.
 
-`bot.occurrences.decide` says what an event means for the sender's incident (pure); this stores it, all or
+`bot.intake.occurrences.decide` says what an event means for the sender's incident (pure); this stores it, all or
 nothing, with optimistic concurrency so racing deliveries of one incident store one ticket. The service then
 queues what was stored for posting.
 """
@@ -8,20 +8,20 @@ queues what was stored for posting.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from bot.clock import utcnow
 from bot.config import Settings
+from bot.intake.occurrences import Outcome, Step, decide
 from bot.intake.webhooks import EventKind, WebhookEvent, listed
-from bot.models import Link, SenderSeverity, Ticket
-from bot.occurrences import Outcome, Step, Thread, decide
-from bot.pipeline import detect_privacy
-from bot.redact import Redactor
-from bot.rows import Priority, TicketKind, TicketState
-from bot.store import Store
+from bot.models import Link, SenderIncident, SenderSeverity, Ticket
+from bot.store.sql import Store
+from bot.store.tickets import Priority, TicketKind, TicketState
 from bot.taxonomy import Taxonomy
+from bot.triage.pipeline import detect_privacy
+from bot.triage.redact import Redactor
 
 RACES = 8  # deliveries about one sender incident racing each other: re-decided at most this often
 
@@ -57,7 +57,7 @@ class Receiver:
             if event.component is not None and current is None:
                 return Stored(receipt=Receipt(status=Outcome.IGNORED, reason=f"no open Statuspage incident has "
                               f"component {event.component}; the change is acknowledged and not posted"))  # fmt: skip
-            step = decide(current, event, datetime.now(UTC), self.settings.occurrence_quiet_s)
+            step = decide(current, event, utcnow(), self.settings.occurrence_quiet_s)
             if step.thread is None:
                 return Stored(receipt=Receipt(status=step.outcome, key=step.key))
             rows = self._rows(step, event, current, channel)
@@ -69,7 +69,7 @@ class Receiver:
                 return Stored(receipt=Receipt(status=step.outcome, key=step.key), queued=queued)
         raise Busy(f"{event.thread} is changing under concurrent deliveries; retry")
 
-    def _thread(self, event: WebhookEvent) -> Thread | None:
+    def _thread(self, event: WebhookEvent) -> SenderIncident | None:
         if event.component is not None:  # a Statuspage component: the newest open incident that lists it
             having = [t for t in self.store.open_threads(event.source) if event.component in t.components]
             return max(having, key=lambda t: t.last_at, default=None)
@@ -79,11 +79,11 @@ class Receiver:
         if row is None or row.kind == TicketKind.UPDATE:
             return None
         # A ticket stored before occurrences were kept: its thread starts here, and a redelivery stays a duplicate.
-        return Thread(thread=event.thread, source=event.source, key=event.thread, open=not row.resolved,
+        return SenderIncident(thread=event.thread, source=event.source, key=event.thread, open=not row.resolved,
                       seen=list(event.items) if event.kind == EventKind.OPEN else [], last_at=row.created_at)  # fmt: skip
 
     def _rows(
-        self, step: Step, event: WebhookEvent, current: Thread | None, channel: str | None
+        self, step: Step, event: WebhookEvent, current: SenderIncident | None, channel: str | None
     ) -> list[dict[str, Any]]:
         """The tickets table rows a step adds: a new occurrence's ticket, or a reply in its thread."""
         assert step.thread is not None

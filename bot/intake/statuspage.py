@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import DEFAULT_SEVERITY_MAP
-from bot.intake.text import html_to_text, informative
 from bot.models import HistoricalIncident
+from bot.text import html_to_text, informative
 
 IMPACT_TO_SEVERITY = DEFAULT_SEVERITY_MAP["statuspage"]
 _LATER = ("identified", "monitoring", "resolved", "postmortem")

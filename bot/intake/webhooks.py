@@ -7,7 +7,7 @@ Alertmanager (`webhook_configs`) and Atlassian Statuspage notifications, in the 
 Each notification is one event about a *thread*: the sender's lasting identity for an incident (a PagerDuty
 incident, an Alertmanager group of one receiver, an Opsgenie alert, a Statuspage incident). `items` are what the
 notification says, by a stable id (an alert firing since a time, a Statuspage update, a PagerDuty event), so the
-service can tell news from a repeat, and a group firing again from one that grows (`bot/occurrences.py`).
+service can tell news from a repeat, and a group firing again from one that grows (`bot/intake/occurrences.py`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from bot.clock import utcnow
 from bot.intake.statuspage import incident_from_statuspage
-from bot.intake.text import html_to_text, informative
 from bot.models import Link, SenderSeverity, Ticket
+from bot.text import html_to_text, informative
 
 SOURCES = ("generic", "pagerduty", "opsgenie", "alertmanager", "statuspage")
 MAX_LINES = 20  # alerts or updates listed in one ticket or thread reply; the rest are counted
@@ -171,7 +172,7 @@ def _pd_ticket(thread: str, event: dict[str, Any], data: dict[str, Any]) -> Tick
         text=f"{number}: " + "; ".join(f for f in facts if f) + "." if any(facts) else "",
         service=service,
         source="pagerduty",
-        created_at=data.get("created_at") or event.get("occurred_at") or datetime.now(UTC),
+        created_at=data.get("created_at") or event.get("occurred_at") or utcnow(),
         raw={"event": event},
         link=_str(data.get("html_url")) or None,
         links=_links(("Conference bridge", _obj(data.get("conference_bridge")).get("conference_url"))),
@@ -275,7 +276,7 @@ def parse_opsgenie(p: dict[str, Any]) -> WebhookEvent:
     service = _str(alert.get("entity")) or _str(details.get("service")) or None
     ticket = _ticket(
         id=thread, title=str(_need(p, "alert", "message")), text="\n".join(x for x in lines if x), service=service,
-        source="opsgenie", created_at=_ms(alert.get("createdAt")) or datetime.now(UTC), raw=p,
+        source="opsgenie", created_at=_ms(alert.get("createdAt")) or utcnow(), raw=p,
         severity=_og_priority(alert),
     )  # fmt: skip
     return WebhookEvent(
@@ -353,7 +354,7 @@ def parse_alertmanager(p: dict[str, Any]) -> WebhookEvent:
     ticket = _ticket(
         id=thread, title=title, text="\n".join(f for f in facts if f), source="alertmanager", raw=p, links=links,
         service=common_l.get("service") or labels.get("service") or labels.get("job"),
-        created_at=first.get("startsAt") or datetime.now(UTC),
+        created_at=first.get("startsAt") or utcnow(),
         severity=_severity("severity", common_l.get("severity") or labels.get("severity")),
     )  # fmt: skip
     new_links = _links(*(("Runbook", _obj(a.get("annotations")).get("runbook_url")) for a in firing),

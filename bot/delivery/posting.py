@@ -1,0 +1,178 @@
+"""A ticket's life in Slack: its first post (or its place in a storm), thread replies with news, storm listings,
+and redrawing the post from its stored state. Exactly once: each message carries its ticket key as metadata,
+and a step that may already have reached Slack (state `posting`/`announcing`: a crash, a lost answer, a lease
+that ran out) is looked up in the channel before it is sent again.
+"""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.delivery.queue import Claim, WorkQueue
+from bot.delivery.slack import blocks
+from bot.delivery.slack.messages import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackMessages
+from bot.delivery.storms import StormGrouper
+from bot.models import Mode
+from bot.store.sql import Store
+from bot.store.tickets import TicketKind, TicketRow, TicketState
+from bot.triage.pipeline import Triager
+from bot.watch.metrics import Metrics
+from bot.watch.mode import ModeSwitch
+
+WAITING_FOR_POST_S = 1.0  # a thread reply whose incident is not posted yet is tried again this much later
+
+
+class LeaseLost(RuntimeError):
+    """Another replica took the channel over (this one was too slow): it will finish the ticket."""
+
+
+class TicketPoster:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        queue: WorkQueue,
+        triager: Triager,
+        slack: SlackMessages,
+        storms: StormGrouper,
+        mode: ModeSwitch,
+        metrics: Metrics,
+    ) -> None:
+        self.settings, self.store, self.queue, self.triager = settings, store, queue, triager
+        self.slack, self.storms, self.mode, self.metrics = slack, storms, mode, metrics
+
+    def _mine(self, claim: Claim) -> None:
+        if not self.queue.renew(claim):
+            raise LeaseLost(f"{claim.channel} was taken over while {claim.key} was being prepared")
+
+    # ---- posts ---------------------------------------------------------------------------------------------
+    def post(self, claim: Claim) -> int:
+        row = self.store.get(claim.key)
+        if row is None or row.status not in (TicketState.RECEIVED, TicketState.POSTING):
+            return 0
+        if row.kind == TicketKind.UPDATE:
+            return self.reply(row, claim)
+        prepared = self.triager.prepared(row.ticket)  # one redaction, one embedding: storms and retrieval
+        if row.status == TicketState.RECEIVED:
+            parent = self.storms.match(row.route, row.ticket.service, prepared.vector)
+            if parent is not None:
+                self.store.update_ticket(row.key, status=TicketState.GROUPED, parent_key=parent)
+                return 0
+            draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, prepared=prepared)
+            if (note := self.mode.note()) is not None:
+                draft.warnings.append(note)
+            # From here a post may reach Slack before we hear back: a retry, a restart or another replica
+            # looks it up first.
+            self._mine(claim)
+            self.store.update_ticket(row.key, status=TicketState.POSTING, draft=draft)
+            found = None
+        else:
+            draft = row.draft
+            found = self.slack.find_posted(row.channel, row.created_at, TICKET_EVENT, row.key)
+            if draft is None:  # stored before drafts were kept with `posting`: draft it again
+                draft = self.triager.triage(
+                    row.ticket, use_llm=False, history_required=False, prepared=prepared
+                )
+            self._mine(claim)
+        sent = found is None
+        if found is None:
+            shown = self.triager.shown(row.ticket)
+            found = self.slack.post(
+                row.channel,
+                blocks.fallback_text(shown, draft),
+                blocks.draft_blocks(row.key, shown, draft, self.triager.taxonomy, stage="retrieval"),
+                {"event_type": TICKET_EVENT, "event_payload": {"key": row.key}},
+            )
+        llm_next = self.triager.model is not None and self.mode.mode == Mode.LLM
+        self.store.update_ticket(
+            row.key,
+            status=TicketState.POSTED if llm_next else TicketState.DRAFTED,
+            channel=found.get("channel") or row.channel,
+            message_ts=found["ts"],
+            last_error=None,
+            **self.storms.opened(prepared.vector),
+        )
+        self.metrics.first_post.observe(row.age_s())
+        return int(sent)
+
+    def reply(self, row: TicketRow, claim: Claim) -> int:
+        """Post news about an incident (new alerts, a note, its resolution) in the thread of its post, or of the
+        storm incident it was grouped into."""
+        parent = target = self.store.get(row.parent_key or "")
+        if target is not None and not target.message_ts and target.parent_key:
+            target = self.store.get(target.parent_key)  # a storm member: its incident's thread
+        if target is None or TicketState.FAILED in (target.status, parent.status if parent else None):
+            self.store.update_ticket(
+                row.key, status=TicketState.FAILED, last_error="the post this replies to failed"
+            )
+            return 0
+        if not target.message_ts:  # not posted yet (an urgent ticket ahead, another channel's lane): later
+            self.queue.later(row.key, WAITING_FOR_POST_S)
+            return 0
+        update = self.triager.shown(row.ticket)
+        channel, thread = target.channel, target.message_ts
+        found = None
+        if row.status == TicketState.POSTING:
+            found = self.slack.find_posted(channel, row.created_at, UPDATE_EVENT, row.key, thread_ts=thread)
+        self._mine(claim)
+        sent = found is None
+        if found is None:
+            self.store.update_ticket(row.key, status=TicketState.POSTING)
+            text, reply = blocks.update_reply(row.parent_key or "", update)
+            found = self.slack.post(channel, text, reply, {"event_type": UPDATE_EVENT, "event_payload": {"key": row.key}},
+                                    thread_ts=thread)  # fmt: skip
+        self.store.update_ticket(row.key, status=TicketState.REPLIED, message_ts=found["ts"], last_error=None)
+        if update.severity and parent is not None:  # a new sender severity: the post shows it
+            ticket = parent.ticket.model_copy(update={"severity": update.severity})
+            self.store.update_ticket(parent.key, ticket=ticket)
+        if parent is not None and parent.message_ts and (update.severity or parent.resolved):
+            self.redraw(parent.key)
+        return int(sent)
+
+    # ---- storms --------------------------------------------------------------------------------------------
+    def announce(self, claim: Claim) -> int:
+        """List the tickets grouped under an incident in its thread (batched), and count them on its post."""
+        parent = self.store.get(claim.key)
+        if parent is None or not parent.message_ts:
+            return 0
+        channel, thread = parent.channel, parent.message_ts
+        for row in self.store.members(parent.key, TicketState.ANNOUNCING):  # a reply may have gone out before
+            found = self.slack.find_posted(channel, row.created_at, GROUP_EVENT, row.key, thread_ts=thread)
+            keys = found["metadata"]["event_payload"]["keys"] if found else [row.key]
+            self.store.set_status(keys, status=TicketState.ANNOUNCED if found else TicketState.GROUPED)
+        # One reply per flush; the rest of a large batch waits for the next (other work goes on meanwhile).
+        sent = 0
+        if members := self.store.members(parent.key, TicketState.GROUPED)[: self.settings.storm_reply_batch]:
+            keys = [m.key for m in members]
+            self._mine(claim)
+            self.store.set_status(keys, status=TicketState.ANNOUNCING)
+            total = parent.group_count
+            text, reply = blocks.group_reply(
+                [(m.key, self.triager.shown(m.ticket)) for m in members], total + len(keys)
+            )
+            resp = self.slack.post(channel, text, reply, {"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
+                                   thread_ts=thread)  # fmt: skip
+            self.store.set_status(keys, status=TicketState.ANNOUNCED, message_ts=resp["ts"])
+            self.store.update_ticket(parent.key, group_count=total + len(keys))
+            sent = 1
+        self.redraw(parent.key)
+        return sent
+
+    # ---- the post, redrawn ---------------------------------------------------------------------------------
+    def redraw(self, key: str, status_line: str | None = None) -> None:
+        """Re-render a ticket's post from its stored state (LLM draft, group counter, feedback line)."""
+        row = self.store.get(key)
+        if row is None or not row.message_ts or row.draft is None:
+            return
+        ticket = self.triager.shown(row.ticket)
+        stage = "llm" if row.status == TicketState.DRAFTED or self.triager.model is None else "retrieval"
+        if status_line is not None:  # kept with the ticket: a restart or another replica shows it too
+            self.store.update_ticket(key, status_line=status_line)
+        else:
+            status_line = row.status_line
+        self.slack.update(
+            row.channel,
+            row.message_ts,
+            blocks.fallback_text(ticket, row.draft),
+            blocks.draft_blocks(key, ticket, row.draft, self.triager.taxonomy, stage, status_line,
+                                row.group_count, resolved=row.resolved),
+        )  # fmt: skip

@@ -1,0 +1,51 @@
+"""Build the Bolt app and register every listener in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware.middleware_error_handler import MiddlewareErrorHandler
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.delivery.slack.listeners import register
+from bot.service import TriageService
+
+
+def web_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+
+
+def build_app(settings: Settings, service: TriageService) -> App:
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = App(
+        client=service.client,
+        signing_secret=secret,
+        # Without a signing secret (Socket Mode) there is nothing to verify over HTTP.
+        request_verification_enabled=secret is not None,
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
+    register(app, service)
+    # Bolt answers 500 when a signed payload lacks what its matchers index (e.g. `"actions": []`); App.error()
+    # cannot help (building its arguments indexes the same payload), so the handler object is replaced.
+    app._middleware_error_handler = MalformedIsAClientError(app.logger)
+    return app
+
+
+class MalformedIsAClientError(MiddlewareErrorHandler):
+    """A signed payload of the wrong shape is the sender's error: 400. Anything else keeps Bolt's 500."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def handle(self, error: Exception, request: BoltRequest, response: BoltResponse | None) -> None:
+        if response is not None and isinstance(
+            error, (KeyError, TypeError, AttributeError, ValueError, IndexError)
+        ):
+            self.logger.warning("malformed Slack request: %s: %s", type(error).__name__, error)
+            response.status, response.body = 400, "malformed Slack request"
+            return
+        self.logger.exception("Slack request failed: %s", error)

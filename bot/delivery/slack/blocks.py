@@ -1,0 +1,329 @@
+"""Block Kit messages and modals, built by small pure functions from a TriageDraft.
+
+Slack limits: 3,000 characters per section text, 150 per header, 50 blocks per message, 100 options per select.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from bot.models import Ticket, TriageDraft
+from bot.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from bot.watch.report import Report
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+
+
+def clip(text: str, limit: int = SECTION_LIMIT, more: str | None = None) -> str:
+    if len(text) <= limit:
+        return text
+    tail = f"… <{more}|full text>" if more else "… (truncated)"
+    return text[: limit - len(tail)] + tail
+
+
+def escape(text: str) -> str:
+    """Untrusted text shown as text: no mentions, links or markup injected by a ticket."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(text: str, more: str | None = None) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, more=more)}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text)}]}
+
+
+def _kind_line(draft: TriageDraft, stage: str) -> str:
+    if stage == "retrieval":
+        return ":hourglass_flowing_sand: *Retrieval draft* (similar incidents only); the LLM draft will replace it."
+    if draft.kind == "llm":
+        return f":robot_face: *LLM draft* ({draft.llm.model}, combined with similar incidents)"
+    why = f" ({escape(draft.llm.error[:200])})" if draft.llm.error else ""
+    return (
+        f":warning: *Retrieval-only draft*: the LLM answer was {draft.llm.status}{why}; "
+        "labels come from similar incidents."
+    )
+
+
+# Square brackets: a redaction placeholder ([IP_ADDRESS_1]) broke the URL, so it is shown, not linked.
+_PLAIN_URL = re.compile(r"^https?://[^\s<>|\[\]]+$")
+
+
+def link(url: str, label: str) -> str:
+    """A sender's URL as a Slack link if it is a plain http(s) URL; anything else is shown as text, unclickable."""
+    if _PLAIN_URL.match(url):
+        return f"<{escape(url)}|{escape(label)}>"
+    return escape(f"{label}: {url}")
+
+
+def _sender_lines(ticket: Ticket, draft: TriageDraft | None, taxonomy: Taxonomy | None) -> list[str]:
+    """The sender's severity (and whether the draft agrees), its links, and which occurrence this is."""
+    lines = []
+    if ticket.severity:
+        said = ", ".join(f"{s.name} {s.value}" for s in ticket.severity)
+        mapped = ticket.sender_label
+        title = (
+            (lambda x: taxonomy.fields["severity"].categories[x].title or x) if taxonomy else (lambda x: x)
+        )
+        line = f":rotating_light: {escape(ticket.source)} says {escape(said)}" + (
+            f" ({escape(title(mapped))})" if mapped else ""
+        )
+        drafted = draft.label("severity") if draft else None
+        if mapped and drafted and drafted != mapped:
+            line += f"; the draft says {escape(title(drafted))}: check which is right"
+        lines.append(line)
+    links = ([link(ticket.link, f"{ticket.source} incident")] if ticket.link else []) + [
+        link(x.url, x.label) for x in ticket.links
+    ]
+    if links:
+        lines.append(":link: " + "  |  ".join(links))
+    if ticket.occurrence > 1:
+        prev = f" (previous: `{escape(ticket.previous_key)}`)" if ticket.previous_key else ""
+        lines.append(f":repeat: Fired again after it resolved: occurrence {ticket.occurrence}{prev}")
+    return lines
+
+
+def draft_blocks(
+    key: str,
+    ticket: Ticket,
+    draft: TriageDraft,
+    taxonomy: Taxonomy,
+    stage: str,
+    status_line: str | None = None,
+    group_count: int = 0,
+    resolved: bool = False,
+) -> list[dict[str, Any]]:
+    raw_link = (ticket.raw or {}).get("html_url") if isinstance(ticket.raw, dict) else None
+    more = ticket.link or (raw_link if isinstance(raw_link, str) else None)
+    title = ticket.title or ticket.text[:120] or ticket.id
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(f"Triage: {title}", 150)}},
+        context(
+            f"{_kind_line(draft, stage)}  |  `{escape(key)}`"
+            + (f"  |  service *{escape(ticket.service)}*" if ticket.service else "")
+        ),
+    ]
+    if sender := _sender_lines(ticket, draft, taxonomy):
+        blocks.append(context("\n".join(sender)))
+    if resolved:
+        blocks.append(context(f":white_check_mark: Resolved in {escape(ticket.source)} (see the thread)"))
+    if group_count:
+        blocks.append(
+            context(f":link: *{group_count} more ticket(s)* look like this incident; listed in the thread.")
+        )
+    if draft.warnings:
+        blocks.append(context("\n".join(f":warning: {escape(w)}" for w in draft.warnings)))
+    if ticket.text:
+        blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=more))
+    if draft.privacy_exposure:
+        blocks.append(section(f":rotating_light: *Possible personal-data exposure* ({escape(draft.privacy_reason or '')}): "
+                              "top priority, privacy incident response."))  # fmt: skip
+    fields = []
+    for name, d in draft.labels.items():
+        cat = taxonomy.fields[name].categories.get(d.label)
+        shown = ", ".join(
+            taxonomy.fields[name].categories[x].title or x
+            for x in (d.labels or [d.label])
+            if x in taxonomy.fields[name].categories
+        )
+        if d.abstained and d.candidates:
+            # Below the field's threshold: a guess would send the on-call down the wrong path; ask instead.
+            cats = taxonomy.fields[name].categories
+            shown = (
+                "not sure: " + " or ".join(cats[x].title or x if x in cats else x for x in d.candidates) + "?"
+            )
+        note = f"; vote: {d.fallback}" if d.fallback and d.source in ("retrieval", "default") else ""
+        fields.append({"type": "mrkdwn", "text": clip(f"*{taxonomy.fields[name].title or name}*\n{shown or (cat.title if cat else d.label)} "
+                                                      f"({d.confidence:.0%}, {d.source}{escape(note)[:120]})", 2000)})  # fmt: skip
+    if fields:
+        blocks.append({"type": "section", "fields": fields[:10]})
+    blocks.append(section(f"*First triage step* ({draft.triage_step_source})\n{escape(draft.triage_step)}"))
+    steps = "\n".join(
+        f"{n}. {s.action}" + (f" _Check: {s.check}_" if s.check else "")
+        for n, s in enumerate(draft.playbook.steps, 1)
+    )
+    blocks.append(
+        section(
+            f"*Playbook: {draft.playbook.title}* (`{draft.playbook.id}`, {draft.playbook.source})\n{steps}"
+        )
+    )
+    if draft.similar:
+        lines = []
+        for s in draft.similar:
+            name = f"<{s.link}|{escape(s.title)}>" if s.link else escape(s.title)
+            fix = escape(" ".join(s.resolution.split())[:240]) or "no fix recorded"
+            lines.append(f"• {name} ({s.score:.2f}): {fix}")
+        blocks.append(section("*Similar past incidents*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section("*Similar past incidents*\nnone found in the history"))
+    blocks.append(
+        context(
+            f"tokens {draft.llm.prompt_tokens}+{draft.llm.completion_tokens}, triage {draft.latency_s:.1f}s"
+        )
+    )
+    if status_line:
+        blocks.append(context(status_line))
+    blocks.append({
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {"type": "button", "action_id": "confirm", "style": "primary", "value": key, "text": {"type": "plain_text", "text": "Confirm"}},
+            {"type": "button", "action_id": "correct", "value": key, "text": {"type": "plain_text", "text": "Correct"}},
+            {"type": "button", "action_id": "reject", "style": "danger", "value": key, "text": {"type": "plain_text", "text": "Reject"}},
+        ],
+    })  # fmt: skip
+    return blocks[:MAX_BLOCKS]
+
+
+def group_reply(members: list[tuple[str, Ticket]], total: int) -> tuple[str, list[dict[str, Any]]]:
+    """The thread reply that lists tickets grouped into an open incident: text and blocks."""
+    lines = [
+        f"• `{escape(key)}` {escape((t.title or t.text)[:70])}"
+        + (f" ({escape(t.service)})" if t.service else "")
+        for key, t in members
+    ]
+    head = f":link: {len(members)} more ticket(s) grouped into this incident ({total} so far)"
+    return clip(head, 300), [section(f"*{head}*\n" + "\n".join(lines))]
+
+
+def update_reply(key: str, update: Ticket) -> tuple[str, list[dict[str, Any]]]:
+    """A thread reply with news about the incident `key` (new alerts, a note, a priority change, its resolution)."""
+    head = f"*{escape(update.title or 'Update')}*  |  `{escape(key)}`"
+    out = [section(head + ("\n" + escape(update.text) if update.text else ""))]
+    if sender := _sender_lines(update, None, None):
+        out.append(context("\n".join(sender)))
+    return clip(escape(f"{update.title or 'Update'} ({key})"), 300), out
+
+
+def fallback_text(ticket: Ticket, draft: TriageDraft) -> str:
+    """The notification text (shown where blocks are not)."""
+    labels = ", ".join(f"{f}={d.label}" for f, d in draft.labels.items())
+    return clip(escape(f"Triage: {ticket.title or ticket.text[:100]} ({labels})"), 3000)
+
+
+def similar_blocks(similar: list[Any]) -> list[dict[str, Any]]:
+    if not similar:
+        return [section("No similar incidents in the history.")]
+    lines = [f"• {escape(h.incident.title)} ({h.score:.2f}): {escape(' '.join(h.incident.resolution.split())[:200]) or 'no fix recorded'}"
+             for h in similar]  # fmt: skip
+    return [section("*Similar past incidents*\n" + "\n".join(lines))]
+
+
+HELP = (
+    "*/triage <incident text>*: triage free text here (similar incidents, classification, first step, playbook)\n"
+    "*/triage similar <text>*: list similar past incidents\n"
+    "*/triage mode llm|retrieval-only*: switch the LLM on or off on every replica (admins only)\n"
+    "*/triage help*: this help"
+)
+
+
+def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> dict[str, Any]:
+    blocks = []
+    decided = draft.labels if draft is not None else {}
+    for name, fld in taxonomy.fields.items():
+        d = decided.get(name)
+        options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
+                   for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
+        element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+        likely = [o for c in (d.candidates if d else []) for o in options if o["value"] == c]
+        if d is not None and d.abstained and likely:
+            # Not sure: the likeliest candidates first, nothing preselected, so the engineer picks.
+            rest = [o for o in options if o not in likely]
+            del element["options"]
+            element["option_groups"] = [
+                {"label": {"type": "plain_text", "text": "Likely"}, "options": likely}
+            ] + ([{"label": {"type": "plain_text", "text": "Other"}, "options": rest}] if rest else [])
+        elif d is not None and (initial := next((o for o in options if o["value"] == d.label), None)):
+            element["initial_option"] = initial
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f"label_{name}",
+                "label": {"type": "plain_text", "text": fld.title or name},
+                "element": element,
+            }
+        )
+    blocks.append(_text_input("fix", "What actually fixed it", optional=True))
+    return _modal("correct_submit", key, "Correct the triage", "Save", blocks)
+
+
+def reject_modal(key: str) -> dict[str, Any]:
+    return _modal(
+        "reject_submit", key, "Reject the draft", "Reject", [_text_input("reason", "Why is it wrong?")]
+    )
+
+
+def _text_input(block_id: str, label: str, optional: bool = False) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900},
+    }
+
+
+def _modal(
+    callback_id: str, key: str, title: str, submit: str, blocks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": key,  # the ticket key: the submission handler needs nothing else
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "blocks": blocks,
+    }
+
+
+def view_values(view: dict[str, Any]) -> dict[str, str]:
+    """block_id -> submitted value, for our modals' inputs (selects and text)."""
+    out: dict[str, str] = {}
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    for block_id, actions in (values if isinstance(values, dict) else {}).items():
+        v = actions.get("value") if isinstance(actions, dict) else None
+        if not isinstance(v, dict):
+            continue
+        option = v.get("selected_option")
+        chosen = option.get("value") if isinstance(option, dict) else None
+        value = chosen or v.get("value")
+        out[block_id] = value if isinstance(value, str) else ""
+    return out
+
+
+def home_view(r: Report) -> dict[str, Any]:
+    """The Home tab: the report's figures for the last days (`bot/watch/report.py`)."""
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    cost = (
+        "unknown (no price for " + ", ".join(r.unpriced_models) + ")"
+        if r.unpriced_models
+        else ("n/a" if r.cost_per_triage is None else f"${r.cost_per_triage:.4f}")
+    )
+    verdicts = ", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items())) or "none yet"
+    rows = "\n".join(
+        f"• *{escape(a.field)}* by `{escape(a.model)}`: {pct(a.rate)} of {a.n}" for a in r.acceptance
+    )
+    corrected = "\n".join(
+        f"• {escape(f)}: {escape(a)} → {escape(b)} ({n}×)" for f, a, b, n in r.corrections[:8]
+    )
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "incibot: the last 7 days"}},
+        section(
+            f"*Triages:* {r.triages}   *Verdicts:* {verdicts}\n"
+            f"*Confident labels kept:* {pct(r.confident_precision)} of {r.confident_n}\n"
+            f"*Latency:* p50 {r.latency_p50_s or 0:.2f} s, p95 {r.latency_p95_s or 0:.2f} s   *Cost per triage:* {cost}"
+        ),
+        section("*Acceptance by field and model*\n" + (rows or "No verdicts yet.")),
+    ]
+    if corrected:
+        out.append(section("*Corrected most*\n" + corrected))
+    return {"type": "home", "blocks": out}

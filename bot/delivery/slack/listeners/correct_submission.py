@@ -1,0 +1,34 @@
+"""The Correct modal was submitted: store the engineer's labels and fix, then teach the history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.delivery.slack import blocks
+from bot.delivery.slack.listeners.common import submission_ids
+from bot.models import Feedback
+from bot.service import TriageService
+
+
+def make(service: TriageService) -> Any:
+    def correct_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        if (ids := submission_ids(ack, body, view)) is None:
+            return
+        key, user = ids
+        values = blocks.view_values(view)
+        tax = service.triager.taxonomy
+        labels = {
+            f: [values[f"label_{f}"]] for f in tax.fields if tax.is_valid(f, values.get(f"label_{f}", ""))
+        }
+        missing = [f for f in tax.fields if f not in labels]
+        if missing:
+            ack(response_action="errors", errors={f"label_{f}": "Choose a value" for f in missing})
+            return
+        status = service.record_feedback(
+            key, Feedback(action="correct", user_id=user, labels=labels, fix=values.get("fix") or None)
+        )
+        ack()
+        if status:
+            service.apply_feedback(key, status)
+
+    return correct_submission

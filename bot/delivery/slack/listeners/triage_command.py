@@ -1,0 +1,58 @@
+"""/triage <text> | /triage similar <text> | /triage mode llm|retrieval-only | /triage help"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.delivery.slack import blocks
+from bot.intake.webhooks import EventKind, WebhookEvent
+from bot.models import Ticket
+from bot.service import Backpressure, TriageService
+from bot.watch.mode import ModeRefused
+
+
+def make(service: TriageService) -> Any:
+    def triage_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        text = (command.get("text") or "").strip()
+        word, _, rest = text.partition(" ")
+        if not text or word.lower() == "help":
+            ack(text=blocks.HELP)
+            return
+        if word.lower() == "similar":
+            if not rest.strip():
+                ack(text="Usage: /triage similar <text>")
+                return
+            ack(text="Searching similar incidents…")
+            hits = service.history.search(
+                rest[: service.settings.max_text_chars], service.settings.retrieval_k
+            )
+            respond(
+                blocks=blocks.similar_blocks(hits), text="Similar past incidents", response_type="ephemeral"
+            )
+            return
+        if word.lower() == "mode":
+            user = command.get("user_id") or ""
+            try:
+                change = service.mode.set(rest, user) if rest.strip() else service.mode.current()
+            except ModeRefused as e:
+                ack(text=f"Mode not changed: {e}.")
+                return
+            if change is None:
+                ack(text="Mode: llm (never switched). Usage: /triage mode llm|retrieval-only")
+                return
+            ack(text=f"Mode: {change.mode} (set by <@{change.user_id}> at {change.created_at:%H:%M} UTC), "
+                     f"in force on every replica within {service.settings.mode_ttl_s:.0f} s.")  # fmt: skip
+            return
+        # Acknowledge first (Slack's 3-second limit); the ticket is stored and posted by the workers.
+        ack(text="Triaging… the draft will appear in this channel.")
+        key = f"slash:{command.get('trigger_id') or command.get('command_ts') or id(command)}"
+        ticket = Ticket(id=key, title="", text=text, source="slack", raw={"user_id": command.get("user_id")})
+        try:
+            event = WebhookEvent(
+                kind=EventKind.OPEN, source="slack", thread=key, ticket=ticket, items={"open": ""}
+            )
+            service.accept(event, channel=command.get("channel_id") or None)
+        except Backpressure as e:
+            respond(text=f"The bot is catching up on an incident storm ({e}). Try again shortly.")
+
+    return triage_command

@@ -1,1 +1,0 @@
-"""Presentation: the same TriageDraft rendered for a terminal (and, later, Slack Block Kit)."""

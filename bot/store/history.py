@@ -1,0 +1,205 @@
+"""The history store: past incidents in a Chroma collection, embedded with the offline MiniLM model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from bot.models import HistoricalIncident
+from bot.store.embeddings import ChromaMiniLM, get_embedder
+
+READ_PAGE = 5000  # incidents per read of the whole history
+
+
+class HistoryError(RuntimeError):
+    """The history store cannot be opened or used; the message says what to do."""
+
+
+@dataclass
+class Hit:
+    incident: HistoricalIncident
+    score: float  # cosine similarity
+    embedding: np.ndarray
+
+
+def embed_text(incident: HistoricalIncident, max_chars: int) -> str:
+    """What is embedded for an incident: what was known at triage time, never the resolution."""
+    return incident.body[:max_chars]
+
+
+def _metadata(inc: HistoricalIncident) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "title": inc.title[:500],
+        "source": inc.source,
+        "created_ts": int(inc.created_at.timestamp()),
+        "record": inc.model_dump_json(exclude={"raw"}),
+    }
+    # Chroma metadata values must be scalars; None is not allowed.
+    for key, value in (("service", inc.service), ("component", inc.component), ("link", inc.link)):
+        if value:
+            meta[key] = value
+    for field, labels in inc.labels.items():
+        if labels:
+            meta[f"label_{field}"] = ",".join(labels)
+    return meta
+
+
+def _where(s: Settings) -> str:
+    return f"Chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_dir)
+
+
+class HistoryStore:
+    def __init__(self, settings: Settings, collection: str | None = None) -> None:
+        self.settings = settings
+        self.name = collection or settings.collection
+        self.client = self._client(settings)
+        try:
+            self.collection = self.client.get_or_create_collection(
+                self.name, embedding_function=ChromaMiniLM(), metadata={"hnsw:space": "cosine"}
+            )
+        except Exception as e:  # chromadb raises many types for a broken store
+            raise HistoryError(f"cannot open collection {self.name!r} in {self._where()}: {e}") from e
+
+    def _where(self) -> str:
+        return _where(self.settings)
+
+    @staticmethod
+    def _client(settings: Settings) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        try:
+            if settings.chroma_host:
+                return chromadb.HttpClient(
+                    host=settings.chroma_host,
+                    port=settings.chroma_port,
+                    ssl=settings.chroma_ssl,
+                    settings=chroma_settings,
+                )
+            path = settings.chroma_dir
+            if path.exists() and not path.is_dir():
+                raise HistoryError(f"history store path {path} is a file, not a directory")
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except HistoryError:
+            raise
+        except Exception as e:
+            raise HistoryError(
+                f"cannot open the history store at {_where(settings)}: {e}. "
+                "If the directory is corrupt, move it aside and run `incibot history import` again."
+            ) from e
+
+    def count(self) -> int:
+        try:
+            return self.collection.count()
+        except Exception as e:
+            raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
+
+    def upsert(
+        self,
+        incidents: Sequence[HistoricalIncident],
+        progress: Callable[[int], None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> int:
+        """Insert or replace incidents by id, in batches. Returns how many were written."""
+        try:
+            batch = min(self.settings.import_batch_size, self.client.get_max_batch_size())
+        except Exception as e:  # a Chroma server down or unreachable
+            raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
+        written = 0
+        for start in range(0, len(incidents), batch):
+            chunk = incidents[start : start + batch]
+            docs = [embed_text(i, self.settings.max_text_chars) for i in chunk]
+            vecs = embeddings[start : start + batch] if embeddings is not None else get_embedder().embed(docs)
+            try:
+                self.collection.upsert(
+                    ids=[i.id for i in chunk],
+                    documents=docs,
+                    embeddings=[v for v in vecs],
+                    metadatas=[_metadata(i) for i in chunk],
+                )
+            except Exception as e:
+                raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
+            written += len(chunk)
+            if progress:
+                progress(len(chunk))
+        return written
+
+    def get(self, ids: Iterable[str]) -> list[HistoricalIncident]:
+        res = self.collection.get(ids=list(ids), include=["metadatas"])
+        return [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
+
+    def all(self) -> tuple[list[HistoricalIncident], np.ndarray]:
+        """Every incident with its stored vector (for training: no re-embedding)."""
+        incs: list[HistoricalIncident] = []
+        vecs: list[np.ndarray] = []
+        # In pages: one get of the whole collection fails past ~32k incidents in the embedded store (SQLite's
+        # limit on variables in one statement).
+        while True:
+            try:
+                res = self.collection.get(
+                    include=["metadatas", "embeddings"], limit=READ_PAGE, offset=len(incs)
+                )
+            except Exception as e:
+                raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
+            page = [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
+            if not page:
+                break
+            incs += page
+            vecs.append(np.asarray(res["embeddings"], dtype=np.float32))
+            if len(page) < READ_PAGE:
+                break
+        if not incs:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return incs, np.concatenate(vecs)
+
+    def search(
+        self,
+        query: str | np.ndarray,
+        k: int = 5,
+        *,
+        service: str | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        exclude_ids: Iterable[str] = (),
+    ) -> list[Hit]:
+        """Top-k by cosine similarity, best first, with optional metadata filters."""
+        vec = get_embedder().embed([query])[0] if isinstance(query, str) else query
+        exclude = set(exclude_ids)
+        clauses: list[dict[str, Any]] = []
+        if service:
+            clauses.append({"service": service})
+        if since:
+            clauses.append({"created_ts": {"$gte": int(since.timestamp())}})
+        if before:
+            clauses.append({"created_ts": {"$lt": int(before.timestamp())}})
+        where = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else None)
+        try:
+            # No count() first: Chroma returns what there is when asked for more (a count was ~11 ms at 100k).
+            res = self.collection.query(
+                query_embeddings=[vec],
+                n_results=k + len(exclude),
+                where=where,
+                include=["metadatas", "distances", "embeddings"],
+            )
+        except Exception as e:
+            raise HistoryError(f"search failed in {self._where()}: {e}") from e
+        hits: list[Hit] = []
+        for id_, meta, dist, emb in zip(
+            res["ids"][0], res["metadatas"][0], res["distances"][0], res["embeddings"][0], strict=True
+        ):
+            if id_ in exclude:
+                continue
+            inc = HistoricalIncident.model_validate(json.loads(meta["record"]))
+            hits.append(Hit(inc, 1.0 - float(dist), np.asarray(emb, dtype=np.float32)))
+        return hits[:k]
+
+    def delete_collection(self) -> None:
+        self.client.delete_collection(self.name)

@@ -1,0 +1,145 @@
+"""Keeps the learned decision current: loaded at start, retrained off the posting path when history changes.
+
+Any number of retrain requests while a training runs (a feedback flood) give one more training, not one each.
+Until a model exists (or when the file is corrupt or stale), `current` is None and the vote decides: the draft
+says so. The newest model is swapped in atomically; a triage in flight keeps the one it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import Settings
+from bot.models import HistoricalIncident, Verdict
+from bot.taxonomy import Taxonomy
+from bot.triage.decision import LLMAgreement
+from bot.triage.learned import LearnedModel, ModelFileError, load, save, train
+
+if TYPE_CHECKING:
+    from bot.store.history import HistoryStore
+
+log = logging.getLogger("incibot")
+HistorySource = Callable[[], tuple[list[HistoricalIncident], np.ndarray]]
+VerdictSource = Callable[[], list[Verdict]]
+AGREEMENT_WINDOW = 5000  # newest verdicts the LLM's agreement is counted on (it follows model changes too)
+
+
+class Trainer:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        path: Path | None,
+        source: HistorySource | None,
+        *,
+        k: int = 5,
+        target_precision: float = 0.85,
+        verdicts: VerdictSource | None = None,
+    ) -> None:
+        self.taxonomy, self.path, self.source, self.verdicts = taxonomy, path, source, verdicts
+        self.k, self.target_precision = k, target_precision
+        self.current: LearnedModel | None = None
+        self.status = "not trained yet"
+        self.trainings = 0
+        self.agreement = LLMAgreement()
+        self.recount()
+        self._wanted = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._state = threading.Lock()
+
+    def load(self) -> bool:
+        """The model on disk, if it fits this taxonomy; else None and the reason in `status`."""
+        if self.path is None:
+            return False
+        try:
+            self.current = load(self.path, self.taxonomy)
+            self.status = f"loaded {self.path.name}: {self.current.describe()}"
+            return True
+        except FileNotFoundError:
+            self.status = "no model file yet"
+        except ModelFileError as e:
+            self.status = f"{e}; the vote decides until it is retrained"
+            log.warning("%s", self.status)
+        return False
+
+    def recount(self) -> None:
+        """The LLM's agreement counted afresh from the stored verdicts (all replicas' and before a restart).
+        A verdict observed in memory while this reads may be counted twice until the next recount: harmless."""
+        if self.verdicts is None:
+            return
+        try:
+            self.agreement = LLMAgreement.from_verdicts(self.verdicts())
+        except SQLAlchemyError as e:  # database down: keep counting in memory, recount at the next training
+            log.warning("LLM agreement not recounted, database unavailable: %s", e)
+
+    def set(self, model: LearnedModel) -> None:
+        self.current = model
+        self.status = f"trained on {model.n_history} incidents in {model.train_s:.1f}s: {model.describe()}"
+
+    def train_now(
+        self, history: list[HistoricalIncident] | None = None, vectors: np.ndarray | None = None
+    ) -> LearnedModel | None:
+        """Train synchronously (history import, tests, evals) from the given history or the source."""
+        if history is None or vectors is None:
+            if self.source is None:
+                return None
+            history, vectors = self.source()
+        with self._lock:  # one training at a time per process
+            model = train(history, vectors, self.taxonomy, k=self.k, target_precision=self.target_precision)
+            self.trainings += 1
+            if self.path is not None:
+                save(model, self.path)
+            self.set(model)
+            self.recount()
+        log.info("classifier %s", self.status)
+        return model
+
+    def request(self) -> None:
+        """Retrain soon, in the background; coalesces with any request already waiting."""
+        with self._state:
+            self._wanted.set()
+            self._idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="incibot-trainer", daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._state:  # checked and cleared under the lock, so no request slips between
+                if not self._wanted.is_set():
+                    self._thread = None
+                    self._idle.set()
+                    return
+                self._wanted.clear()
+            try:
+                self.train_now()
+            except Exception as e:  # a failed training keeps the previous model: never fatal for posting
+                self.status = f"retraining failed, previous model kept: {e}"
+                log.exception("classifier retraining failed")
+
+
+def trainer_for(
+    settings: Settings, store: HistoryStore, taxonomy: Taxonomy, verdicts: VerdictSource | None = None
+) -> Trainer:
+    """The trainer of a history collection: its model file sits beside the history, named after both;
+    `verdicts` (the database's) are what the LLM's agreement is counted on."""
+    return Trainer(
+        taxonomy,
+        settings.model_dir / f"{store.name}-{taxonomy.name}.joblib",
+        store.all,
+        k=settings.retrieval_k,
+        target_precision=settings.target_precision,
+        verdicts=verdicts,
+    )
