@@ -16,7 +16,8 @@ from bot.config import Settings
 from bot.models import HistoricalIncident, Ticket
 from bot.store.demo import demo_history
 from bot.store.embeddings import get_embedder
-from bot.store.history import HistoryStore, embed_text
+from bot.store.factory import open_history
+from bot.store.vectors import VectorStore, embed_text
 from bot.taxonomy import Taxonomy
 from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
@@ -60,14 +61,14 @@ def lat(values: list[float]) -> dict[str, float]:
 
 def bench_import(
     settings: Settings, sizes: list[int]
-) -> tuple[dict[str, float], dict[int, HistoryStore], np.ndarray]:
+) -> tuple[dict[str, float], dict[int, VectorStore], np.ndarray]:
     """Incidents/s at each size, embedding included, each into a fresh collection. Returns the stores built
     and the vectors of the largest, so retrieval can reuse them."""
     out, stores = {}, {}
     vectors = np.zeros((0, 384), dtype=np.float32)
     for n in sizes:
         incidents = scaled_history(n)
-        store = HistoryStore(settings, collection=f"bench-import-{n}")
+        store = open_history(settings, collection=f"bench-import-{n}")
         t0 = time.perf_counter()
         vecs = get_embedder().embed([embed_text(i, settings.max_text_chars) for i in incidents])
         store.upsert(incidents, embeddings=vecs)
@@ -78,7 +79,7 @@ def bench_import(
 
 
 def bench_retrieval(
-    settings: Settings, sizes: list[int], stores: dict[int, HistoryStore], vectors: np.ndarray, n_queries: int
+    settings: Settings, sizes: list[int], stores: dict[int, VectorStore], vectors: np.ndarray, n_queries: int
 ) -> dict[str, Any]:
     """Search latency at each size: by text (embedding included), by vector, with a service filter; and the floor,
     an exact NumPy search over the same vectors."""
@@ -89,7 +90,7 @@ def bench_retrieval(
     for n in sizes:
         store = stores.get(n)
         if store is None:  # build from the vectors already computed: retrieval, not import, is measured here
-            store = HistoryStore(settings, collection=f"bench-retrieval-{n}")
+            store = open_history(settings, collection=f"bench-retrieval-{n}")
             if store.count() != n:
                 store.upsert(incidents[:n], embeddings=vectors[:n])
         store.search(queries[0], 5)  # warm-up
@@ -121,11 +122,11 @@ def bench_retrieval(
     return out
 
 
-def bench_training(settings: Settings, store: HistoryStore) -> tuple[dict[str, Any], Trainer]:
+def bench_training(settings: Settings, store: VectorStore) -> tuple[dict[str, Any], Trainer]:
     """Retraining the learned decision from the whole history (what a verdict triggers, off the posting path)."""
     trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
     t0 = time.perf_counter()
-    incs, vecs = store.all()  # the trainer's own read (in pages: bot/store/history.py)
+    incs, vecs = store.all()  # the trainer's own read (in pages: bot/store/chroma.py)
     read_s = time.perf_counter() - t0
     model = trainer.train_now(incs, vecs)
     assert model is not None
@@ -138,7 +139,7 @@ def bench_training(settings: Settings, store: HistoryStore) -> tuple[dict[str, A
 
 
 def bench_triage(
-    settings: Settings, store: HistoryStore, n: int, trainer: Trainer | None = None
+    settings: Settings, store: VectorStore, n: int, trainer: Trainer | None = None
 ) -> dict[str, Any]:
     """Bot overhead without the LLM (retrieval, prompt, validation, learned decision, message building) and end
     to end with the default local model."""
@@ -184,7 +185,7 @@ def bench_backends(data_dir: Path, sizes: list[int], n_queries: int) -> dict[str
             settings = Settings(data_dir=data_dir / backend, seed_demo_history=False, **where)
             stores, write_per_s = {}, {}
             for n in sizes:
-                store = HistoryStore(settings, collection=f"bench-backend-{n}")
+                store = open_history(settings, collection=f"bench-backend-{n}")
                 t = time.perf_counter()
                 store.upsert(incidents[:n], embeddings=vectors[:n])
                 write_per_s[str(n)] = n / (time.perf_counter() - t)
@@ -237,7 +238,7 @@ def history_vectors(settings: Settings, n: int, seed: int = 0) -> tuple[np.ndarr
     return vectors, info
 
 
-def counting_searches(store: HistoryStore) -> list[int]:
+def counting_searches(store: VectorStore) -> list[int]:
     """Counts the store's searches from here on (retrieval widens its net past near-duplicates)."""
     calls = [0]
     search = store.search
@@ -261,7 +262,7 @@ def run_triage_only(data_dir: Path, sizes: list[int], quick: bool) -> dict[str, 
     out: dict[str, Any] = {"sizes": sizes, "vectors": how, "write_s": {}, "training": {}, "triage": {}}
     stores = {}
     for n in sizes:
-        stores[n] = HistoryStore(settings, collection=f"bench-triage-{n}")
+        stores[n] = open_history(settings, collection=f"bench-triage-{n}")
         t = time.perf_counter()
         stores[n].upsert(incidents[:n], embeddings=vectors[:n])
         out["write_s"][str(n)] = time.perf_counter() - t

@@ -20,12 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bot.config import Settings
 from bot.intake.files import FORMATS, InputError, read_history, read_ticket
 from bot.models import Ticket
-from bot.store.history import HistoryError, HistoryStore
+from bot.store.vectors import HistoryError, VectorStore
 from bot.taxonomy import Taxonomy, TaxonomyError
 from bot.triage.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
 from bot.triage.llm import LLMConfigError
-from bot.triage.pipeline import TicketError
 from bot.triage.playbooks import PlaybookError
+from bot.triage.prepare import TicketError
 from bot.triage.trainer import trainer_for
 from bot.watch.mode import ModeRefused
 from bot.watch.report import ReportError
@@ -84,10 +84,11 @@ def clean_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def open_store(settings: Settings, collection: str | None = None, seed: bool = True) -> HistoryStore:
+def open_store(settings: Settings, collection: str | None = None, seed: bool = True) -> VectorStore:
     from bot.store.demo import seed_if_empty
+    from bot.store.factory import open_history
 
-    store = HistoryStore(settings, collection)
+    store = open_history(settings, collection)
     if seed and (added := seed_if_empty(store)):
         err.print(f"[dim]history was empty: imported {added} demo incidents into {settings.chroma_dir}[/dim]")
     return store
@@ -95,7 +96,8 @@ def open_store(settings: Settings, collection: str | None = None, seed: bool = T
 
 def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
     from bot.delivery.terminal import render
-    from bot.triage.pipeline import Triager, require_text
+    from bot.triage.pipeline import Triager
+    from bot.triage.prepare import require_text
 
     require_text(ticket)  # refuse empty input before loading anything
     logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # the draft says why the LLM failed
@@ -180,7 +182,10 @@ def history_search(
     if not text.strip():
         raise InputError("search text is empty")
     store = open_store(settings, collection)
-    hits = store.search(text[: settings.max_text_chars], k, service=service)
+    from bot.triage.pipeline import Triager
+
+    # As triage searches: the text cut, redacted and embedded by the same preparation.
+    hits = Triager(settings, store, None).search(text, k, service=service)
     if as_json:
         out.print_json(
             data=[{"score": round(h.score, 4), **h.incident.model_dump(mode="json")} for h in hits]
@@ -274,10 +279,10 @@ def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write.")] = Path("feedback.jsonl"),
 ) -> None:
     """Write confirmed and corrected incidents as labelled JSONL (the eval harness's canonical format)."""
-    from bot.store.sql import Store
+    from bot.store.factory import open_sql
 
     settings = Settings()
-    incidents = Store(settings.db_url).export()
+    incidents = open_sql(settings).export()
     tmp = out_file.with_suffix(out_file.suffix + ".tmp")
     tmp.write_text("".join(i.model_dump_json() + "\n" for i in incidents), encoding="utf-8")
     tmp.replace(out_file)  # never a half-written export
@@ -294,11 +299,11 @@ def mode(
     """Show or switch the drafting mode of every replica: retrieval-only turns the LLM off (the rollback)."""
     import getpass
 
-    from bot.store.sql import Store
+    from bot.store.factory import open_sql
     from bot.watch.mode import ModeSwitch
 
     settings = Settings()
-    switch = ModeSwitch(Store(settings.db_url).watch, settings.admin_user_ids)
+    switch = ModeSwitch(open_sql(settings).watch, settings.admin_user_ids)
     if word is None:
         change = switch.current()
         out.print(f"mode {change.mode} (set by {change.user_id} at {change.created_at:%Y-%m-%d %H:%M} UTC)"
@@ -317,12 +322,12 @@ def report(
     ),
 ) -> None:
     """Write a report a manager can read: triages, acceptance, confident-label precision, latency, cost."""
-    from bot.store.sql import Store
+    from bot.store.factory import open_sql
     from bot.watch.metrics import known_prices
     from bot.watch.report import build, parse_since, write
 
     settings = Settings()
-    r = build(Store(settings.db_url), parse_since(since), known_prices(settings), settings.confident_at)
+    r = build(open_sql(settings), parse_since(since), known_prices(settings), settings.confident_at)
     files = write(r, out_dir)
     out.print(
         f"{r.triages} triages, {sum(r.verdicts.values())} verdicts; wrote " + ", ".join(map(str, files))

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,40 +21,14 @@ CONFIG_ENV = "INCIBOT_CONFIG"
 
 
 class AuthScheme(StrEnum):
-    """How a webhook sender proves itself; each source accepts the schemes `webhook_auth` lists for it."""
+    """How a webhook sender proves itself; each source accepts its sender's schemes, or those `webhook_auth`
+    lists for it."""
 
     HMAC = "hmac"  # X-Incibot-Timestamp + X-Incibot-Signature with webhook_secret (generic, signing proxies)
     BEARER = "bearer"  # Authorization: Bearer <webhook_token>
     BASIC = "basic"  # Authorization: Basic <webhook_basic_user:webhook_basic_password>
     PAGERDUTY = "pagerduty"  # X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>
     URL_TOKEN = "url_token"  # /webhooks/<source>/<webhook_url_token> or ?token=<webhook_url_token>
-
-
-# What each sender can send: PagerDuty signs (and can add custom headers), Alertmanager has http_config
-# authorization/basic_auth, Opsgenie only custom headers, Statuspage only a URL. HMAC is for a signing proxy.
-DEFAULT_WEBHOOK_AUTH: dict[str, list[AuthScheme]] = {
-    "generic": [AuthScheme.HMAC, AuthScheme.BEARER, AuthScheme.BASIC],
-    "pagerduty": [AuthScheme.PAGERDUTY, AuthScheme.HMAC, AuthScheme.BEARER],
-    "alertmanager": [AuthScheme.BEARER, AuthScheme.BASIC, AuthScheme.HMAC],
-    "opsgenie": [AuthScheme.BEARER, AuthScheme.BASIC, AuthScheme.HMAC],
-    "statuspage": [AuthScheme.URL_TOKEN, AuthScheme.HMAC, AuthScheme.BEARER],
-}
-_P_SCALE = {"P1": "sev1", "P2": "sev2", "P3": "sev3", "P4": "sev4", "P5": "sev4"}
-# The senders' own scales onto the default taxonomy (values compared case-insensitively). Alertmanager's follows the
-# kube-prometheus convention; PagerDuty's priorities are per account (P1-P5 by default). A value that is itself a
-# taxonomy severity id maps to it.
-DEFAULT_SEVERITY_MAP: dict[str, dict[str, str]] = {
-    "pagerduty": _P_SCALE,
-    "opsgenie": _P_SCALE,
-    "alertmanager": {"critical": "sev2", "error": "sev3", "warning": "sev3", "info": "sev4", "none": "sev4"},
-    "statuspage": {
-        "critical": "sev1",
-        "major": "sev2",
-        "minor": "sev3",
-        "none": "sev4",
-        "maintenance": "sev4",
-    },
-}
 
 
 def _default_data_dir() -> Path:
@@ -163,13 +137,15 @@ class Settings(BaseSettings):
     webhook_basic_password: SecretStr | None = None
     webhook_url_token: SecretStr | None = None  # /webhooks/<source>/<token> or ?token= (in URLs and logs)
     pagerduty_webhook_secret: SecretStr | None = None  # X-PagerDuty-Signature: v1=<HMAC-SHA256 of the body>
-    webhook_auth: dict[str, list[AuthScheme]] = Field(default_factory=dict)  # by source, over the defaults
+    # source -> the schemes it accepts, replacing that sender's default (bot/intake/senders/<source>.py)
+    webhook_auth: dict[str, list[AuthScheme]] = Field(default_factory=dict)
     webhook_max_bytes: int = 1_000_000
     webhook_max_age_s: int = 300  # reject signed requests older than this (replay)
     # An open sender incident that said nothing new for this long, firing again with none of its earlier alerts,
     # is a new ticket (a resolve always ends an occurrence).
     occurrence_quiet_s: float = Field(default=3600.0, gt=0)
-    # source -> the sender's severity value -> the taxonomy's severity; merged over DEFAULT_SEVERITY_MAP by source
+    # source -> the sender's severity value (any case) -> the taxonomy's severity, replacing that sender's default
+    # map whole (bot/intake/senders/<source>.py); a value that is itself a taxonomy severity id maps to it
     severity_map: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     # --- watching itself (bot/watch/monitor.py, /metrics, incibot report) and the fleet-wide rollback (bot/watch/mode.py)
@@ -209,16 +185,6 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"{CONFIG_ENV}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
-
-    @field_validator("webhook_auth")
-    @classmethod
-    def _auth_defaults(cls, v: dict[str, list[AuthScheme]]) -> dict[str, list[AuthScheme]]:
-        return DEFAULT_WEBHOOK_AUTH | v
-
-    @field_validator("severity_map")
-    @classmethod
-    def _severity_defaults(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        return DEFAULT_SEVERITY_MAP | v
 
     @property
     def webhook_auth_configured(self) -> bool:

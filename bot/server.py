@@ -19,8 +19,9 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.intake.auth import HideUrlTokens, check_webhook_auth, webhook_signature
-from bot.intake.webhooks import WebhookError, parse
-from bot.service import Backpressure, TriageService
+from bot.intake.receiver import Backpressure
+from bot.intake.senders import WebhookError, parse
+from bot.service import TriageService
 from bot.text import without_nul
 from bot.triage.llm import llm_health
 from bot.watch.metrics import CONTENT_TYPE
@@ -176,21 +177,20 @@ def create(settings: Settings, http_slack: bool = True) -> tuple[TriageService, 
     """Wire the pipeline, the store, the Slack client and the HTTP server from settings."""
     from bot.delivery.slack.app import build_app, web_client
     from bot.store.demo import seed_if_empty
-    from bot.store.history import HistoryStore
-    from bot.store.sql import Store
+    from bot.store.factory import open_history, open_sql
     from bot.triage.pipeline import Triager
     from bot.triage.trainer import AGREEMENT_WINDOW
 
     if settings.local_threads is None:
         # Leave a core for webhooks, retrieval and first posts while the local LLM decodes.
         settings = settings.model_copy(update={"local_threads": max(1, (os.cpu_count() or 2) - 1)})
-    # Store and history are built here, once (swapping either backend touches bot/store/sql.py or bot/store/history.py).
-    store, history = Store(settings.db_url), HistoryStore(settings)
+    # Store and history are built here, once (which backends: bot/store/factory.py).
+    store, history = open_sql(settings), open_history(settings)
     seed_if_empty(history, store.engine)  # replicas starting together import the demo history once
     verdicts = partial(
         store.watch.verdicts, limit=AGREEMENT_WINDOW
     )  # the LLM's agreement, shared by replicas
     triager = Triager.from_settings(settings, history, verdicts)
     service = TriageService(settings, web_client(settings), triager, store)
-    slack_app = build_app(settings, service)
+    slack_app = build_app(settings, service.client, service)
     return service, slack_app, build_server(settings, service, slack_app if http_slack else None)

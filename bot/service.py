@@ -31,12 +31,13 @@ from bot.delivery.storms import StormGrouper
 from bot.delivery.workers import Workers
 from bot.feedback.history_feeder import HistoryFeeder
 from bot.intake.occurrences import Outcome
-from bot.intake.receiver import Busy, Receipt, Receiver
-from bot.intake.webhooks import WebhookEvent
+from bot.intake.receiver import Backpressure, Receipt, Receiver
+from bot.intake.senders import WebhookEvent
 from bot.models import Feedback, HistoricalIncident
-from bot.store.history import HistoryStore
 from bot.store.sql import Store
 from bot.store.tickets import TicketRow
+from bot.store.vectors import Hit, VectorStore
+from bot.taxonomy import Taxonomy
 from bot.triage.llm import warm_up
 from bot.triage.pipeline import Triager
 from bot.watch.metrics import Metrics, known_prices
@@ -49,14 +50,6 @@ log = logging.getLogger("incibot")
 DRAIN_PER_S = 5.0  # posts per second a full queue is assumed to drain at: the Retry-After of a 429
 
 
-class Backpressure(RuntimeError):
-    """Too many tickets wait to be posted: the sender should retry after `retry_after_s` (HTTP 429)."""
-
-    def __init__(self, backlog: int, retry_after_s: int, why: str | None = None) -> None:
-        super().__init__(why or f"{backlog} tickets waiting to be posted; retry after {retry_after_s} s")
-        self.retry_after_s = retry_after_s
-
-
 def replica_id() -> str:
     """Who holds a lease: unique per process, readable in the database."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -66,7 +59,7 @@ class TriageService:
     def __init__(self, settings: Settings, client: WebClient, triager: Triager, store: Store) -> None:
         s = settings
         self.settings, self.client, self.triager, self.store = settings, client, triager, store
-        self.history: HistoryStore = triager.store
+        self.history: VectorStore = triager.history
         pace = Pace(s.slack_channel_rate, s.slack_channel_burst, s.slack_outbox_backoff_max_s)
         self.queue = WorkQueue(store.engine, replica_id(), s.lease_s, pace)
         self.storms = StormGrouper(store.engine, s.storm_similarity, s.storm_window_s)
@@ -86,9 +79,13 @@ class TriageService:
             store, self.queue, self.poster, refiner, self.feeder, s.queue_poll_s, s.storm_flush_s
         )
 
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.triager.taxonomy
+
     # ---- intake --------------------------------------------------------------------------------------------
     def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
-        """Store an event durably (before the sender is answered); its Outcome value (see `receive`)."""
+        """`receive`, for callers that need only its Outcome value (the slash command, tests)."""
         return self.receive(event, channel).status
 
     def receive(self, event: WebhookEvent, channel: str | None = None) -> Receipt:
@@ -99,10 +96,7 @@ class TriageService:
         incident this bot never received); "ignored" (with the reason). Raises Backpressure when too many
         tickets wait, or while concurrent deliveries keep changing the same incident (nothing is stored: the
         sender keeps the notification and retries)."""
-        try:
-            stored = self.receiver.receive(event, channel, self._make_room)
-        except Busy as e:
-            raise Backpressure(0, 1, str(e)) from e
+        stored = self.receiver.receive(event, channel, self._make_room)
         if stored.queued:
             self.workers.wake.set()
         receipt = stored.receipt
@@ -122,13 +116,9 @@ class TriageService:
         """Tickets waiting to be posted, on every replica."""
         return self.queue.waiting()
 
-    def resolve(self, key: str, resolution: str) -> str:
-        """Mark one ticket resolved with what fixed it (no sender thread involved: tests, operators)."""
-        if self.store.get(key) is None:
-            return "unknown"
-        self.store.update_ticket(key, resolution=resolution or None, resolved=1)
-        self.learn(key)
-        return "resolved"
+    def similar(self, text: str) -> list[Hit]:
+        """`/triage similar`: past incidents like `text`, searched as triage searches (redacted first)."""
+        return self.triager.search(text, self.settings.retrieval_k)
 
     # ---- workers -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -151,7 +141,7 @@ class TriageService:
             labels = {f: d.labels or [d.label] for f, d in row.draft.labels.items() if not d.abstained}
             fb = fb.model_copy(update={"labels": labels})
         if fb.fix and fb.fix_playbook is None:  # mapped once, here: every replica reads it with the verdict
-            fb = fb.model_copy(update={"fix_playbook": self.triager.fix_playbook(fb.fix)})
+            fb = fb.model_copy(update={"fix_playbook": self.triager.playbook_choice.fix_playbook(fb.fix)})
         self.store.add_feedback(key, fb)
         if fb.labels and row.draft is not None:
             self.triager.record_verdict(row.draft, fb.labels, fb.fix_playbook)

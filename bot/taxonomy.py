@@ -90,6 +90,13 @@ class Taxonomy(BaseModel):
     def privacy_regexes(self) -> list[re.Pattern[str]]:
         return [re.compile(p, re.IGNORECASE) for p in (self.privacy.patterns if self.privacy else [])]
 
+    def privacy_match(self, text: str) -> str | None:
+        """The matched phrase if the text suggests personal-data exposure (intake's priority, triage's override)."""
+        for rx in self.privacy_regexes:
+            if m := rx.search(text):
+                return m.group(0)
+        return None
+
     def is_valid(self, field: str, label: str) -> bool:
         f = self.fields.get(field)
         return f is not None and label in f.categories
@@ -109,11 +116,6 @@ class Taxonomy(BaseModel):
     def to_default(self, field: str, label: str) -> str:
         """The label in the default taxonomy's vocabulary (itself if no mapping is declared)."""
         return self.maps_to_default.get(field, {}).get(label, label)
-
-    def severity_rank(self, label: str) -> int | None:
-        """Position of a label in an ordinal field (0 = most severe)."""
-        f = self.fields.get("severity")
-        return f.ids.index(label) if f and label in f.categories else None
 
     def describe(self) -> str:
         """The taxonomy as text for a prompt: one line per category."""

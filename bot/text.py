@@ -63,3 +63,13 @@ def without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nul(v) for v in value]
     return value
+
+
+def usable_text(text: str | None, min_words: int = 5) -> bool:
+    """Free text worth showing an engineer: enough words, not a degenerate repetition."""
+    if not text:
+        return False
+    words = text.split()
+    if len(words) < min_words or max(len(w) for w in words) > 40:
+        return False
+    return len({w.lower() for w in words}) / len(words) >= 0.6

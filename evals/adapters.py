@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.clock import aware
-from bot.intake.statuspage import IMPACT_TO_SEVERITY, incident_from_statuspage
+from bot.intake.statuspage import IMPACT_TO_SEVERITY, LATER_STAGES, incident_from_statuspage
 from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
 from bot.text import html_to_text, informative, squash
@@ -28,7 +28,6 @@ GENAI_COMPONENTS = [
     "Character.AI", "REST API", "gRPC API", "Stable Assistant",
 ]  # fmt: skip
 IMPACT_LEVELS = {"0": "none", "1": "minor", "2": "major", "3": "critical", "4": "maintenance"}
-GENAI_STAGES_LATER = ("identified", "monitoring", "resolved", "postmortem")
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -53,9 +52,7 @@ def genai_status(path: Path) -> Iterator[HistoricalIncident]:
         for row in csv.DictReader(f):
             impact = IMPACT_LEVELS.get(row["incident_impact_level"].strip())
             components = [c for c in GENAI_COMPONENTS if row.get(c, "0").strip() in ("1", "1.0")]
-            later = [
-                row.get(f"{s}_description", "") for s in GENAI_STAGES_LATER if row.get(f"{s}_flag") == "1"
-            ]
+            later = [row.get(f"{s}_description", "") for s in LATER_STAGES if row.get(f"{s}_flag") == "1"]
             labels: dict[str, list[str]] = {}
             if impact:
                 labels["severity"] = [IMPACT_TO_SEVERITY[impact]]

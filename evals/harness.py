@@ -23,7 +23,8 @@ from bot.config import Settings
 from bot.intake.files import InputError
 from bot.models import HistoricalIncident, LabelDecision, TriageDraft
 from bot.store.embeddings import get_embedder
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
+from bot.store.vectors import VectorStore
 from bot.triage.decision import LLMAgreement
 from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
@@ -90,11 +91,11 @@ def select_cases(ds: Dataset, test_fraction: float, limit: int | None) -> list[H
     return test
 
 
-def eval_store(ds: Dataset, settings: Settings) -> HistoryStore:
+def eval_store(ds: Dataset, settings: Settings) -> VectorStore:
     """All of the dataset in one collection, cached on disk by content; queries filter by time."""
     digest = hashlib.sha256("".join(i.model_dump_json() for i in ds.incidents).encode()).hexdigest()[:12]
     cache = settings.model_copy(update={"chroma_path": settings.data_dir / "eval-cache"})
-    store = HistoryStore(cache, collection=f"eval-{ds.name}-{digest}")
+    store = open_history(cache, collection=f"eval-{ds.name}-{digest}")
     if store.count() != len(ds.incidents):
         store.upsert(ds.incidents)
     return store
@@ -178,7 +179,7 @@ def _run_case(
     abstention), then the engineer's verdict as the bot would record it."""
     tax = ds.taxonomy
     ticket = case.ticket()
-    text = triager.prepare(ticket)
+    text = triager.preparer.text(ticket)
     r = CaseResult(
         id=case.id,
         rep=rep,
@@ -226,7 +227,9 @@ def _run_case(
             _mitigation(r, case, draft, embedder)
         # The engineer's verdict, as the bot records it (labels, and the fix as the real resolution tells it): the
         # LLM's measured agreement is its weight next time.
-        triager.record_verdict(draft, r.gold, triager.fix_playbook(case.resolution))  # the mapper caches it
+        triager.record_verdict(
+            draft, r.gold, triager.playbook_choice.fix_playbook(case.resolution)
+        )  # the mapper caches it
     return r
 
 
@@ -264,7 +267,7 @@ def _playbook(
             "root_cause", []
         )
     r.has_resolution = bool(case.resolution.strip())
-    r.playbook_real = triager.fix_playbook(case.resolution)
+    r.playbook_real = triager.playbook_choice.fix_playbook(case.resolution)
 
 
 def _mitigation(r: CaseResult, case: HistoricalIncident, draft: TriageDraft, embedder) -> None:  # type: ignore[no-untyped-def]

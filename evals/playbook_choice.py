@@ -34,7 +34,7 @@ def observations(name: str) -> list[dict[str, Any]]:
     lab = sorted((i for i in ds.incidents if i.labels and i.body.strip()), key=lambda i: i.created_at)
     out = []
     for case in lab[int(len(lab) * WARMUP) : int(len(lab) * HISTORY)]:
-        real = tri.mapper.map(case.resolution) if case.resolution.strip() else None
+        real = tri.playbook_choice.mapper.map(case.resolution) if case.resolution.strip() else None
         if real is None:
             continue
         d = tri.triage(case.ticket(), use_llm=False, before=case.created_at)
@@ -42,7 +42,9 @@ def observations(name: str) -> list[dict[str, Any]]:
         weights = {f: x.confidence for f, x in d.labels.items()}
         norm = sum(weights.values()) or 1.0
         scope = {p.id: p.match(decided, weights) / norm for p in tri.playbooks.by_id.values()}
-        out.append({"real": real.playbook_id, "scope": scope, "fixes": tri.fixes_vote(d.similar)})
+        out.append(
+            {"real": real.playbook_id, "scope": scope, "fixes": tri.playbook_choice.fixes_vote(d.similar)}
+        )
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.store.demo import demo_history
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
 from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
 from bot.triage.vote import knn_votes
@@ -38,7 +38,7 @@ def main() -> None:
     sample = labelled[::step][: args.n]
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(data_dir=Path(tmp), seed_demo_history=False)
-        store = HistoryStore(base)
+        store = open_history(base)
         store.upsert(history)
         for name in args.models:
             settings = base.model_copy(update={"local_model": name})

@@ -9,7 +9,8 @@ import pytest
 
 from bot.config import PROJECT_ROOT, Settings
 from bot.models import HistoricalIncident
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
+from bot.store.vectors import VectorStore
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 needs_datasets = pytest.mark.skipif(
@@ -65,7 +66,7 @@ SMALL_HISTORY = [
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[HistoryStore]:
-    s = HistoryStore(settings)
+def store(settings: Settings) -> Iterator[VectorStore]:
+    s = open_history(settings)
     s.upsert(SMALL_HISTORY)
     yield s

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.intake.webhooks import parse
+from bot.intake.senders import parse
 from bot.server import create
 from bot.service import TriageService
 from testkit.emulators import SlackEmulator

@@ -13,7 +13,7 @@ import benchmarks.core as bench_core
 from bot.cli import app
 from bot.config import Settings
 from bot.store.demo import demo_history
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
 
 runner = CliRunner()
 
@@ -96,7 +96,7 @@ def test_bad_record_writes_nothing(tmp_path: Path) -> None:
     p = tmp_path / "h.jsonl"
     p.write_text(json.dumps(good) + "\n" + json.dumps({"title": "no id"}) + "\n")
     assert_one_line_error(*run("history", "import", str(p), "--collection", "col1"), "record 2")
-    assert HistoryStore(Settings(), "col1").count() == 0  # validated before any write
+    assert open_history(Settings(), "col1").count() == 0  # validated before any write
 
 
 def test_import_is_idempotent_and_searchable(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_statuspage_import(tmp_path: Path) -> None:
     p.write_text(json.dumps(doc))
     code, output = run("history", "import", str(p), "--format", "statuspage", "--collection", "spg")
     assert code == 0, output
-    inc = HistoryStore(Settings(), "spg").get(["statuspage:abc"])[0]
+    inc = open_history(Settings(), "spg").get(["statuspage:abc"])[0]
     assert inc.labels == {"severity": ["sev2"]} and inc.service == "Copilot"
     assert inc.text == "We are investigating reports of errors." and "faulty deploy" in inc.resolution
     assert "faulty deploy" not in inc.body  # the resolution is never part of the triage-time text

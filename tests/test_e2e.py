@@ -13,7 +13,7 @@ import pytest
 
 from bot.config import Settings
 from bot.models import HistoricalIncident
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
 from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
@@ -32,7 +32,7 @@ def real_history(
     incidents = [
         to_genai_labels(i) for n in ("genai-status", "azure", "gcp") for i in load_dataset(n, DATASETS)
     ]
-    HistoryStore(settings).upsert(incidents)
+    open_history(settings).upsert(incidents)
     yield settings, incidents
 
 
@@ -49,7 +49,7 @@ def test_real_incident_is_triaged_against_older_history(
     real_history: tuple[Settings, list[HistoricalIncident]],
 ) -> None:
     settings, incidents = real_history
-    store = HistoryStore(settings)
+    store = open_history(settings)
     triager = Triager(settings, store, build_chat_model(settings))
     tax = Taxonomy.load(settings.taxonomy_path)
     playbook_ids = set(PlaybookLibrary.load(settings.playbooks_dir).ids)

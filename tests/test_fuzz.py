@@ -17,7 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
 from bot.delivery.slack.app import build_app
-from bot.intake.webhooks import SOURCES
+from bot.intake.senders import SOURCES
 from bot.server import build_server, webhook_signature
 from bot.service import TriageService
 from testkit.emulators import SlackEmulator
@@ -59,7 +59,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
         slack_signing_secret=SIGNING,
         max_backlog=10**6,
     )
-    client = TestClient(build_server(service.settings, service, build_app(service.settings, service)))
+    client = TestClient(
+        build_server(service.settings, service, build_app(service.settings, service.client, service))
+    )
     yield client, service
     emu.close()
 

@@ -21,7 +21,7 @@ from bot.delivery.slack.messages import SlackMessages, retryable
 from bot.models import Feedback, Ticket
 from bot.retrying import retry_after
 from bot.server import build_server
-from bot.store.history import HistoryStore
+from bot.store.vectors import VectorStore
 from bot.triage.pipeline import Triager
 from testkit.emulators import OpenAIEmulator, SlackEmulator
 from tests.helpers import (
@@ -71,7 +71,7 @@ def _escaped(value: str) -> set[str]:
 
 # ---- redaction -----------------------------------------------------------------------------------------------
 def test_no_planted_secret_or_personal_data_reaches_the_external_llm(
-    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+    settings: Settings, store: VectorStore, llm: OpenAIEmulator
 ) -> None:
     tickets = corpus("secrets")
     assert len(tickets) >= 50
@@ -89,7 +89,7 @@ def test_no_planted_secret_or_personal_data_reaches_the_external_llm(
 
 
 def test_without_redaction_the_same_values_do_reach_it(
-    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+    settings: Settings, store: VectorStore, llm: OpenAIEmulator
 ) -> None:
     """Control: the check above would see a leak."""
     t = corpus("secrets")[0]
@@ -110,7 +110,12 @@ def test_posts_and_history_show_the_ticket_redacted(tmp_path: Path, slack: Slack
     body = json.dumps(slack.calls)
     assert "jane@corp.example" not in body and "sk-proj-abcdefghijklmnop1234" not in body
     assert "[EMAIL_1]" in body and "[API_KEY_1]" in body
-    service.resolve("generic:r1", "Rotated key sk-proj-abcdefghijklmnop1234 and told jane@corp.example")
+    resolve = {
+        "id": "r1",
+        "status": "resolved",
+        "resolution": "Rotated key sk-proj-abcdefghijklmnop1234 and told jane@corp.example",
+    }
+    assert accept(service, resolve) == "resolved"
     stored = service.history.get(["generic:r1"])[0]
     assert "jane@corp.example" not in stored.model_dump_json() and "sk-proj" not in stored.model_dump_json()
 
@@ -138,7 +143,7 @@ def test_posts_and_history_show_the_ticket_redacted(tmp_path: Path, slack: Slack
     ],
 )
 def test_answers_breaking_content_rules_fall_back_to_retrieval_and_are_flagged(
-    settings: Settings, store: HistoryStore, free_text: dict[str, object], why: str
+    settings: Settings, store: VectorStore, free_text: dict[str, object], why: str
 ) -> None:
     emu = OpenAIEmulator(lambda request: tool_answer(request, **free_text))
     try:
@@ -156,7 +161,7 @@ def test_answers_breaking_content_rules_fall_back_to_retrieval_and_are_flagged(
 
 
 def test_version_numbers_in_an_answer_are_not_taken_for_leaked_ip_addresses(
-    settings: Settings, store: HistoryStore
+    settings: Settings, store: VectorStore
 ) -> None:
     emu = OpenAIEmulator(
         lambda request: tool_answer(request, rationale="Errors began with build 3.5.1.1 rollout.")
@@ -202,7 +207,7 @@ def test_llm_endpoint_down_every_ticket_still_posted_as_retrieval_only(
 
 
 def test_rate_limited_llm_is_retried_after_the_time_it_asks_for(
-    settings: Settings, store: HistoryStore, llm: OpenAIEmulator
+    settings: Settings, store: VectorStore, llm: OpenAIEmulator
 ) -> None:
     llm.failures = [(429, {"retry-after": "1"})]
     draft = Triager.from_settings(external(settings, llm), store).triage(Ticket(id="rl", title="API errors"))

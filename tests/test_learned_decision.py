@@ -18,7 +18,7 @@ import pytest
 from bot.config import Settings
 from bot.models import Feedback, HistoricalIncident, LLMUsage, Ticket
 from bot.store.embeddings import get_embedder
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
 from bot.triage.decision import Calibrator, LLMAgreement, Situation, threshold_for
 from bot.triage.learned import ModelFileError, load, save, train
@@ -232,7 +232,7 @@ def test_calibration_is_platt_on_few_rows_isotonic_on_many_and_matches_the_hit_r
 def test_abstains_below_threshold_and_privacy_never_abstains(tmp_path: Path) -> None:
     hist = synthetic(90)
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
-    store = HistoryStore(settings)
+    store = open_history(settings)
     store.upsert(hist)
     triager = Triager(settings, store, None, trainer=trainer_for(settings, store, TAX))
     triager.trainer.train_now()
@@ -270,7 +270,7 @@ def test_a_correction_changes_the_next_similar_tickets_decision(tmp_path: Path, 
 
 def test_the_llm_agreement_is_recorded_from_verdicts(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
-    triager = Triager(settings, HistoryStore(settings), None)
+    triager = Triager(settings, open_history(settings), None)
     draft = triager.triage(Ticket(id="t", title="Elevated errors on the API", text="Many 500 errors."))
     draft.llm = LLMUsage(model="m1", status="ok")
     labelled = {"llm_label": "errors", "prior_label": "errors", "prior_confidence": 0.5}
@@ -281,7 +281,9 @@ def test_the_llm_agreement_is_recorded_from_verdicts(tmp_path: Path) -> None:
     # the engineer's fix maps to the LLM's playbook, not to the one chosen without it
     picks = {"rule_choice": "config-revert", "llm_choice": "traffic-control"}
     draft.playbook = draft.playbook.model_copy(update=picks)
-    fixed = triager.fix_playbook("We throttled the abusive traffic and blocked the offending clients.")
+    fixed = triager.playbook_choice.fix_playbook(
+        "We throttled the abusive traffic and blocked the offending clients."
+    )
     assert fixed == "traffic-control"
     triager.record_verdict(draft, {"symptom": ["errors"]}, fixed)
     assert triager.trainer.agreement.counts["m1|_playbook|llm-other"] == [1, 0.5, 1]
@@ -298,11 +300,11 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
 ) -> None:
     from functools import partial
 
-    from bot.store.sql import Store
+    from bot.store.factory import open_sql
 
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
-    store = Store(settings.db_url)
-    triager = Triager(settings, HistoryStore(settings), None)
+    store = open_sql(settings)
+    triager = Triager(settings, open_history(settings), None)
     for i, (said, kept) in enumerate([("errors", "errors"), ("errors", "latency"), ("latency", "latency")]):
         ticket = Ticket(id=f"t{i}", title="Elevated errors on the API", text="Many 500 errors.")
         draft = triager.triage(ticket)
@@ -345,7 +347,7 @@ def test_not_sure_is_posted_as_a_question_and_the_modal_starts_from_the_candidat
     from bot.delivery.slack import blocks
 
     settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
-    triager = Triager(settings, HistoryStore(settings), None)
+    triager = Triager(settings, open_history(settings), None)
     ticket = Ticket(id="q", title="Something odd on the API", text="A customer says something is odd.")
     draft = triager.triage(ticket)
     draft.labels["root_cause"] = draft.labels["root_cause"].model_copy(

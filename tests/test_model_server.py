@@ -25,7 +25,7 @@ from bot.models import Ticket
 from bot.net import free_port
 from bot.server import create
 from bot.service import TriageService
-from bot.store.history import HistoryStore
+from bot.store.vectors import VectorStore
 from bot.triage.llm import LocalServerChat, build_chat_model, llm_health
 from bot.triage.model_server import ServerState
 from bot.triage.pipeline import Triager
@@ -101,7 +101,7 @@ def ticket(n: int) -> dict[str, Any]:
 
 
 def test_the_model_runs_in_another_process_behind_the_openai_client(
-    settings: Settings, store: HistoryStore
+    settings: Settings, store: VectorStore
 ) -> None:
     cfg = settings.model_copy(update={"llm_backend": "local"})
     model = build_chat_model(cfg)
@@ -170,7 +170,7 @@ def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: 
         service.triager.model.server.stop()  # type: ignore[union-attr]
 
 
-def test_a_taken_port_names_the_setting_to_change(settings: Settings, store: HistoryStore) -> None:
+def test_a_taken_port_names_the_setting_to_change(settings: Settings, store: VectorStore) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -272,7 +272,7 @@ def test_the_installed_llama_build_has_no_avx512_or_amx_code() -> None:
 
 
 def test_the_server_answers_exactly_as_the_library_does_in_process(
-    settings: Settings, store: HistoryStore
+    settings: Settings, store: VectorStore
 ) -> None:
     """Same GGUF, same greedy decoding, same schema: the server's defaults must not change the answer (its
     default repeat penalty of 1.1 did: fewer valid JSON answers, worse labels)."""
@@ -283,7 +283,7 @@ def test_the_server_answers_exactly_as_the_library_does_in_process(
     triager = Triager(cfg, store, model)
     drafter = triager.drafter
     assert drafter is not None and isinstance(model, LocalServerChat)
-    messages = drafter.messages(TICKET.body, triager.similar(TICKET))
+    messages = drafter.messages(TICKET.body, triager.retrieve(TICKET).shown)
     served = drafter.runnable.invoke(messages).content
     role = {"system": "system", "human": "user"}
     llama = Llama(

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.delivery.slack.app import build_app
-from bot.intake.webhooks import parse
+from bot.intake.senders import parse
 from bot.models import Feedback
 from bot.server import build_server
 from bot.service import TriageService
@@ -37,7 +37,9 @@ class Slack:
     """Signed requests to the bot's /slack/events, as Slack sends them."""
 
     def __init__(self, service: TriageService) -> None:
-        self.http = TestClient(build_server(service.settings, service, build_app(service.settings, service)))
+        self.http = TestClient(
+            build_server(service.settings, service, build_app(service.settings, service.client, service))
+        )
 
     def send(self, form: dict[str, str]) -> Any:
         body, stamp = urlencode(form), str(int(time.time()))

@@ -111,9 +111,9 @@ def _decided(**labels: str) -> dict[str, LabelDecision]:
 
 
 def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> None:
-    tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
+    tri = Triager(Settings(), history=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
     labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
-    alone = tri._choose_playbook(labels, None, None, [])
+    alone = tri.playbook_choice.choose(labels, None, None, [])
     # the scope of the decided labels
     assert (alone.playbook.id, alone.source) == ("config-revert", "retrieval")
     fixed = [
@@ -122,30 +122,32 @@ def test_choice_follows_the_neighbours_mapped_fixes_over_the_labels_scope() -> N
                                    "the abusive traffic, and error rates returned to normal.")
         for i in range(3)
     ]  # fmt: skip
-    votes = tri.fixes_vote(fixed)
+    votes = tri.playbook_choice.fixes_vote(fixed)
     assert votes == {"traffic-control": 1.0}
-    chosen = tri._choose_playbook(labels, None, None, fixed)
+    chosen = tri.playbook_choice.choose(labels, None, None, fixed)
     assert (chosen.playbook.id, chosen.source) == ("traffic-control", "retrieval")
     # Neighbours whose resolution tells no fix do not vote: the labels decide again.
     stock = [s.model_copy(update={"resolution": "We have deployed a fix and are monitoring."}) for s in fixed]
-    assert tri.fixes_vote(stock) == {}
-    assert tri._choose_playbook(labels, None, None, stock).playbook.id == "config-revert"
+    assert tri.playbook_choice.fixes_vote(stock) == {}
+    assert tri.playbook_choice.choose(labels, None, None, stock).playbook.id == "config-revert"
 
 
 def test_the_llms_playbook_is_chosen_only_once_verdicts_fixes_show_it_right() -> None:
-    tri = Triager(Settings(), store=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
+    tri = Triager(Settings(), history=None, model=None)  # type: ignore[arg-type]  # the choice reads no history
     labels = _decided(symptom="errors", root_cause="configuration", severity="sev2")
     answer = SimpleNamespace(playbook="traffic-control")
-    first = tri._choose_playbook(labels, answer, None, [], "m1")
+    first = tri.playbook_choice.choose(labels, answer, None, [], "m1")
     assert (first.playbook.id, first.source) == ("config-revert", "retrieval")  # unmeasured: no say
     assert (first.rule_choice, first.llm_choice) == ("config-revert", "traffic-control")
-    same = tri._choose_playbook(labels, SimpleNamespace(playbook="config-revert"), None, [], "m1")
+    same = tri.playbook_choice.choose(labels, SimpleNamespace(playbook="config-revert"), None, [], "m1")
     assert (same.playbook.id, same.source) == ("config-revert", "llm+retrieval")
     for _ in range(20):  # engineers' fixes: where the two differed, the LLM's pick was the fix
         tri.trainer.agreement.record("m1", PLAYBOOK, Situation.LLM_OTHER, True, 0.5)
         tri.trainer.agreement.record("m1", PLAYBOOK, Situation.TOP_OTHER, False, 0.5)
-    later = tri._choose_playbook(labels, answer, None, [], "m1")
+    later = tri.playbook_choice.choose(labels, answer, None, [], "m1")
     assert (later.playbook.id, later.source) == ("traffic-control", "llm")
-    assert tri._choose_playbook(labels, answer, None, [], "m2").playbook.id == "config-revert"  # per model
-    privacy = tri._choose_playbook(labels, answer, "other users' chats", [], "m1")
+    assert (
+        tri.playbook_choice.choose(labels, answer, None, [], "m2").playbook.id == "config-revert"
+    )  # per model
+    privacy = tri.playbook_choice.choose(labels, answer, "other users' chats", [], "m1")
     assert privacy.playbook.id == "privacy-incident-response" and privacy.llm_choice is None

@@ -25,10 +25,9 @@ from benchmarks.backends import ChromaServer, Postgres, postgres_bin
 from benchmarks.core import scaled_history
 from benchmarks.serving import Server, deliveries
 from bot.config import Settings
-from bot.store.history import HistoryStore
+from bot.store.factory import open_history
 from bot.store.migrations import current, head
 from bot.taxonomy import Taxonomy
-from bot.triage.pipeline import detect_privacy
 from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
 from tests.helpers import wait_until
@@ -70,7 +69,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
 
     settings = Settings(data_dir=tmp / "seed", seed_demo_history=False, llm_backend="none",
                         chroma_host="127.0.0.1", chroma_port=chroma.port, collection=COLLECTION)  # fmt: skip
-    HistoryStore(settings).upsert(SMALL_HISTORY)
+    open_history(settings).upsert(SMALL_HISTORY)
     yield Backends(pg, chroma, tmp)
     chroma.stop()
     try:
@@ -178,7 +177,7 @@ class Sender:
 def distinct(n: int, prefix: str, services: list[str] = SERVICES) -> list[dict[str, Any]]:
     """n different incidents (the demo history's), none of them suggesting personal-data exposure."""
     tax = Taxonomy.load(Settings(seed_demo_history=False).taxonomy_path)
-    incs = [i for i in scaled_history(n * 2) if detect_privacy(tax, f"{i.title}\n{i.text}") is None][:n]
+    incs = [i for i in scaled_history(n * 2) if tax.privacy_match(f"{i.title}\n{i.text}") is None][:n]
     return [{"id": f"{prefix}-{k}", "title": inc.title, "text": inc.text, "service": services[k % len(services)]}
             for k, inc in enumerate(incs)]  # fmt: skip
 
@@ -283,7 +282,7 @@ def test_chroma_down_tickets_still_posted_with_a_warning_then_similar_incidents_
     for i in (1, 2):
         post = _post_of(emu, f"generic:ch-{i}")
         assert "History store unavailable" in post and similar not in post
-    history = HistoryStore(Settings(data_dir=backends.dir / "seed", seed_demo_history=False, llm_backend="none",
+    history = open_history(Settings(data_dir=backends.dir / "seed", seed_demo_history=False, llm_backend="none",
                                     chroma_host="127.0.0.1", chroma_port=backends.chroma.port, collection=COLLECTION))  # fmt: skip
     learnt = wait_until(lambda: history.get(["generic:ch-1"]), 60, "the verdict given while Chroma was down")
     assert learnt[0].labels  # the confirmed labels, written once the history answered
@@ -462,7 +461,7 @@ def test_a_privacy_ticket_behind_500_waiting_is_posted_within_5_s(
     slow = FAST | {"INCIBOT_SLACK_CHANNEL_RATE": "2", "INCIBOT_SLACK_CHANNEL_BURST": "1",
                    "INCIBOT_CHANNEL_ROUTES": json.dumps({"slowsvc": "#slow"})}  # fmt: skip
     tax = Taxonomy.load(Settings(seed_demo_history=False).taxonomy_path)
-    assert detect_privacy(tax, PRIVACY_TEXT) is not None
+    assert tax.privacy_match(PRIVACY_TEXT) is not None
     waiting_tickets = distinct(500, "wait", services=["slowsvc"])
     keys = {f"generic:{p['id']}" for p in waiting_tickets}
     servers = start_replicas(backends, emu, "urgent", slow)

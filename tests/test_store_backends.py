@@ -18,9 +18,10 @@ from benchmarks.backends import ChromaServer, Postgres, postgres_bin
 from bot.config import Settings
 from bot.models import Feedback, Ticket
 from bot.server import create
-from bot.store.history import HistoryError, HistoryStore
+from bot.store.factory import open_history
 from bot.store.migrations import current, head
 from bot.store.sql import Store
+from bot.store.vectors import HistoryError
 from bot.triage.pipeline import Triager
 from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
@@ -124,7 +125,7 @@ def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> No
     try:
         settings = Settings(data_dir=tmp_path / "d", seed_demo_history=False, llm_backend="none",
                             chroma_host="127.0.0.1", chroma_port=chroma.port)  # fmt: skip
-        store = HistoryStore(settings)
+        store = open_history(settings)
         store.upsert(SMALL_HISTORY)
         triager = Triager(settings, store, None)
         ticket = Ticket(id="t", title="Elevated 500 errors on ChatGPT")
@@ -138,7 +139,7 @@ def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> No
 
         chroma.start()  # same data directory, new process (and port)
         settings = settings.model_copy(update={"chroma_port": chroma.port})
-        again = Triager(settings, HistoryStore(settings), None).triage(ticket)
+        again = Triager(settings, open_history(settings), None).triage(ticket)
         assert again.similar and again.similar[0].id == "h1" and not again.warnings
     finally:
         chroma.stop()

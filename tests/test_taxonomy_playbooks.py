@@ -15,7 +15,7 @@ def test_default_taxonomy_has_genai_categories() -> None:
     assert {"quality_degradation", "throttling_capacity", "privacy_safety_exposure"} <= set(
         tax.fields["symptom"].ids
     )
-    assert tax.fields["severity"].ordinal and tax.severity_rank("sev1") == 0
+    assert tax.fields["severity"].ordinal and tax.fields["severity"].ids[0] == "sev1"  # most severe first
 
 
 def test_other_taxonomies_load_the_same_way(tmp_path: Path) -> None:

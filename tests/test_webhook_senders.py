@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bot.config import DEFAULT_WEBHOOK_AUTH, AuthScheme, Settings
+from bot.config import AuthScheme, Settings
 from bot.intake.auth import check_webhook_auth, pagerduty_signature, webhook_signature
 from bot.intake.occurrences import Outcome, decide
-from bot.intake.webhooks import EventKind, parse
+from bot.intake.senders import SENDERS, EventKind, WebhookEvent, accepted_auth, parse, severity_map
 from bot.models import SenderIncident
 from bot.server import build_server
 from bot.service import TriageService
@@ -93,7 +93,7 @@ def bot(
 def send(client: TestClient, source: str, payload: Any, scheme: AuthScheme | None = None, **kw: Any) -> Any:
     """POST a payload with the first scheme the source accepts by default (or the one given)."""
     body = json.dumps(payload).encode()
-    suffix, headers = credentials(scheme or DEFAULT_WEBHOOK_AUTH[source][0], body, **kw)
+    suffix, headers = credentials(scheme or SENDERS[source].auth[0], body, **kw)
     return client.post(f"/webhooks/{source}{suffix}", content=body,
                        headers={"content-type": "application/json"} | headers)  # fmt: skip
 
@@ -122,7 +122,7 @@ def test_each_scheme_right_and_wrong_for_each_sender(
     payload = SOURCES_PAYLOADS[source]
     right = send(client, source, payload, scheme)
     wrong = send(client, source, payload, scheme, wrong=True)
-    if scheme in DEFAULT_WEBHOOK_AUTH[source]:
+    if scheme in SENDERS[source].auth:
         assert right.status_code == 202, right.text
         assert wrong.status_code == 401
         assert f"{source} expects" in wrong.json()["error"]
@@ -201,6 +201,47 @@ def test_url_tokens_are_hidden_in_access_logs() -> None:
                                None)  # fmt: skip
     HideUrlTokens().filter(record)
     assert "s3cret" not in record.getMessage() and "/webhooks/statuspage/***" in record.getMessage()
+
+
+# ---- the registry: every sender has payloads, auth tests, documented defaults --------------------------------
+@pytest.mark.parametrize("source", list(SENDERS))
+def test_every_sender_parses_each_of_its_payloads(source: str) -> None:
+    files = sorted((PAYLOADS / source).glob("*.json"))
+    assert files, f"add {source}'s real payloads to tests/payloads/{source}/, provenance in its README"
+    for f in files:
+        ev = parse(source, json.loads(f.read_text()))
+        assert isinstance(ev, WebhookEvent) and ev.source == source, f.name
+
+
+def test_every_sender_is_in_the_auth_matrix() -> None:
+    assert set(SOURCES_PAYLOADS) == set(SENDERS)
+
+
+def test_readme_documents_each_senders_auth_defaults() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Connecting alert sources", 1)[1].split("\n\n", 3)[2]
+    words = {"our HMAC": AuthScheme.HMAC, "Bearer": AuthScheme.BEARER, "Basic": AuthScheme.BASIC,
+             "PagerDuty's signature": AuthScheme.PAGERDUTY, "a token in the URL": AuthScheme.URL_TOKEN}  # fmt: skip
+    documented = {}
+    for row in section.splitlines()[2:]:
+        source, accepts = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        documented[source.strip("`")] = tuple(words[x.split(" (")[0]] for x in accepts.split(", "))
+    assert documented == {name: s.auth for name, s in SENDERS.items()}
+
+
+def test_operator_settings_replace_a_senders_defaults_per_source() -> None:
+    s = Settings(
+        webhook_auth={"alertmanager": ["bearer"], "statuspage": []},
+        severity_map={"pagerduty": {"p1": "sev2"}, "custom": {"high": "sev1"}},
+    )
+    assert list(accepted_auth(s, "alertmanager")) == [AuthScheme.BEARER]
+    assert list(accepted_auth(s, "statuspage")) == []  # an empty list accepts nothing
+    assert accepted_auth(s, "opsgenie") == SENDERS["opsgenie"].auth
+    assert accepted_auth(s, "no-such-sender") == SENDERS["generic"].auth
+    assert severity_map(s, "pagerduty") == {"p1": "sev2"}  # the whole map: P2..P5 are no longer mapped
+    assert severity_map(s, "custom") == {"high": "sev1"}
+    assert severity_map(s, "alertmanager") == SENDERS["alertmanager"].severity_map
+    assert severity_map(Settings(), "generic") == {} and severity_map(Settings(), "unknown") == {}
 
 
 # ---- what each sender's payload becomes --------------------------------------------------------------------

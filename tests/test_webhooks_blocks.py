@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import Settings
 from bot.delivery.slack import blocks
-from bot.intake.webhooks import WebhookError, parse
+from bot.intake.senders import WebhookError, parse
 from bot.models import (
     DraftPlaybook,
     LabelDecision,

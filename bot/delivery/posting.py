@@ -51,7 +51,9 @@ class TicketPoster:
             return 0
         if row.kind == TicketKind.UPDATE:
             return self.reply(row, claim)
-        prepared = self.triager.prepared(row.ticket)  # one redaction, one embedding: storms and retrieval
+        prepared = self.triager.preparer.prepare(
+            row.ticket
+        )  # one redaction, one embedding: storms and retrieval
         if row.status == TicketState.RECEIVED:
             parent = self.storms.match(row.route, row.ticket.service, prepared.vector)
             if parent is not None:
@@ -75,7 +77,7 @@ class TicketPoster:
             self._mine(claim)
         sent = found is None
         if found is None:
-            shown = self.triager.shown(row.ticket)
+            shown = self.triager.preparer.shown(row.ticket)
             found = self.slack.post(
                 row.channel,
                 blocks.fallback_text(shown, draft),
@@ -108,7 +110,7 @@ class TicketPoster:
         if not target.message_ts:  # not posted yet (an urgent ticket ahead, another channel's lane): later
             self.queue.later(row.key, WAITING_FOR_POST_S)
             return 0
-        update = self.triager.shown(row.ticket)
+        update = self.triager.preparer.shown(row.ticket)
         channel, thread = target.channel, target.message_ts
         found = None
         if row.status == TicketState.POSTING:
@@ -147,7 +149,7 @@ class TicketPoster:
             self.store.set_status(keys, status=TicketState.ANNOUNCING)
             total = parent.group_count
             text, reply = blocks.group_reply(
-                [(m.key, self.triager.shown(m.ticket)) for m in members], total + len(keys)
+                [(m.key, self.triager.preparer.shown(m.ticket)) for m in members], total + len(keys)
             )
             resp = self.slack.post(channel, text, reply, {"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
                                    thread_ts=thread)  # fmt: skip
@@ -163,7 +165,7 @@ class TicketPoster:
         row = self.store.get(key)
         if row is None or not row.message_ts or row.draft is None:
             return
-        ticket = self.triager.shown(row.ticket)
+        ticket = self.triager.preparer.shown(row.ticket)
         stage = "llm" if row.status == TicketState.DRAFTED or self.triager.model is None else "retrieval"
         if status_line is not None:  # kept with the ticket: a restart or another replica shows it too
             self.store.update_ticket(key, status_line=status_line)

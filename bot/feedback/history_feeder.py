@@ -11,15 +11,15 @@ import time
 
 from bot.config import Settings
 from bot.models import HistoricalIncident
-from bot.store.history import HistoryError, HistoryStore
 from bot.store.sql import Store
+from bot.store.vectors import HistoryError, VectorStore
 from bot.triage.pipeline import Triager
 
 log = logging.getLogger("incibot")
 
 
 class HistoryFeeder:
-    def __init__(self, settings: Settings, store: Store, history: HistoryStore, triager: Triager) -> None:
+    def __init__(self, settings: Settings, store: Store, history: VectorStore, triager: Triager) -> None:
         self.settings, self.store, self.history, self.triager = settings, store, history, triager
         self._next_retry = 0.0
 
@@ -34,7 +34,7 @@ class HistoryFeeder:
                 **row.ticket.model_dump(exclude={"id", "raw"}), id=key, resolution=row.resolution
             )
         if self.settings.redact_in_history:
-            inc = self.triager.redacted(inc)
+            inc = self.triager.preparer.redacted(inc)
             inc = inc.model_copy(update={"resolution": self.triager.redactor.redact(inc.resolution).text})
         return inc
 

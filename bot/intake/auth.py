@@ -3,8 +3,9 @@
 PagerDuty signs the body (`X-PagerDuty-Signature: v1=<hex HMAC-SHA256>`, several comma-separated while a secret
 is rotated); Alertmanager sends `Authorization: Bearer` or Basic from its `http_config`; Opsgenie can only add
 custom headers (Bearer or Basic); Statuspage can only be given a URL (a token in the path or the query string).
-Our own timestamped HMAC (`X-Incibot-Signature`) stays for the generic format and signing proxies. Settings choose
-which schemes each source accepts (`webhook_auth`); any one that is configured and matches lets a request in.
+Our own timestamped HMAC (`X-Incibot-Signature`) stays for the generic format and signing proxies. Each sender
+declares the schemes it accepts (`bot/intake/senders/`), the operator's `webhook_auth` replaces them per source;
+any one that is configured and matches lets a request in.
 
 Secrets are compared in constant time and never logged or echoed: a refusal names what the source accepts and
 what was wrong with what came, never a value.
@@ -22,7 +23,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.config import DEFAULT_WEBHOOK_AUTH, AuthScheme, Settings
+from bot.config import AuthScheme, Settings
+from bot.intake.senders import accepted_auth
+from bot.intake.senders.pagerduty import pagerduty_signature as pagerduty_signature  # public here too
+from bot.intake.senders.pagerduty import verify_signature
 
 # Per check: None = authentic, "" = this scheme's credential was not presented, otherwise what was wrong.
 Check = Callable[[Settings, Mapping[str, str], bytes, str | None, float], str | None]
@@ -40,11 +44,6 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     """What a sender puts in X-Incibot-Signature: v0=HMAC-SHA256(secret, "v0:<timestamp>:<body>")."""
     mac = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
     return "v0=" + mac.hexdigest()
-
-
-def pagerduty_signature(secret: str, body: bytes) -> str:
-    """One value of X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the raw body>."""
-    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _same(a: str, b: str) -> bool:
@@ -100,16 +99,8 @@ def _basic(s: Settings, headers: Mapping[str, str], *_: Any) -> str | None:
 
 def _pagerduty(s: Settings, headers: Mapping[str, str], body: bytes, *_: Any) -> str | None:
     assert s.pagerduty_webhook_secret is not None
-    header = headers.get("x-pagerduty-signature", "")
-    if not header:
-        return ""
-    expected = pagerduty_signature(s.pagerduty_webhook_secret.get_secret_value(), body)
-    signatures = [x.strip() for x in header.split(",") if x.strip().startswith("v1=")]
-    if not signatures:
-        return "X-PagerDuty-Signature has no v1 signature"
-    return (
-        None if any(_same(x, expected) for x in signatures) else "no X-PagerDuty-Signature matches the body"
-    )
+    secret = s.pagerduty_webhook_secret.get_secret_value()
+    return verify_signature(secret, headers.get("x-pagerduty-signature", ""), body)
 
 
 def _url_token(s: Settings, _: Mapping[str, str], __: bytes, token: str | None, *___: Any) -> str | None:
@@ -143,7 +134,7 @@ def check_webhook_auth(
     With no webhook credential configured at all, open (local use)."""
     if not settings.webhook_auth_configured:
         return None
-    allowed = settings.webhook_auth.get(source, DEFAULT_WEBHOOK_AUTH["generic"])
+    allowed = accepted_auth(settings, source)
     schemes = [a for a in allowed if CHECKS[a][1](settings)]
     if not schemes:
         wanted = " or ".join(EXPECTED[a] for a in allowed) or "nothing (webhook_auth lists no scheme)"

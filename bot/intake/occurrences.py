@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bot.intake.webhooks import EventKind, WebhookEvent
+from bot.intake.senders import EventKind, WebhookEvent
 from bot.models import SenderIncident
 
 SEEN_LIMIT = 5000  # item ids remembered per thread (newest kept): enough for any alert group's history

@@ -15,12 +15,11 @@ from pydantic import BaseModel
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.intake.occurrences import Outcome, Step, decide
-from bot.intake.webhooks import EventKind, WebhookEvent, listed
+from bot.intake.senders import EventKind, WebhookEvent, listed, severity_map
 from bot.models import Link, SenderIncident, SenderSeverity, Ticket
 from bot.store.sql import Store
 from bot.store.tickets import Priority, TicketKind, TicketState
 from bot.taxonomy import Taxonomy
-from bot.triage.pipeline import detect_privacy
 from bot.triage.redact import Redactor
 
 RACES = 8  # deliveries about one sender incident racing each other: re-decided at most this often
@@ -41,8 +40,13 @@ class Stored(BaseModel):
     queued: list[tuple[str, Ticket, str]] = []
 
 
-class Busy(RuntimeError):
-    """Concurrent deliveries kept changing one sender incident: the sender should retry shortly."""
+class Backpressure(RuntimeError):
+    """Nothing was stored: the sender should retry after `retry_after_s` (HTTP 429): too many tickets wait to be
+    posted, or concurrent deliveries kept changing the same sender incident."""
+
+    def __init__(self, backlog: int, retry_after_s: int, why: str | None = None) -> None:
+        super().__init__(why or f"{backlog} tickets waiting to be posted; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class Receiver:
@@ -67,7 +71,7 @@ class Receiver:
             if self.store.record(step.thread, [r.copy() for r in rows], resolved):
                 queued = [(r["key"], r["ticket"], r["kind"]) for r in rows]
                 return Stored(receipt=Receipt(status=step.outcome, key=step.key), queued=queued)
-        raise Busy(f"{event.thread} is changing under concurrent deliveries; retry")
+        raise Backpressure(0, 1, f"{event.thread} is changing under concurrent deliveries; retry")
 
     def _thread(self, event: WebhookEvent) -> SenderIncident | None:
         if event.component is not None:  # a Statuspage component: the newest open incident that lists it
@@ -119,7 +123,7 @@ class Receiver:
         first. Thread replies keep arrival order, behind the post they reply to."""
         severity = self.taxonomy.fields.get("severity")
         worst = severity.ids[0] if severity is not None and severity.ids else None
-        urgent = detect_privacy(self.taxonomy, ticket.body) is not None or (
+        urgent = self.taxonomy.privacy_match(ticket.body) is not None or (
             worst is not None and ticket.sender_label == worst
         )
         return Priority.URGENT if urgent else Priority.NORMAL
@@ -139,6 +143,6 @@ class Receiver:
         return ticket.model_copy(update=update)
 
     def _severity_label(self, source: str, sev: SenderSeverity) -> str | None:
-        mapping = {k.lower(): v for k, v in self.settings.severity_map.get(source, {}).items()}
+        mapping = {k.lower(): v for k, v in severity_map(self.settings, source).items()}
         label = mapping.get(sev.value.lower()) or self.taxonomy.normalise("severity", sev.value)
         return label if label and self.taxonomy.is_valid("severity", label) else None

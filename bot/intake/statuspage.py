@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.config import DEFAULT_SEVERITY_MAP
 from bot.models import HistoricalIncident
 from bot.text import html_to_text, informative
 
-IMPACT_TO_SEVERITY = DEFAULT_SEVERITY_MAP["statuspage"]
-_LATER = ("identified", "monitoring", "resolved", "postmortem")
+# Statuspage's impact scale onto the default taxonomy: history labels, and the statuspage sender's severity map.
+IMPACT_TO_SEVERITY = {
+    "critical": "sev1",
+    "major": "sev2",
+    "minor": "sev3",
+    "none": "sev4",
+    "maintenance": "sev4",
+}
+# Update statuses after the first ("investigating") whose text can say what fixed it; the genai-status dataset
+# (evals/adapters.py) has one column per stage with these names.
+LATER_STAGES = ("identified", "monitoring", "resolved", "postmortem")
+# Incident statuses that mean it is over (`completed`: a maintenance). Not LATER_STAGES: "identified" and
+# "monitoring" updates come while the incident is still open.
+DONE_STATUSES = ("resolved", "postmortem", "completed")
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -25,7 +36,7 @@ def incident_from_statuspage(obj: dict[str, Any], source: str = "statuspage") ->
     bodies = [(u.get("status") or "", html_to_text(u.get("body") or "")) for u in updates]
     first = bodies[0][1] if bodies else ""
     later = [b for _, b in bodies[1:]]
-    resolution = informative([b for s, b in bodies[1:] if s in _LATER]) or informative(later)
+    resolution = informative([b for s, b in bodies[1:] if s in LATER_STAGES]) or informative(later)
     components = [c.get("name") for c in obj.get("components") or [] if c.get("name")]
     impact = obj.get("impact")
     return HistoricalIncident(

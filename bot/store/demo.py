@@ -9,8 +9,8 @@ from importlib import resources
 from sqlalchemy import Engine
 
 from bot.models import HistoricalIncident, Ticket
-from bot.store.history import HistoryStore
 from bot.store.migrations import SEED_LOCK_ID, exclusive
+from bot.store.vectors import VectorStore
 
 SAMPLE_TICKET = Ticket(
     id="sample-1",
@@ -30,7 +30,7 @@ def demo_history() -> list[HistoricalIncident]:
     return [HistoricalIncident.model_validate_json(line) for line in lines if line.strip()]
 
 
-def seed_if_empty(store: HistoryStore, engine: Engine | None = None) -> int:
+def seed_if_empty(store: VectorStore, engine: Engine | None = None) -> int:
     """Import the demo history into an empty default collection; returns how many were added. With the SQL
     store's `engine`, replicas starting together take turns: the first imports, the others find it there."""
     if not store.settings.seed_demo_history or store.name != store.settings.collection:

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import threading
 from importlib import resources
-from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.utils.embedding_functions import register_embedding_function
 
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIM = 384
@@ -75,31 +72,3 @@ def get_embedder() -> MiniLMEmbedder:
         if _instance is None:
             _instance = MiniLMEmbedder()
         return _instance
-
-
-@register_embedding_function
-class ChromaMiniLM(EmbeddingFunction[Documents]):
-    """The same model as a Chroma embedding function, so a collection can embed its own queries."""
-
-    def __init__(self) -> None:
-        pass
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(get_embedder().embed(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return "incibot-minilm-int8"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": MODEL_ID}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> ChromaMiniLM:
-        return ChromaMiniLM()
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:  # type: ignore[override]
-        return ["cosine"]

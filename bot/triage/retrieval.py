@@ -9,7 +9,7 @@ import numpy as np
 
 from bot.models import SimilarIncident
 from bot.store.embeddings import get_embedder
-from bot.store.history import HistoryStore, Hit
+from bot.store.vectors import Hit, VectorStore
 
 OVERFETCH = 3  # candidates per wanted result, so near-duplicates can be dropped and k still reached
 MAX_CANDIDATES = 400
@@ -51,12 +51,12 @@ class Retrieved:
     query: np.ndarray | None = None  # the ticket's one embedding, reused by the classifiers
 
 
-def retrieve(store: HistoryStore, text: str, **kw) -> list[SimilarIncident]:  # type: ignore[no-untyped-def]
+def retrieve(store: VectorStore, text: str, **kw) -> list[SimilarIncident]:  # type: ignore[no-untyped-def]
     return retrieve_all(store, text, **kw).shown
 
 
 def retrieve_all(
-    store: HistoryStore,
+    store: VectorStore,
     text: str,
     *,
     k: int,

@@ -23,7 +23,7 @@ from bot.triage.decision import LLMAgreement
 from bot.triage.learned import LearnedModel, ModelFileError, load, save, train
 
 if TYPE_CHECKING:
-    from bot.store.history import HistoryStore
+    from bot.store.vectors import VectorStore
 
 log = logging.getLogger("incibot")
 HistorySource = Callable[[], tuple[list[HistoricalIncident], np.ndarray]]
@@ -131,7 +131,7 @@ class Trainer:
 
 
 def trainer_for(
-    settings: Settings, store: HistoryStore, taxonomy: Taxonomy, verdicts: VerdictSource | None = None
+    settings: Settings, store: VectorStore, taxonomy: Taxonomy, verdicts: VerdictSource | None = None
 ) -> Trainer:
     """The trainer of a history collection: its model file sits beside the history, named after both;
     `verdicts` (the database's) are what the LLM's agreement is counted on."""

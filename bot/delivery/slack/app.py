@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.delivery.slack.listeners import register
-from bot.service import TriageService
+from bot.delivery.slack.listeners.backend import Backend
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -18,17 +18,17 @@ def web_client(settings: Settings) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
 
 
-def build_app(settings: Settings, service: TriageService) -> App:
+def build_app(settings: Settings, client: WebClient, backend: Backend) -> App:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(
-        client=service.client,
+        client=client,
         signing_secret=secret,
         # Without a signing secret (Socket Mode) there is nothing to verify over HTTP.
         request_verification_enabled=secret is not None,
         token_verification_enabled=False,
         process_before_response=False,
     )
-    register(app, service)
+    register(app, backend)
     # Bolt answers 500 when a signed payload lacks what its matchers index (e.g. `"actions": []`); App.error()
     # cannot help (building its arguments indexes the same payload), so the handler object is replaced.
     app._middleware_error_handler = MalformedIsAClientError(app.logger)

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 
+# Block Kit ids: the buttons under a draft and the modals they open (the listeners register on these).
+CONFIRM, CORRECT, REJECT = "confirm", "correct", "reject"
+CORRECT_SUBMIT, REJECT_SUBMIT = "correct_submit", "reject_submit"
+
 
 def clip(text: str, limit: int = SECTION_LIMIT, more: str | None = None) -> str:
     if len(text) <= limit:
@@ -172,9 +176,9 @@ def draft_blocks(
         "type": "actions",
         "block_id": "feedback",
         "elements": [
-            {"type": "button", "action_id": "confirm", "style": "primary", "value": key, "text": {"type": "plain_text", "text": "Confirm"}},
-            {"type": "button", "action_id": "correct", "value": key, "text": {"type": "plain_text", "text": "Correct"}},
-            {"type": "button", "action_id": "reject", "style": "danger", "value": key, "text": {"type": "plain_text", "text": "Reject"}},
+            {"type": "button", "action_id": CONFIRM, "style": "primary", "value": key, "text": {"type": "plain_text", "text": "Confirm"}},
+            {"type": "button", "action_id": CORRECT, "value": key, "text": {"type": "plain_text", "text": "Correct"}},
+            {"type": "button", "action_id": REJECT, "style": "danger", "value": key, "text": {"type": "plain_text", "text": "Reject"}},
         ],
     })  # fmt: skip
     return blocks[:MAX_BLOCKS]
@@ -249,12 +253,12 @@ def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> di
             }
         )
     blocks.append(_text_input("fix", "What actually fixed it", optional=True))
-    return _modal("correct_submit", key, "Correct the triage", "Save", blocks)
+    return _modal(CORRECT_SUBMIT, key, "Correct the triage", "Save", blocks)
 
 
 def reject_modal(key: str) -> dict[str, Any]:
     return _modal(
-        "reject_submit", key, "Reject the draft", "Reject", [_text_input("reason", "Why is it wrong?")]
+        REJECT_SUBMIT, key, "Reject the draft", "Reject", [_text_input("reason", "Why is it wrong?")]
     )
 
 

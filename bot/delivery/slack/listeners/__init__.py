@@ -1,26 +1,16 @@
-"""Slack listeners, one per file, registered here."""
+"""Slack listeners, one per file, grouped by kind as in Slack's Bolt starter template; each kind's `register`
+takes the app and the bot's `Backend`."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.delivery.slack.listeners import (
-    confirm_button,
-    correct_button,
-    correct_submission,
-    home_opened,
-    reject_button,
-    reject_submission,
-    triage_command,
-)
-from bot.service import TriageService
+from bot.delivery.slack.listeners import actions, commands, events, views
+from bot.delivery.slack.listeners.backend import Backend
 
 
-def register(app: App, service: TriageService) -> None:
-    app.command("/triage")(triage_command.make(service))
-    app.action("confirm")(confirm_button.make(service))
-    app.action("correct")(correct_button.make(service))
-    app.action("reject")(reject_button.make(service))
-    app.view("correct_submit")(correct_submission.make(service))
-    app.view("reject_submit")(reject_submission.make(service))
-    app.event("app_home_opened")(home_opened.make(service))
+def register(app: App, backend: Backend) -> None:
+    commands.register(app, backend)
+    actions.register(app, backend)
+    views.register(app, backend)
+    events.register(app, backend)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.service import TriageService
+from bot.delivery.slack.listeners.backend import Backend
 
 log = logging.getLogger("incibot")
 UNKNOWN_MESSAGE = "Sorry, I no longer know this incident (it may predate my database). Nothing was recorded."
@@ -41,7 +41,7 @@ def ignore_malformed(ack: Any, e: Malformed) -> None:
 
 
 def open_modal(
-    service: TriageService, ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any,
+    backend: Backend, ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any,
     view: Callable[[str, dict[str, Any]], dict[str, Any]],
 ) -> None:  # fmt: skip
     """A button that opens a modal about its ticket: `view(key, row)` builds it; unknown tickets get an apology."""
@@ -50,7 +50,7 @@ def open_modal(
     except Malformed as e:
         return ignore_malformed(ack, e)
     ack()
-    row = service.ticket(key)
+    row = backend.ticket(key)
     if row is None:
         tell_unknown(client, body)
         return

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_bolt import Ack, App
+
 from bot.delivery.slack import blocks
+from bot.delivery.slack.listeners.backend import Backend
 from bot.delivery.slack.listeners.common import submission_ids
 from bot.models import Feedback
-from bot.service import TriageService
 
 
-def make(service: TriageService) -> Any:
-    def correct_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+def register(app: App, backend: Backend) -> None:
+    @app.view(blocks.CORRECT_SUBMIT)
+    def correct_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         if (ids := submission_ids(ack, body, view)) is None:
             return
         key, user = ids
         values = blocks.view_values(view)
-        tax = service.triager.taxonomy
+        tax = backend.taxonomy
         labels = {
             f: [values[f"label_{f}"]] for f in tax.fields if tax.is_valid(f, values.get(f"label_{f}", ""))
         }
@@ -24,11 +27,9 @@ def make(service: TriageService) -> Any:
         if missing:
             ack(response_action="errors", errors={f"label_{f}": "Choose a value" for f in missing})
             return
-        status = service.record_feedback(
+        status = backend.record_feedback(
             key, Feedback(action="correct", user_id=user, labels=labels, fix=values.get("fix") or None)
         )
         ack()
         if status:
-            service.apply_feedback(key, status)
-
-    return correct_submission
+            backend.apply_feedback(key, status)

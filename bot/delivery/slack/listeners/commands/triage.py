@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_bolt import Ack, App, Respond
+
 from bot.delivery.slack import blocks
-from bot.intake.webhooks import EventKind, WebhookEvent
+from bot.delivery.slack.listeners.backend import Backend
+from bot.intake.receiver import Backpressure
+from bot.intake.senders import EventKind, WebhookEvent
 from bot.models import Ticket
-from bot.service import Backpressure, TriageService
 from bot.watch.mode import ModeRefused
 
 
-def make(service: TriageService) -> Any:
-    def triage_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+def register(app: App, backend: Backend) -> None:
+    @app.command("/triage")
+    def triage_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         text = (command.get("text") or "").strip()
         word, _, rest = text.partition(" ")
         if not text or word.lower() == "help":
@@ -23,9 +27,7 @@ def make(service: TriageService) -> Any:
                 ack(text="Usage: /triage similar <text>")
                 return
             ack(text="Searching similar incidents…")
-            hits = service.history.search(
-                rest[: service.settings.max_text_chars], service.settings.retrieval_k
-            )
+            hits = backend.similar(rest)
             respond(
                 blocks=blocks.similar_blocks(hits), text="Similar past incidents", response_type="ephemeral"
             )
@@ -33,7 +35,7 @@ def make(service: TriageService) -> Any:
         if word.lower() == "mode":
             user = command.get("user_id") or ""
             try:
-                change = service.mode.set(rest, user) if rest.strip() else service.mode.current()
+                change = backend.mode.set(rest, user) if rest.strip() else backend.mode.current()
             except ModeRefused as e:
                 ack(text=f"Mode not changed: {e}.")
                 return
@@ -41,7 +43,7 @@ def make(service: TriageService) -> Any:
                 ack(text="Mode: llm (never switched). Usage: /triage mode llm|retrieval-only")
                 return
             ack(text=f"Mode: {change.mode} (set by <@{change.user_id}> at {change.created_at:%H:%M} UTC), "
-                     f"in force on every replica within {service.settings.mode_ttl_s:.0f} s.")  # fmt: skip
+                     f"in force on every replica within {backend.settings.mode_ttl_s:.0f} s.")  # fmt: skip
             return
         # Acknowledge first (Slack's 3-second limit); the ticket is stored and posted by the workers.
         ack(text="Triaging… the draft will appear in this channel.")
@@ -51,8 +53,6 @@ def make(service: TriageService) -> Any:
             event = WebhookEvent(
                 kind=EventKind.OPEN, source="slack", thread=key, ticket=ticket, items={"open": ""}
             )
-            service.accept(event, channel=command.get("channel_id") or None)
+            backend.accept(event, channel=command.get("channel_id") or None)
         except Backpressure as e:
             respond(text=f"The bot is catching up on an incident storm ({e}). Try again shortly.")
-
-    return triage_command

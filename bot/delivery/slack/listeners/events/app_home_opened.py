@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from logging import Logger
 from typing import Any
 
+from slack_bolt import App
+from slack_sdk import WebClient
+
 from bot.delivery.slack import blocks
-from bot.service import TriageService
+from bot.delivery.slack.listeners.backend import Backend
 
 
-def make(service: TriageService) -> Any:
-    def home_opened(event: dict[str, Any], client: Any, logger: Any) -> None:
+def register(app: App, backend: Backend) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient, logger: Logger) -> None:
         user = event.get("user")
         if not isinstance(user, str) or event.get("tab", "home") != "home":
             logger.info("app_home_opened without a user or for another tab: ignored")
             return
-        client.views_publish(user_id=user, view=blocks.home_view(service.report(timedelta(days=7))))
-
-    return home_opened
+        client.views_publish(user_id=user, view=blocks.home_view(backend.report(timedelta(days=7))))

@@ -1,36 +1,51 @@
-"""The history store: past incidents in a Chroma collection, embedded with the offline MiniLM model."""
+"""The history in Chroma: an embedded PersistentClient in `chroma_dir`, or a Chroma server when `chroma_host` is
+set. Only `factory.py` names this class; the rest of the bot sees a `VectorStore`."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
 
 from bot.config import Settings
 from bot.models import HistoricalIncident
-from bot.store.embeddings import ChromaMiniLM, get_embedder
+from bot.store.embeddings import MODEL_ID, get_embedder
+from bot.store.vectors import HistoryError, Hit, embed_text
 
 READ_PAGE = 5000  # incidents per read of the whole history
 
 
-class HistoryError(RuntimeError):
-    """The history store cannot be opened or used; the message says what to do."""
+@register_embedding_function
+class ChromaMiniLM(EmbeddingFunction[Documents]):
+    """The same model as a Chroma embedding function, so a collection can embed its own queries."""
 
+    def __init__(self) -> None:
+        pass
 
-@dataclass
-class Hit:
-    incident: HistoricalIncident
-    score: float  # cosine similarity
-    embedding: np.ndarray
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(get_embedder().embed(list(input)))
 
+    @staticmethod
+    def name() -> str:
+        return "incibot-minilm-int8"
 
-def embed_text(incident: HistoricalIncident, max_chars: int) -> str:
-    """What is embedded for an incident: what was known at triage time, never the resolution."""
-    return incident.body[:max_chars]
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> ChromaMiniLM:
+        return ChromaMiniLM()
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine"]
 
 
 def _metadata(inc: HistoricalIncident) -> dict[str, Any]:
@@ -54,7 +69,9 @@ def _where(s: Settings) -> str:
     return f"Chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_dir)
 
 
-class HistoryStore:
+class ChromaHistory:
+    """A `VectorStore` in one Chroma collection; an incident's full record rides in its metadata."""
+
     def __init__(self, settings: Settings, collection: str | None = None) -> None:
         self.settings = settings
         self.name = collection or settings.collection
@@ -133,7 +150,10 @@ class HistoryStore:
         return written
 
     def get(self, ids: Iterable[str]) -> list[HistoricalIncident]:
-        res = self.collection.get(ids=list(ids), include=["metadatas"])
+        try:
+            res = self.collection.get(ids=list(ids), include=["metadatas"])
+        except Exception as e:
+            raise HistoryError(f"cannot read the history store at {self._where()}: {e}") from e
         return [HistoricalIncident.model_validate_json(m["record"]) for m in res["metadatas"] or []]
 
     def all(self) -> tuple[list[HistoricalIncident], np.ndarray]:

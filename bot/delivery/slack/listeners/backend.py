@@ -1,0 +1,41 @@
+"""What the listeners ask of the running bot. The composition root (`bot.service.TriageService`) provides it and
+hands it to `register`: listeners never import the service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Protocol
+
+from bot.config import Settings
+from bot.intake.senders import WebhookEvent
+from bot.models import Feedback, SimilarIncident
+from bot.store.tickets import TicketRow
+from bot.taxonomy import Taxonomy
+from bot.watch.mode import ModeSwitch
+from bot.watch.report import Report
+
+
+class Backend(Protocol):
+    settings: Settings
+    mode: ModeSwitch
+
+    @property
+    def taxonomy(self) -> Taxonomy: ...
+
+    def ticket(self, key: str) -> TicketRow | None: ...
+
+    def accept(self, event: WebhookEvent, channel: str | None = None) -> str:
+        """Store a ticket durably; raises intake's Backpressure when too many wait."""
+        ...
+
+    def similar(self, text: str) -> list[SimilarIncident]:
+        """Past incidents like `text`, searched as triage searches (redacted first)."""
+        ...
+
+    def record_feedback(self, key: str, fb: Feedback) -> str | None:
+        """Store a verdict durably; the status line to show, or None for an unknown ticket."""
+        ...
+
+    def apply_feedback(self, key: str, status_line: str) -> None: ...
+
+    def report(self, since: timedelta) -> Report: ...
