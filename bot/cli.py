@@ -224,9 +224,14 @@ def eval_cmd(
     ] = 0.3,
 ) -> None:
     """Score every method on labelled incident history, with a strict time split."""
-    from evals import datasets
-    from evals.harness import METHODS, EvalConfig, run_eval
-    from evals.report import print_table, write_report
+    try:
+        from evals import datasets
+        from evals.harness import METHODS, EvalConfig, run_eval
+        from evals.report import print_table, write_report
+    except ModuleNotFoundError as e:
+        raise InputError(
+            f"incibot eval needs the repository checkout and the eval extra ({e.name} is missing)"
+        ) from e
 
     methods = METHODS if not method or "all" in method else tuple(dict.fromkeys(method))
     ds = datasets.load(dataset, datasets_root or datasets.DEFAULT_ROOT, taxonomy)
@@ -369,7 +374,10 @@ def bench(
     ] = "100000",
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
-    from benchmarks.run import run, run_backends, run_replicas, run_triage_only
+    try:
+        from benchmarks.run import run, run_backends, run_replicas, run_triage_only
+    except ModuleNotFoundError as e:
+        raise InputError(f"incibot bench needs the repository checkout ({e.name} is missing)") from e
 
     if triage_only:
         try:

@@ -25,9 +25,9 @@ want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d'
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   pip_install() { .venv/bin/python -m pip install --quiet "$@" 2>&1 | grep -v "is ignored" || true; }
   pip_install --upgrade pip
-  extras=dev
+  extras=dev,eval
   if [ "$LOCAL_LLM" = 1 ]; then
-    extras=dev,local-llm
+    extras=dev,eval,local-llm
     if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
       echo "building llama-cpp-python $llama_version for portable x86-64 (AVX2), once per machine (4-15 min)..." >&2
       rm -rf "$wheels.partial"

@@ -70,7 +70,7 @@ class TicketPoster:
         else:
             draft = row.draft
             found = self.slack.find_posted(row.channel, row.created_at, TICKET_EVENT, row.key)
-            if draft is None:  # stored before drafts were kept with `posting`: draft it again
+            if draft is None:  # no draft stored with the row: draft again (same inputs, same draft)
                 draft = self.triager.triage(
                     row.ticket, use_llm=False, history_required=False, prepared=prepared
                 )

@@ -82,7 +82,7 @@ class Receiver:
         row = self.store.get(event.thread)
         if row is None or row.kind == TicketKind.UPDATE:
             return None
-        # A ticket stored before occurrences were kept: its thread starts here, and a redelivery stays a duplicate.
+        # A ticket with no sender-incident row: its row starts here, and a redelivery stays a duplicate.
         return SenderIncident(thread=event.thread, source=event.source, key=event.thread, open=not row.resolved,
                       seen=list(event.items) if event.kind == EventKind.OPEN else [], last_at=row.created_at)  # fmt: skip
 

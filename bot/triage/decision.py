@@ -7,8 +7,8 @@ same out-of-fold predictions (isotonic from 1,000 rows, else Platt's sigmoid) ma
 is right as often as it says. The LLM's label then moves that confidence by the odds ratio measured on the verdicts
 of earlier LLM-assisted drafts (`LLMAgreement`), apart for when it agrees with the classifier and when it names
 another label: a model no better than the classifier gets no say, a strong one more, and nobody sets a weight by hand.
-(An earlier version treated the LLM as an independent witness with its overall accuracy: it reads the same
-neighbours, so its agreement was counted twice and drafts were over-confident.)
+(It is not an independent witness: it reads the same neighbours, so counting its agreement at its overall accuracy
+would count that evidence twice.)
 """
 
 from __future__ import annotations
