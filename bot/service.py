@@ -68,7 +68,7 @@ class TriageService:
         self.metrics = Metrics(store, known_prices(settings), self.mode, s.quality_window, s.confident_at)
         self.monitor = QualityMonitor(settings, store, self.slack)
         self.feeder = HistoryFeeder(settings, store, self.history, triager)
-        self.receiver = Receiver(settings, store, triager.redactor, triager.taxonomy)
+        self.receiver = Receiver(settings, store, triager.preparer, triager.taxonomy)
         self.poster = TicketPoster(settings, store, self.queue, triager, self.slack, self.storms, self.mode,
                                    self.metrics)  # fmt: skip
         self.refiner = Refiner(

@@ -11,7 +11,7 @@ from bot.delivery.queue import Claim, WorkQueue
 from bot.delivery.slack import blocks
 from bot.delivery.slack.messages import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackMessages
 from bot.delivery.storms import StormGrouper
-from bot.models import Mode
+from bot.models import Mode, Ticket
 from bot.store.sql import Store
 from bot.store.tickets import TicketKind, TicketRow, TicketState
 from bot.triage.pipeline import Triager
@@ -39,6 +39,10 @@ class TicketPoster:
     ) -> None:
         self.settings, self.store, self.queue, self.triager = settings, store, queue, triager
         self.slack, self.storms, self.mode, self.metrics = slack, storms, mode, metrics
+
+    def _shown(self, row: TicketRow) -> Ticket:
+        """The ticket as posted: redacted once at intake (rows stored before that are redacted here)."""
+        return row.shown or self.triager.preparer.shown(row.ticket)
 
     def _mine(self, claim: Claim) -> None:
         if not self.queue.renew(claim):
@@ -77,7 +81,7 @@ class TicketPoster:
             self._mine(claim)
         sent = found is None
         if found is None:
-            shown = self.triager.preparer.shown(row.ticket)
+            shown = self._shown(row)
             found = self.slack.post(
                 row.channel,
                 blocks.fallback_text(shown, draft),
@@ -110,7 +114,7 @@ class TicketPoster:
         if not target.message_ts:  # not posted yet (an urgent ticket ahead, another channel's lane): later
             self.queue.later(row.key, WAITING_FOR_POST_S)
             return 0
-        update = self.triager.preparer.shown(row.ticket)
+        update = self._shown(row)
         channel, thread = target.channel, target.message_ts
         found = None
         if row.status == TicketState.POSTING:
@@ -124,8 +128,9 @@ class TicketPoster:
                                     thread_ts=thread)  # fmt: skip
         self.store.update_ticket(row.key, status=TicketState.REPLIED, message_ts=found["ts"], last_error=None)
         if update.severity and parent is not None:  # a new sender severity: the post shows it
-            ticket = parent.ticket.model_copy(update={"severity": update.severity})
-            self.store.update_ticket(parent.key, ticket=ticket)
+            severity = {"severity": update.severity}
+            self.store.update_ticket(parent.key, ticket=parent.ticket.model_copy(update=severity),
+                                     shown=self._shown(parent).model_copy(update=severity))  # fmt: skip
         if parent is not None and parent.message_ts and (update.severity or parent.resolved):
             self.redraw(parent.key)
         return int(sent)
@@ -148,9 +153,7 @@ class TicketPoster:
             self._mine(claim)
             self.store.set_status(keys, status=TicketState.ANNOUNCING)
             total = parent.group_count
-            text, reply = blocks.group_reply(
-                [(m.key, self.triager.preparer.shown(m.ticket)) for m in members], total + len(keys)
-            )
+            text, reply = blocks.group_reply([(m.key, self._shown(m)) for m in members], total + len(keys))
             resp = self.slack.post(channel, text, reply, {"event_type": GROUP_EVENT, "event_payload": {"keys": keys}},
                                    thread_ts=thread)  # fmt: skip
             self.store.set_status(keys, status=TicketState.ANNOUNCED, message_ts=resp["ts"])
@@ -165,7 +168,7 @@ class TicketPoster:
         row = self.store.get(key)
         if row is None or not row.message_ts or row.draft is None:
             return
-        ticket = self.triager.preparer.shown(row.ticket)
+        ticket = self._shown(row)
         stage = "llm" if row.status == TicketState.DRAFTED or self.triager.model is None else "retrieval"
         if status_line is not None:  # kept with the ticket: a restart or another replica shows it too
             self.store.update_ticket(key, status_line=status_line)

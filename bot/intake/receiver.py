@@ -20,7 +20,7 @@ from bot.models import Link, SenderIncident, SenderSeverity, Ticket
 from bot.store.sql import Store
 from bot.store.tickets import Priority, TicketKind, TicketState
 from bot.taxonomy import Taxonomy
-from bot.triage.redact import Redactor
+from bot.triage.prepare import Preparer
 
 RACES = 8  # deliveries about one sender incident racing each other: re-decided at most this often
 
@@ -50,8 +50,8 @@ class Backpressure(RuntimeError):
 
 
 class Receiver:
-    def __init__(self, settings: Settings, store: Store, redactor: Redactor, taxonomy: Taxonomy) -> None:
-        self.settings, self.store, self.redactor, self.taxonomy = settings, store, redactor, taxonomy
+    def __init__(self, settings: Settings, store: Store, preparer: Preparer, taxonomy: Taxonomy) -> None:
+        self.settings, self.store, self.preparer, self.taxonomy = settings, store, preparer, taxonomy
 
     def receive(self, event: WebhookEvent, channel: str | None, make_room: Callable[[], None]) -> Stored:
         """Decide and store, before the sender is answered. `make_room` raises if nothing new may be stored now
@@ -97,7 +97,8 @@ class Receiver:
                         "previous_key": current.key if current is not None else None}
             )  # fmt: skip
             ch = channel or self.settings.channel_for(ticket.service)
-            return [{"key": step.key, "ticket": ticket, "channel": ch, "route": ch, "status": TicketState.RECEIVED,
+            return [{"key": step.key, "ticket": ticket, "shown": self.preparer.shown(ticket), "channel": ch,
+                     "route": ch, "status": TicketState.RECEIVED,
                      "kind": TicketKind.TICKET, "priority": self._priority(ticket)}]  # fmt: skip
         parent = self.store.get(step.key)
         if parent is None:
@@ -113,7 +114,8 @@ class Receiver:
         key = f"{step.key}~{step.thread.updates}"
         reply = Ticket(id=key, title=event.note, text="\n".join(listed(lines)), source=event.source, links=links,
                        severity=event.severity)  # fmt: skip
-        return [{"key": key, "ticket": self._intake(reply, event.source), "channel": parent.channel,
+        reply = self._intake(reply, event.source)
+        return [{"key": key, "ticket": reply, "shown": self.preparer.shown(reply), "channel": parent.channel,
                  "route": parent.route, "status": TicketState.RECEIVED, "kind": TicketKind.UPDATE,
                  "parent_key": step.key, "priority": Priority.NORMAL}]  # fmt: skip
 
@@ -134,7 +136,7 @@ class Receiver:
         sev = [s.model_copy(update={"label": self._severity_label(source, s)}) for s in ticket.severity]
         update: dict[str, Any] = {"severity": sev}
         if self.settings.redact_in_slack or self.settings.redact_in_history:
-            red = self.redactor.redact
+            red = self.preparer.redactor.redact
             update |= {
                 "service": red(ticket.service).text if ticket.service else ticket.service,
                 "link": red(ticket.link).text if ticket.link else ticket.link,

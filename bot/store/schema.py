@@ -22,6 +22,7 @@ tickets = Table(
     meta,
     Column("key", String(300), primary_key=True),
     Column("ticket", JSON, nullable=False),
+    Column("shown", JSON),  # the ticket as posted: redacted once, at intake
     Column("channel", String(200), nullable=False),  # routed at first, then the id Slack answers with
     Column("route", String(200)),  # the channel routing chose (name or id): what storm grouping compares
     Column(

@@ -28,8 +28,9 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     out = {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
     if isinstance(out.get("draft"), TriageDraft):
         out["draft"] = json.loads(out["draft"].model_dump_json())
-    if isinstance(out.get("ticket"), Ticket):
-        out["ticket"] = json.loads(out["ticket"].model_dump_json())
+    for name in ("ticket", "shown"):
+        if isinstance(out.get(name), Ticket):
+            out[name] = json.loads(out[name].model_dump_json())
     return out
 
 

@@ -44,6 +44,7 @@ class Priority:
 class TicketRow(BaseModel):
     key: str
     ticket: Ticket
+    shown: Ticket | None = None  # the ticket as posted, redacted once at intake (None: stored before 0007)
     channel: str  # routed at first, then the id Slack answers with
     route: str  # the channel routing chose (name or id): what storm grouping compares
     status: TicketState
@@ -64,7 +65,7 @@ class TicketRow(BaseModel):
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> TicketRow:
         return cls(
-            key=row["key"], ticket=row["ticket"], channel=row["channel"],
+            key=row["key"], ticket=row["ticket"], shown=row.get("shown"), channel=row["channel"],
             # `route` came with storms; rows from before it fall back to the channel.
             route=row.get("route") or row["channel"], status=row["status"],
             kind=row.get("kind") or TicketKind.TICKET,
