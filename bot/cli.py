@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import Settings
+from bot.fileio import replace_atomically
 from bot.intake.files import FORMATS, InputError, read_history, read_ticket
 from bot.models import Ticket
 from bot.store.vectors import HistoryError, VectorStore
@@ -288,9 +289,8 @@ def feedback_export(
 
     settings = Settings()
     incidents = open_sql(settings).export()
-    tmp = out_file.with_suffix(out_file.suffix + ".tmp")
-    tmp.write_text("".join(i.model_dump_json() + "\n" for i in incidents), encoding="utf-8")
-    tmp.replace(out_file)  # never a half-written export
+    text = "".join(i.model_dump_json() + "\n" for i in incidents)
+    replace_atomically(out_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # never half an export
     out.print(f"wrote {len(incidents)} labelled incidents to {out_file}")
 
 

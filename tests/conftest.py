@@ -18,6 +18,18 @@ needs_datasets = pytest.mark.skipif(
 )
 
 
+# Tests run on two xdist workers on two cores: one llama.cpp thread per model server (its threads spin-wait, so
+# more threads than cores stall each other), and an LLM timeout about outages, not about a busy CI machine (tests
+# of the timeout set their own). Also set for the whole run, so module-scoped fixtures see them.
+TEST_ENV = {"INCIBOT_LOCAL_THREADS": "1", "INCIBOT_LLM_TIMEOUT_S": "240"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for key in [k for k in os.environ if k.startswith("INCIBOT_")]:
+        del os.environ[key]
+    os.environ.update(TEST_ENV)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # No test may touch the user's real history store or pick up their INCIBOT_* settings.
@@ -25,6 +37,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("INCIBOT_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("INCIBOT_DATA_DIR", str(tmp_path / "data"))
+    for key, value in TEST_ENV.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import joblib
 import numpy as np
 
 from bot.clock import utcnow
+from bot.fileio import replace_atomically
 from bot.models import HistoricalIncident, SimilarIncident
 from bot.taxonomy import Taxonomy
 from bot.triage.classifier import (
@@ -176,10 +177,7 @@ class ModelFileError(RuntimeError):
 
 
 def save(model: LearnedModel, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    joblib.dump({"format": FORMAT, "model": model}, tmp)
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    replace_atomically(path, lambda tmp: joblib.dump({"format": FORMAT, "model": model}, tmp))
 
 
 def load(path: Path, tax: Taxonomy) -> LearnedModel:

@@ -1,0 +1,25 @@
+"""Replacing a file atomically, safe when several writers (replicas, trainings) replace it at once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills a temporary file of its own beside `path`, which then replaces `path` in one step: a reader
+    sees the old file or the new one, never half of one, and two writers never share a temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
