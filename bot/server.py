@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
+import time
 from functools import partial
 from typing import Any
 
@@ -22,7 +25,7 @@ from bot.intake.auth import HideUrlTokens, check_webhook_auth, webhook_signature
 from bot.intake.receiver import Backpressure
 from bot.intake.senders import WebhookError, parse
 from bot.service import TriageService
-from bot.text import without_nul
+from bot.text import MAX_JSON_DEPTH, TooDeep, clean
 from bot.triage.llm import llm_health
 from bot.watch.metrics import CONTENT_TYPE
 
@@ -54,13 +57,20 @@ def _database_unavailable(e: BaseException, what: str) -> JSONResponse:
     )
 
 
-def slack_signature_ok(settings: Settings, headers: Any, body: bytes) -> bool:
-    from slack_sdk.signature import SignatureVerifier
+SLACK_MAX_SKEW_S = 300  # Slack's own limit for X-Slack-Request-Timestamp
 
+
+def slack_signature_ok(settings: Settings, headers: Any, body: bytes) -> bool:
+    """Slack's v0 signature over the raw bytes (slack_sdk's verifier decodes the body first, which fails on bytes
+    that are not UTF-8 before anything is authenticated)."""
     if settings.slack_signing_secret is None:
         return False
-    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
-    return verifier.is_valid_request(body, dict(headers))
+    ts, sig = headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", "")
+    if not ts.isdigit() or abs(time.time() - int(ts)) > SLACK_MAX_SKEW_S:
+        return False
+    secret = settings.slack_signing_secret.get_secret_value().encode()
+    expected = "v0=" + hmac.new(secret, b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, sig)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -91,9 +101,11 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         if "json" not in ctype:
             return _error(415, "send application/json")
         try:
-            payload = without_nul(json.loads(body.decode("utf-8")))
+            payload = clean(json.loads(body.decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             return _error(400, f"body is not valid UTF-8 JSON: {type(e).__name__}")
+        except TooDeep:
+            return _error(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             event = parse(source, payload)
         except WebhookError as e:
@@ -120,6 +132,15 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         body = await _read_body(request, settings.webhook_max_bytes)
         if body is None:
             return _error(413, "body too large")
+        # The signature first, on the bytes as sent: nothing unauthenticated is decoded or parsed.
+        if settings.slack_signing_secret is not None and not slack_signature_ok(
+            settings, request.headers, body
+        ):
+            return _error(401, "invalid Slack signature")
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(400, "malformed Slack request: the body is not UTF-8")
         try:
             bolt_request = to_bolt_request(request, body)
         except (UnicodeDecodeError, ValueError, AttributeError, TypeError) as e:

@@ -53,15 +53,49 @@ def informative(updates: list[str]) -> list[str]:
     return [u for u in (squash(x) for x in updates) if u and not is_stock(u)]
 
 
-def without_nul(value: Any) -> Any:
-    """A JSON value with NUL characters removed from every string (keys too). They carry no meaning in a ticket,
-    and PostgreSQL cannot store them in text or JSON: a NUL in an id or title would otherwise fail the insert."""
+# Characters that carry no meaning in an incident and do harm: NUL (PostgreSQL cannot store it), lone UTF-16
+# surrogates (a JSON escape of half an emoji: no UTF-8 encoding exists, so every later write fails), bidi controls
+# (they reorder how a post reads) and zero-width characters (they hide text and split secrets past redaction).
+_UNSAFE = re.compile("[\x00\ud800-\udfff\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u061c]")
+MAX_JSON_DEPTH = 64  # deeper than any sender's payload; past ~300 levels serialising it fails
+
+
+class TooDeep(ValueError):
+    """A JSON value nested deeper than MAX_JSON_DEPTH."""
+
+
+def _clean_str(text: str) -> str:
+    return _UNSAFE.sub(lambda m: "\ufffd" if "\ud800" <= m.group() <= "\udfff" else "", text)
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a JSON value nests (a scalar is 0), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def clean(value: Any) -> Any:
+    """Untrusted text (a JSON value or a string) made safe to store and show, wherever it enters: unsafe
+    characters removed, lone surrogates replaced by U+FFFD, keys too. TooDeep past MAX_JSON_DEPTH levels."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise TooDeep(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return _clean(value)
+
+
+def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _clean_str(value)
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {_clean(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [without_nul(v) for v in value]
+        return [_clean(v) for v in value]
     return value
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.intake.statuspage import incident_from_statuspage
 from bot.models import HistoricalIncident, Ticket
+from bot.text import TooDeep, clean
 
 FORMATS = ("jsonl", "statuspage")
 MAX_TICKET_BYTES = 2_000_000
@@ -57,9 +58,11 @@ def ticket_from_dict(obj: Any, default_id: str) -> Ticket:
 def read_ticket(path: Path) -> Ticket:
     text = _read_text(path, MAX_TICKET_BYTES)
     try:
-        obj = json.loads(text)
+        obj = clean(json.loads(text))
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except (TooDeep, RecursionError) as e:
+        raise InputError(f"{path}: nested too deeply ({type(e).__name__})") from e
     try:
         return ticket_from_dict(obj, default_id=path.stem)
     except InputError as e:
@@ -98,7 +101,9 @@ def read_history(path: Path, fmt: str) -> list[HistoricalIncident]:
     incidents = []
     for n, obj in _records(path, _read_text(path)):
         try:
-            incidents.append(convert(obj))
+            incidents.append(convert(clean(obj)))
+        except TooDeep as e:
+            raise InputError(f"{path}: record {n}: {e}") from e
         except ValidationError as e:
             raise InputError(f"{path}: record {n}: {_validation_message(e)}") from e
         except (ValueError, TypeError, AttributeError) as e:

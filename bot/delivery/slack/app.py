@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware.middleware_error_handler import MiddlewareErrorHandler
@@ -11,6 +12,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.delivery.slack.listeners import register
 from bot.delivery.slack.listeners.backend import Backend
+from bot.text import TooDeep, clean
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -28,11 +30,22 @@ def build_app(settings: Settings, client: WebClient, backend: Backend) -> App:
         token_verification_enabled=False,
         process_before_response=False,
     )
+    app.use(clean_request)
     register(app, backend)
     # Bolt answers 500 when a signed payload lacks what its matchers index (e.g. `"actions": []`); App.error()
     # cannot help (building its arguments indexes the same payload), so the handler object is replaced.
     app._middleware_error_handler = MalformedIsAClientError(app.logger)
     return app
+
+
+def clean_request(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Every request's text made safe before any listener reads it (NUL, lone surrogates, bidi and zero-width
+    controls: bot.text.clean), nesting bounded as for webhooks. Over HTTP and Socket Mode alike."""
+    try:
+        req.body = clean(req.body)
+    except TooDeep as e:
+        return BoltResponse(status=400, body=f"malformed Slack request: {e}")
+    return next()
 
 
 class MalformedIsAClientError(MiddlewareErrorHandler):
