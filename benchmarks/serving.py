@@ -20,6 +20,7 @@ from bot.server import webhook_signature
 from testkit.emulators import SlackEmulator
 
 SECRET = "bench-secret"
+OPS_TOKEN = "bench-ops-token"  # /metrics and /healthz details
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -58,6 +59,7 @@ class Server:
             "INCIBOT_DATA_DIR": str(data_dir), "INCIBOT_COLLECTION": collection, "INCIBOT_SEED_DEMO_HISTORY": "false",
             "INCIBOT_LLM_BACKEND": llm, "INCIBOT_SLACK_BOT_TOKEN": "xoxb-bench", "INCIBOT_SLACK_SIGNING_SECRET": "s",
             "INCIBOT_SLACK_API_URL": emu.url, "INCIBOT_WEBHOOK_SECRET": SECRET, "INCIBOT_PORT": str(self.port),
+            "INCIBOT_OPS_TOKEN": OPS_TOKEN,
             "INCIBOT_DATABASE_URL": database_url or f"sqlite:///{db or data_dir / f'bench-{self.port}.db'}",
         })  # fmt: skip
         if chroma is not None:
@@ -68,7 +70,11 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot", "serve"], env=env, stderr=log, cwd=REPO_ROOT
             )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {OPS_TOKEN}"},
+        )
         if wait:
             self.wait_ready()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from bot.visibility import UNRESOLVED_DELAY
 
 # Operator-editable files live at the top of the checkout, beside the package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +65,9 @@ class Settings(BaseSettings):
     retrieval_min_score: float = 0.15
     near_duplicate_score: float = 0.97  # results this similar to a better one are the same incident twice
     retrieval_min_with_fix: int = 3  # slots kept for the closest incidents that record how they were fixed
+    # An incident with no resolved time counts as resolved this long after it opened, for replays of history
+    # that ask what was visible when (bot/visibility.py says why 7 days); stored with each history record.
+    unresolved_visible_after_h: float = Field(default=UNRESOLVED_DELAY / timedelta(hours=1), ge=0)
 
     # --- LLM: "local" runs the bundled GGUF in its own supervised llama.cpp server on 127.0.0.1 (a crash there is
     # an LLM outage, not a bot outage); "openai" is any OpenAI-compatible endpoint
@@ -108,6 +114,9 @@ class Settings(BaseSettings):
     redact_for_local_llm: bool = True  # False lets the in-process model see raw text
     redact_in_slack: bool = True  # ticket text as shown in posts
     redact_in_history: bool = True  # tickets that become history (resolutions, engineer feedback)
+    # The SQL store keeps tickets redacted; the sender's raw text and payload only with this on (or when the LLM
+    # is configured to read raw text, which it then needs).
+    store_raw_tickets: bool = False
     redact_names: bool = False  # person names (spaCy NER); off: it hides model names such as "Claude 3"
     redact_patterns: dict[str, str] = Field(default_factory=dict)  # KIND -> regex, organisation-specific
 
@@ -150,6 +159,9 @@ class Settings(BaseSettings):
 
     # --- watching itself (bot/watch/monitor.py, /metrics, incibot report) and the fleet-wide rollback (bot/watch/mode.py)
     ops_channel: str | None = None  # quality alerts and recoveries; default: default_channel
+    # Bearer token for /metrics and the details of /healthz (model server pid, errors, queue figures); unset,
+    # they are refused and /healthz only says ready or not ready.
+    ops_token: SecretStr | None = None
     admin_user_ids: list[str] = Field(default_factory=list)  # Slack user ids that may run /triage mode
     mode_ttl_s: float = Field(default=2.0, gt=0)  # each replica rereads the mode at most this often
     # model -> (USD per 1k prompt tokens, per 1k completion tokens); a model without one has an unknown cost
@@ -214,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def redact_llm_input(self) -> bool:
         return self.redact_for_external_llm if self.external_llm else self.redact_for_local_llm
+
+    @property
+    def keep_raw_tickets(self) -> bool:
+        return self.store_raw_tickets or not self.redact_llm_input
 
     @property
     def structured_method(self) -> str:

@@ -216,3 +216,6 @@ class SenderIncident(BaseModel):
     components: list[str] = Field(default_factory=list)  # Statuspage: components of the incident
     last_at: datetime  # when the sender last said something new
     version: int = 0  # optimistic concurrency: a write succeeds only from the version it read
+    held_resolution: str | None = (
+        None  # a resolve that came before its open (number 0): applied when it opens
+    )

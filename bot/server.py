@@ -160,22 +160,33 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             "tickets": service.store.counts(),
         }
 
-    async def health(_: Request) -> Response:
+    def ops_allowed(request: Request) -> bool:
+        """Operators only: the configured ops token as a Bearer token (none configured: nobody)."""
+        if settings.ops_token is None:
+            return False
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, f"Bearer {settings.ops_token.get_secret_value()}".encode())
+
+    async def health(request: Request) -> Response:
         try:
             state = await run_in_threadpool(queue_state)
         except DBAPIError as e:
             if not database_down(e):
                 raise
             return _database_unavailable(e, "not ready")
+        if not ops_allowed(request):  # load balancers and probes need only this
+            return JSONResponse({"ok": True, "status": "ready"})
         model = llm_health(service.triager.model)
         llm = (
             model.model_dump(mode="json")
             if model
             else {"state": "remote" if service.triager.model else "off"}
         )
-        return JSONResponse({"ok": True, "llm": llm, **state})
+        return JSONResponse({"ok": True, "status": "ready", "llm": llm, **state})
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if not ops_allowed(request):
+            return _error(401, "send Authorization: Bearer <INCIBOT_OPS_TOKEN> (unset: /metrics is off)")
         # Rendered in a worker thread: fleet-wide figures are database reads, never the posting path's locks.
         body = await run_in_threadpool(service.metrics.render)
         return Response(body, media_type=CONTENT_TYPE)

@@ -30,7 +30,6 @@ from bot.delivery.slack.messages import SlackMessages
 from bot.delivery.storms import StormGrouper
 from bot.delivery.workers import Workers
 from bot.feedback.history_feeder import HistoryFeeder
-from bot.intake.occurrences import Outcome
 from bot.intake.receiver import Backpressure, Receipt, Receiver
 from bot.intake.senders import WebhookEvent
 from bot.models import Feedback, HistoricalIncident
@@ -100,7 +99,7 @@ class TriageService:
         if stored.queued:
             self.workers.wake.set()
         receipt = stored.receipt
-        if receipt.status == Outcome.RESOLVE:
+        if stored.resolved:
             self.learn(receipt.key)
         return receipt
 
@@ -140,6 +139,10 @@ class TriageService:
             # A field posted as "not sure: A or B?" was a question, not a claim: confirming does not answer it.
             labels = {f: d.labels or [d.label] for f, d in row.draft.labels.items() if not d.abstained}
             fb = fb.model_copy(update={"labels": labels})
+        # An engineer's words are stored and posted redacted, like ticket text (a pasted log line can hold a key).
+        red = self.triager.redactor.redact
+        fb = fb.model_copy(update={"reason": red(fb.reason).text if fb.reason else fb.reason,
+                                   "fix": red(fb.fix).text if fb.fix else fb.fix})  # fmt: skip
         if fb.fix and fb.fix_playbook is None:  # mapped once, here: every replica reads it with the verdict
             fb = fb.model_copy(update={"fix_playbook": self.triager.playbook_choice.fix_playbook(fb.fix)})
         self.store.add_feedback(key, fb)

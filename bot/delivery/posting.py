@@ -85,7 +85,9 @@ class TicketPoster:
             found = self.slack.post(
                 row.channel,
                 blocks.fallback_text(shown, draft),
-                blocks.draft_blocks(row.key, shown, draft, self.triager.taxonomy, stage="retrieval"),
+                blocks.draft_blocks(
+                    row.key, shown, draft, self.triager.taxonomy, stage="retrieval", resolved=row.resolved
+                ),
                 {"event_type": TICKET_EVENT, "event_payload": {"key": row.key}},
             )
         llm_next = self.triager.model is not None and self.mode.mode == Mode.LLM

@@ -28,6 +28,7 @@ class Outcome(StrEnum):
     RESOLVE = "resolved"
     DUPLICATE = "duplicate"  # nothing new: nothing is posted
     UNKNOWN = "unknown"  # about an incident this bot never received: nothing is posted
+    HELD = "held"  # a resolve before its open (deliveries race): kept, and applied when the open arrives
     IGNORED = "ignored"
 
 
@@ -36,6 +37,7 @@ class Step(BaseModel):
     thread: SenderIncident | None = None  # the state to store (None: nothing to store)
     key: str = ""  # the ticket the step is about
     new: dict[str, str] = Field(default_factory=dict)  # the items that are news
+    resolution: str | None = None  # a new occurrence that opens resolved: the resolve that came first
 
 
 def occurrence_key(thread: str, number: int) -> str:
@@ -53,11 +55,22 @@ def decide(current: SenderIncident | None, event: WebhookEvent, now: datetime, q
     seen = set(current.seen) if current else set()
     new = {i: line for i, line in event.items.items() if i not in seen}
     if current is None:
+        if event.kind == EventKind.RESOLVE:  # the open may still be on its way: keep what the resolve says
+            held = SenderIncident(thread=event.thread, source=event.source, key=event.thread, number=0, open=False,
+                                  last_at=now, held_resolution=event.resolution or "")  # fmt: skip
+            return Step(outcome=Outcome.HELD, thread=held, key=held.key)
         if event.kind != EventKind.OPEN:
             return Step(outcome=Outcome.UNKNOWN)
         thread = SenderIncident(thread=event.thread, source=event.source, key=event.thread, seen=_remember([], new),
                         components=_components(event), last_at=now)  # fmt: skip
         return Step(outcome=Outcome.NEW, thread=thread, key=thread.key, new=new)
+    if current.number == 0:  # resolved before it opened: this open is its first occurrence, resolved at once
+        if event.kind != EventKind.OPEN:
+            return Step(outcome=Outcome.HELD, key=current.key)
+        state = current.model_copy(update={"number": 1, "seen": _remember([], event.items), "last_at": now,
+                                           "components": _components(event), "held_resolution": None})  # fmt: skip
+        return Step(outcome=Outcome.NEW, thread=state, key=state.key, new=dict(event.items),
+                    resolution=current.held_resolution)  # fmt: skip
     if not new:
         return Step(outcome=Outcome.DUPLICATE, key=current.key)
     changed = {"seen": _remember(current.seen, new), "last_at": now}

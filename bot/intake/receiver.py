@@ -38,6 +38,9 @@ class Stored(BaseModel):
 
     receipt: Receipt
     queued: list[tuple[str, Ticket, str]] = []
+    resolved: bool = (
+        False  # the ticket `receipt.key` is resolved now (a resolve, or an open after its resolve)
+    )
 
 
 class Backpressure(RuntimeError):
@@ -68,9 +71,12 @@ class Receiver:
             if rows:
                 make_room()
             resolved = (step.key, event.resolution) if step.outcome == Outcome.RESOLVE else None
+            if step.resolution is not None:  # opened after its resolve: resolved at once
+                resolved = (step.key, step.resolution)
             if self.store.record(step.thread, [r.copy() for r in rows], resolved):
                 queued = [(r["key"], r["ticket"], r["kind"]) for r in rows]
-                return Stored(receipt=Receipt(status=step.outcome, key=step.key), queued=queued)
+                return Stored(receipt=Receipt(status=step.outcome, key=step.key), queued=queued,
+                              resolved=resolved is not None)  # fmt: skip
         raise Backpressure(0, 1, f"{event.thread} is changing under concurrent deliveries; retry")
 
     def _thread(self, event: WebhookEvent) -> SenderIncident | None:
@@ -97,7 +103,7 @@ class Receiver:
                         "previous_key": current.key if current is not None else None}
             )  # fmt: skip
             ch = channel or self.settings.channel_for(ticket.service)
-            return [{"key": step.key, "ticket": ticket, "shown": self.preparer.shown(ticket), "channel": ch,
+            return [{"key": step.key, "ticket": self._at_rest(ticket), "shown": self.preparer.shown(ticket), "channel": ch,
                      "route": ch, "status": TicketState.RECEIVED,
                      "kind": TicketKind.TICKET, "priority": self._priority(ticket)}]  # fmt: skip
         parent = self.store.get(step.key)
@@ -115,9 +121,13 @@ class Receiver:
         reply = Ticket(id=key, title=event.note, text="\n".join(listed(lines)), source=event.source, links=links,
                        severity=event.severity)  # fmt: skip
         reply = self._intake(reply, event.source)
-        return [{"key": key, "ticket": reply, "shown": self.preparer.shown(reply), "channel": parent.channel,
+        return [{"key": key, "ticket": self._at_rest(reply), "shown": self.preparer.shown(reply), "channel": parent.channel,
                  "route": parent.route, "status": TicketState.RECEIVED, "kind": TicketKind.UPDATE,
                  "parent_key": step.key, "priority": Priority.NORMAL}]  # fmt: skip
+
+    def _at_rest(self, ticket: Ticket) -> Ticket:
+        """As the SQL store keeps it: redacted, the sender's payload dropped, unless raw tickets are kept."""
+        return ticket if self.settings.keep_raw_tickets else self.preparer.redacted(ticket)
 
     def _priority(self, ticket: Ticket) -> int:
         """A ticket that suggests personal-data exposure, or that its sender rates at the taxonomy's most severe

@@ -4,7 +4,7 @@ authenticates with its `auth` schemes; its `severity_map` maps its severities on
 To add a sender: write `bot/intake/senders/<name>.py` with `parse(payload) -> WebhookEvent` (raise WebhookError
 for what cannot be used; `base.py` has helpers for untrusted JSON) and `SENDER = Sender(name, parse, auth,
 severity_map)`; list it in `SENDERS` below; put real payloads under `tests/payloads/<name>/` with their
-provenance in that folder's README (every registered sender must have some: `tests/test_webhook_senders.py`);
+provenance in that folder's README (every registered sender must have some: `tests/intake/test_senders.py`);
 add its row to the README's *Connecting alert sources*.
 """
 
