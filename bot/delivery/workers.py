@@ -8,11 +8,13 @@ import logging
 import threading
 from collections.abc import Callable
 
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError
 
 from bot.delivery.llm_edit import Refiner
 from bot.delivery.posting import LeaseLost, TicketPoster
 from bot.delivery.queue import Claim, Job, WorkQueue
+from bot.delivery.slack.channels import NotInChannel
 from bot.delivery.slack.messages import retryable
 from bot.feedback.history_feeder import HistoryFeeder
 from bot.retrying import retry_after
@@ -107,7 +109,10 @@ class Workers:
                             error, wait)  # fmt: skip
                 self.store.update_ticket(claim.key, last_error=error)
                 return
-            log.exception("giving up on %s", claim.key)
+            if isinstance(e, (SlackApiError, NotInChannel)):  # Slack's refusal is the whole story
+                log.error("giving up on %s in %s: %s", claim.key, claim.channel, error)
+            else:
+                log.exception("giving up on %s", claim.key)
             if claim.job == Job.POST:  # a storm listing Slack refuses leaves its incident alone
                 self.store.update_ticket(claim.key, status=TicketState.FAILED, last_error=error)
         self.queue.release(claim, sent=sent)

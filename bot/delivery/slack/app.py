@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -31,6 +33,7 @@ def build_app(settings: Settings, client: WebClient, backend: Backend) -> App:
         process_before_response=False,
     )
     app.use(clean_request)
+    app.use(once_per_event())
     register(app, backend)
     # Bolt answers 500 when a signed payload lacks what its matchers index (e.g. `"actions": []`); App.error()
     # cannot help (building its arguments indexes the same payload), so the handler object is replaced.
@@ -46,6 +49,29 @@ def clean_request(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltRes
     except TooDeep as e:
         return BoltResponse(status=400, body=f"malformed Slack request: {e}")
     return next()
+
+
+def once_per_event(size: int = 10_000) -> Callable[[BoltRequest, Callable[[], BoltResponse]], BoltResponse]:
+    """Slack delivers an Events API event again (X-Slack-Retry-Num 1..3, X-Slack-Retry-Reason) when it did not
+    see it acknowledged within 3 seconds, and Bolt runs the listeners for every delivery. This middleware
+    acknowledges and drops a redelivery of an event this process already took (same `event_id`; the newest
+    `size` ids are kept). Per process: a retry that reaches another replica runs there (the one event the bot
+    takes, app_home_opened, then republishes the same Home tab)."""
+    seen: OrderedDict[str, None] = OrderedDict()
+    lock = threading.Lock()
+
+    def middleware(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
+        event_id = req.body.get("event_id") if isinstance(req.body, dict) else None
+        if isinstance(event_id, str):
+            with lock:
+                if event_id in seen:
+                    return BoltResponse(status=200, body="")
+                seen[event_id] = None
+                if len(seen) > size:
+                    seen.popitem(last=False)
+        return next()
+
+    return middleware
 
 
 class MalformedIsAClientError(MiddlewareErrorHandler):

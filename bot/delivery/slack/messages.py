@@ -10,10 +10,13 @@ Retries are slack_sdk's own retry handlers, on two clients that share the caller
   A 429 on a post is safe to retry (Slack refused it), but that too is the caller's: it parks only that channel
   for the Retry-After carried by the SlackApiError (`bot.retrying.retry_after`), while a wait inside the client
   would hold its single worker thread, and every other channel with it.
+
+The lookup reads a channel by id, as a member (bot/delivery/slack/channels.py).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from http.client import RemoteDisconnected
 from typing import Any
@@ -32,7 +35,10 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot.config import Settings
+from bot.delivery.slack.channels import Channels, slack_error
 from bot.retrying import status_code
+
+log = logging.getLogger("incibot")
 
 TICKET_EVENT = "incibot_ticket"
 GROUP_EVENT = "incibot_group"
@@ -124,6 +130,7 @@ class SlackMessages:
         self.client = client  # the caller's, unchanged (Bolt shares it); calls go through the two below
         self.edits = client_like(client, idempotent_handlers(settings.slack_retries))
         self.posts = client_like(client, [])  # chat.postMessage: no retries at all (see the module docstring)
+        self.channels = Channels(self.edits)  # ids and membership, for lookups (channels.py)
 
     def post(
         self,
@@ -134,14 +141,16 @@ class SlackMessages:
         thread_ts: str | None = None,
     ) -> dict[str, Any]:
         """One message; Slack's answer (channel id, ts). The channel's pace is kept by the work queue's lane."""
-        return self.posts.chat_postMessage(
+        answer: dict[str, Any] = self.posts.chat_postMessage(
             channel=channel,
             text=text,
             blocks=blocks,
             metadata=metadata,
             thread_ts=thread_ts,
             unfurl_links=False,
-        ).data  # type: ignore[return-value]
+        ).data  # type: ignore[assignment]
+        self.channels.learn(channel, answer.get("channel"))
+        return answer
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self.edits.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
@@ -150,24 +159,36 @@ class SlackMessages:
         self, channel: str, since: datetime, event: str, key: str, thread_ts: str | None = None
     ) -> dict[str, Any] | None:
         """A message this bot already posted for `key` (by its metadata), or None. Only asked when a post may
-        have happened: it costs a conversations.history (or .replies) call."""
+        have happened: it costs a conversations.history (or .replies) call, by channel id, in a channel the bot
+        is in (it joins a public one when Slack answers not_in_channel; NotInChannel for a private one)."""
+        channel_id = self.channels.id_of(channel)
+        if channel_id is None:
+            log.warning("no channel %s is visible to the bot: nothing of %s can be there", channel, key)
+            return None
         oldest = f"{since.timestamp() - 60:.6f}"
-        cursor = None
+        cursor, joined = None, False
         while True:
-            args: dict[str, Any] = {"channel": channel, "oldest": oldest, "include_all_metadata": True,
+            args: dict[str, Any] = {"channel": channel_id, "oldest": oldest, "include_all_metadata": True,
                                     "limit": 200, "cursor": cursor}  # fmt: skip
-            resp = (
-                self.edits.conversations_replies(ts=thread_ts, **args)
-                if thread_ts
-                else self.edits.conversations_history(**args)
-            )
+            try:
+                resp = (
+                    self.edits.conversations_replies(ts=thread_ts, **args)
+                    if thread_ts
+                    else self.edits.conversations_history(**args)
+                )
+            except SlackApiError as e:
+                if slack_error(e) != "not_in_channel" or joined:
+                    raise
+                self.channels.join(channel_id, channel)  # once: then the same page again
+                joined = True
+                continue
             for m in resp.get("messages") or []:
                 meta = m.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
                 if meta.get("event_type") == event and (
                     payload.get("key") == key or key in payload.get("keys", [])
                 ):
-                    return {"channel": resp.get("channel") or channel, **m}
+                    return {**m, "channel": channel_id}
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
