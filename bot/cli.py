@@ -223,8 +223,34 @@ def eval_cmd(
     test_fraction: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Most recent share used as cases.")
     ] = 0.3,
+    unresolved_delay: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Hours after which an incident with no resolved time joins the history (default 168).",
+        ),
+    ] = None,
+    verdict_delay: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Hours after a case opened when its verdict arrives (default: when it resolves)."
+        ),
+    ] = None,
+    keep_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--keep-duplicates", help="Do not merge records of the same incident (to measure their effect)."
+        ),
+    ] = False,
+    leaky_history: Annotated[
+        bool,
+        typer.Option(
+            "--leaky-history",
+            help="Cut history by opening time only, showing fixes of incidents still open (to measure the leak).",
+        ),
+    ] = False,
 ) -> None:
-    """Score every method on labelled incident history, with a strict time split."""
+    """Score every method on labelled incident history, replayed as it was visible when each case opened."""
     try:
         from evals import datasets
         from evals.harness import METHODS, EvalConfig, run_eval
@@ -235,11 +261,19 @@ def eval_cmd(
         ) from e
 
     methods = METHODS if not method or "all" in method else tuple(dict.fromkeys(method))
-    ds = datasets.load(dataset, datasets_root or datasets.DEFAULT_ROOT, taxonomy)
+    ds = datasets.load(dataset, datasets_root or datasets.DEFAULT_ROOT, taxonomy, merge=not keep_duplicates)
     if ds.skipped:
         err.print(f"[yellow]{len(ds.skipped)} labels or records skipped[/yellow], first: {ds.skipped[0]}")
     cfg = EvalConfig(
-        methods=methods, k=k, limit=limit, repeat=repeat, test_fraction=test_fraction, out=out_dir
+        methods=methods,
+        k=k,
+        limit=limit,
+        repeat=repeat,
+        test_fraction=test_fraction,
+        out=out_dir,
+        visibility=not leaky_history,
+        unresolved_delay_h=unresolved_delay,
+        verdict_delay_h=verdict_delay,
     )
     result = run_eval(ds, Settings(), cfg, err)
     folder = write_report(result["report"], result["cases"], out_dir)

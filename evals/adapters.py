@@ -1,7 +1,9 @@
 """Adapters from the labelled datasets in ../shared/datasets to HistoricalIncident records.
 
 Each adapter keeps what was known at triage time (`title`, `text`) apart from what was learnt later
-(`later_text`, `resolution`), and cleans labels as the datasets' README says.
+(`later_text`, `resolution`), and cleans labels as the datasets' README says. A record whose opening time is missing
+or unreadable is yielded as `Skipped` (never given a made-up date: a default date puts it on the wrong side of the
+time split).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import functools
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.clock import aware
@@ -30,26 +33,56 @@ GENAI_COMPONENTS = [
 IMPACT_LEVELS = {"0": "none", "1": "minor", "2": "major", "3": "critical", "4": "maintenance"}
 
 
-def _dt(value: str | None) -> datetime | None:
+@dataclass(frozen=True)
+class Skipped:
+    """A record left out of the dataset, and why (listed in the report's `skipped`)."""
+
+    id: str
+    reason: str
+
+
+# The labellers' `label_timezone` abbreviations. Azure's CST is China Standard Time: its PIRs with CST are Azure
+# China's and say "CST (UTC+8)"; Google's reports are in US/Pacific (PST, PDT), as their update texts say.
+TZ_COMMON = {"UTC": 0, "GMT": 0, "PST": -8, "PDT": -7, "EST": -5, "EDT": -4}
+TZ_AZURE = {**TZ_COMMON, "CST": 8}
+TZ_GCP = TZ_COMMON
+
+
+def label_tz(name: str | None, table: dict[str, int]) -> timezone | None:
+    """The zone a label's local times are in; None when it is missing, UNKNOWN or not in `table`."""
+    hours = table.get((name or "").strip().upper())
+    return None if hours is None else timezone(timedelta(hours=hours))
+
+
+def _dt(value: str | None, tz: timezone | None = UTC) -> datetime | None:
+    """A time; one without an offset is read in `tz` (None: such a time is unusable, its zone unknown)."""
     if not value or not value.strip():
         return None
     v = value.strip().replace("Z", "+00:00")
-    for fmt in ("%Y%m%dT%H:%M:%S",):
+    for fmt in ("%Y%m%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):  # strptime takes "7:26:04" too, fromisoformat not
         try:
-            return datetime.strptime(v, fmt).replace(tzinfo=UTC)
+            d = datetime.strptime(v, fmt)
+            break
         except ValueError:
             pass
-    try:
-        d = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    return aware(d)
+    else:
+        try:
+            d = datetime.fromisoformat(v)
+        except ValueError:
+            return None  # "UNKNOWN", "20/12/2016 23:50:00" (day or month first?): not guessed
+    if d.tzinfo is not None:
+        return aware(d)
+    return d.replace(tzinfo=tz) if tz is not None else None
 
 
 # ---- genai-status ---------------------------------------------------------------------------------------------
-def genai_status(path: Path) -> Iterator[HistoricalIncident]:
+def genai_status(path: Path) -> Iterator[HistoricalIncident | Skipped]:
     with path.open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
+            created = _dt(row["start_timestamp"]) or _dt(row["investigating_timestamp"])
+            if created is None:
+                yield Skipped(f"genai:{row['incident_id']}", "no readable start time")
+                continue
             impact = IMPACT_LEVELS.get(row["incident_impact_level"].strip())
             components = [c for c in GENAI_COMPONENTS if row.get(c, "0").strip() in ("1", "1.0")]
             later = [row.get(f"{s}_description", "") for s in LATER_STAGES if row.get(f"{s}_flag") == "1"]
@@ -68,9 +101,7 @@ def genai_status(path: Path) -> Iterator[HistoricalIncident]:
                 service=row["provider"].strip(),
                 component=components[0] if components else None,
                 source="genai-status",
-                created_at=_dt(row["start_timestamp"])
-                or _dt(row["investigating_timestamp"])
-                or datetime.now(UTC),
+                created_at=created,
                 resolved_at=_dt(row.get("close_timestamp")),
                 labels=labels,
                 resolution="\n".join(informative(later)),
@@ -127,7 +158,7 @@ def azure_sections(description_html: str) -> tuple[str, str, dict[str, str]]:
     return title, head, sections
 
 
-def azure(path: Path) -> Iterator[HistoricalIncident]:
+def azure(path: Path) -> Iterator[HistoricalIncident | Skipped]:
     seen: set[str] = set()
     with path.open(encoding="utf-8") as f:
         for n, row in enumerate(csv.DictReader(f), 1):
@@ -140,14 +171,20 @@ def azure(path: Path) -> Iterator[HistoricalIncident]:
             iid = f"azure:{tid.group(1) if tid else n}"
             iid = iid if iid not in seen else f"{iid}-{n}"
             seen.add(iid)
+            tz = label_tz(row.get("label_timezone"), TZ_AZURE)
+            created = _dt(row.get("label_start_time"), tz)
+            if created is None:
+                yield Skipped(iid, f"start time {row.get('label_start_time')!r} in zone "
+                                   f"{row.get('label_timezone')!r} unreadable")  # fmt: skip
+                continue
             yield HistoricalIncident(
                 id=iid,
                 title=re.sub(r"^(Post Incident Review \(PIR\)|RCA)\s*[-–]\s*", "", title).strip() or title,
                 text=happened,
                 service=row.get("label_service_name") or None,
                 source="azure",
-                created_at=_dt(row.get("label_start_time")) or datetime(2000, 1, 1, tzinfo=UTC),
-                resolved_at=_dt(row.get("label_end_time")),
+                created_at=created,
+                resolved_at=_dt(row.get("label_end_time"), tz),
                 labels=_cloud_labels(row),
                 resolution=response,
                 later_text="\n".join(later),
@@ -166,19 +203,31 @@ def _gcp_updates(description: str) -> list[dict]:
     return sorted((u for u in updates if isinstance(u, dict)), key=lambda u: u.get("created") or "")
 
 
-def gcp(path: Path) -> Iterator[HistoricalIncident]:
+def gcp(path: Path) -> Iterator[HistoricalIncident | Skipped]:
     with path.open(encoding="utf-8") as f:
         for n, row in enumerate(csv.DictReader(f), 1):
-            updates = [squash(u.get("text") or "") for u in _gcp_updates(row["description"])]
+            raw = _gcp_updates(row["description"])
+            updates = [squash(u.get("text") or "") for u in raw]
+            posted = [t for u in raw if (t := _dt(u.get("created"), None))]  # the feed's own UTC times
             first = updates[0] if updates else ""
+            iid = f"gcp:{row.get('') or n}"
+            tz = label_tz(row.get("label_timezone"), TZ_GCP)
+            # Opened: the labelled start (in its zone), else when the first update was posted.
+            created = _dt(row.get("label_start_time"), tz) or (min(posted) if posted else None)
+            if created is None:
+                yield Skipped(iid, "no readable start time and no dated update")
+                continue
+            # Resolved: the fix is known once the last update (whose text is the resolution) was posted, and not
+            # before the labelled end either; a label end alone (updates undated) or neither: as there is.
+            ends = [t for t in (_dt(row.get("label_end_time"), tz), max(posted, default=None)) if t]
             yield HistoricalIncident(
-                id=f"gcp:{row.get('') or n}",
+                id=iid,
                 title=(row.get("external_description") or "").strip(),
                 text=first,
                 service=row.get("label_service_name") or row.get("service") or None,
                 source="gcp",
-                created_at=_dt(row.get("label_start_time")) or datetime(2000, 1, 1, tzinfo=UTC),
-                resolved_at=_dt(row.get("label_end_time")),
+                created_at=created,
+                resolved_at=max(ends) if ends else None,
                 labels=_cloud_labels(row),
                 resolution="\n".join(informative(updates[-2:])) if len(updates) > 1 else "",
                 later_text="\n".join(updates[1:]),
@@ -186,11 +235,14 @@ def gcp(path: Path) -> Iterator[HistoricalIncident]:
             )
 
 
-def github_status(path: Path) -> Iterator[HistoricalIncident]:
+def github_status(path: Path) -> Iterator[HistoricalIncident | Skipped]:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 obj = json.loads(line)
+                if _dt(obj.get("created_at") or obj.get("started_at")) is None:  # the intake would say "now"
+                    yield Skipped(f"github-status:{obj.get('id')}", "no readable created_at")
+                    continue
                 inc = incident_from_statuspage(obj, source="github-status")
                 # Affected components are human labels too (the taxonomy drops ones it does not list).
                 components = [c["name"] for c in obj.get("components") or [] if c.get("name")]
@@ -208,8 +260,9 @@ DATASETS = {
 
 
 def load_dataset(name: str, root: Path) -> list[HistoricalIncident]:
+    """The dataset's incidents (records without a usable date left out)."""
     rel, adapter = DATASETS[name]
-    return list(adapter(root / rel))
+    return [i for i in adapter(root / rel) if isinstance(i, HistoricalIncident)]
 
 
 TAXONOMIES = Path(__file__).resolve().parent / "taxonomies"

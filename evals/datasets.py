@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.config import PROJECT_ROOT
 from bot.intake.files import InputError, read_history
@@ -47,6 +49,8 @@ class Dataset:
     relevance: Relevance
     source: str
     skipped: list[str] = field(default_factory=list)  # one line per dropped label or unscored record
+    undated: int = 0  # records dropped: no readable opening time (also listed in `skipped`)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # merged groups (`merge_duplicates`)
 
 
 SPECS: dict[str, tuple[list[str], str, Relevance]] = {
@@ -58,7 +62,10 @@ SPECS: dict[str, tuple[list[str], str, Relevance]] = {
 }
 
 
-def _records(names: list[str], root: Path) -> Iterator[tuple[str, int, HistoricalIncident]]:
+Record = HistoricalIncident | adapters.Skipped
+
+
+def _records(names: list[str], root: Path) -> Iterator[tuple[str, int, Record]]:
     for n in names:
         rel, adapter = adapters.DATASETS[n]
         path = root / rel
@@ -71,12 +78,16 @@ def _records(names: list[str], root: Path) -> Iterator[tuple[str, int, Historica
             raise InputError(f"{path}: cannot parse ({type(e).__name__}: {e})") from e
 
 
-def clean_labels(
-    ds_name: str, taxonomy: Taxonomy, rows: Iterator[tuple[str, int, HistoricalIncident]]
-) -> Dataset:
-    """Normalise labels to the taxonomy; a label that is not in it is dropped and reported, never kept."""
-    incidents, skipped = [], []
+def clean_labels(ds_name: str, taxonomy: Taxonomy, rows: Iterator[tuple[str, int, Record]]) -> Dataset:
+    """Normalise labels to the taxonomy; a label that is not in it is dropped and reported, never kept. A record
+    without a readable opening time is dropped and reported (a made-up date would put it on the wrong side of the
+    time split)."""
+    incidents, skipped, undated = [], [], 0
     for path, n, inc in rows:
+        if isinstance(inc, adapters.Skipped):
+            skipped.append(f"{path} record {n} ({inc.id}): {inc.reason}; dropped")
+            undated += 1
+            continue
         labels: dict[str, list[str]] = {}
         for f, values in inc.labels.items():
             if f not in taxonomy.fields:
@@ -95,11 +106,90 @@ def clean_labels(
                 f"{path} record {n} ({inc.id}): no label of {', '.join(taxonomy.fields)}; history only"
             )
         incidents.append(inc.model_copy(update={"labels": labels, "taxonomy": taxonomy.name}))
-    return Dataset(ds_name, taxonomy, incidents, _status_relevance, "", skipped)
+    return Dataset(ds_name, taxonomy, incidents, _status_relevance, "", skipped, undated)
 
 
-def load(name_or_path: str, root: Path = DEFAULT_ROOT, taxonomy_path: Path | None = None) -> Dataset:
-    """A named dataset from ../shared/datasets, or a canonical JSONL file with its taxonomy."""
+def same_text(inc: HistoricalIncident) -> str:
+    """The triage-time text (title and first update) compared for duplicates: case, spacing and punctuation
+    folded, nothing else."""
+    return re.sub(r"[\W_]+", " ", inc.body.lower()).strip()
+
+
+def merge_duplicates(
+    incidents: list[HistoricalIncident],
+) -> tuple[list[HistoricalIncident], list[dict[str, Any]]]:
+    """One record per incident. Two records are the same incident when they come from the same source, their
+    times overlap ([created_at, resolved_at], an unresolved one just its opening) and their triage-time text is
+    the same (`same_text`): the same report posted twice, or under two products. Near-identical texts that name
+    different products or regions are kept apart. A group becomes its earliest record, with the group's latest
+    resolution time (its outcome is known once all are resolved) and the labels its other records add for fields it
+    lacks; the merged ids and any label disagreement are returned for the report."""
+    order = sorted(range(len(incidents)), key=lambda i: (incidents[i].created_at, i))
+    parent = list(range(len(incidents)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    texts = [same_text(i) for i in incidents]
+    for pos, a in enumerate(order):
+        end = incidents[a].resolved_at or incidents[a].created_at
+        for b in order[pos + 1 :]:
+            if incidents[b].created_at > end:
+                break
+            if incidents[a].source == incidents[b].source and texts[a] and texts[a] == texts[b]:
+                parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for i in order:
+        groups.setdefault(root(i), []).append(i)
+    kept, merged = [], []
+    for members in sorted(groups.values(), key=lambda g: g[0]):
+        first = incidents[members[0]]
+        if len(members) == 1:
+            kept.append(first)
+            continue
+        rest = [incidents[i] for i in members[1:]]
+        labels = dict(first.labels)
+        for other in rest:
+            for f, v in other.labels.items():
+                labels.setdefault(f, v)
+        ends = [i.resolved_at for i in (first, *rest) if i.resolved_at]
+        kept.append(
+            first.model_copy(
+                update={
+                    "labels": labels,
+                    "resolved_at": max(ends) if ends else None,
+                    "resolution": first.resolution or next((o.resolution for o in rest if o.resolution), ""),
+                    "later_text": first.later_text or next((o.later_text for o in rest if o.later_text), ""),
+                }
+            )
+        )
+        conflicts: dict[str, dict[str, list[str]]] = {}
+        for f in sorted({f for i in (first, *rest) for f in i.labels}):
+            values = {i.id: i.labels[f] for i in (first, *rest) if f in i.labels}
+            if len({tuple(v) for v in values.values()}) > 1:
+                conflicts[f] = values
+        merged.append({"kept": first.id, "merged": [i.id for i in rest], "label_conflicts": conflicts})
+    return kept, merged
+
+
+def load(
+    name_or_path: str,
+    root: Path = DEFAULT_ROOT,
+    taxonomy_path: Path | None = None,
+    merge: bool = True,
+) -> Dataset:
+    """A named dataset from ../shared/datasets, or a canonical JSONL file with its taxonomy; with `merge`, one record
+    per incident (`merge_duplicates`, before any split: twins on both sides of it would score each other)."""
+    ds = _load(name_or_path, root, taxonomy_path)
+    if merge:
+        ds.incidents, ds.duplicates = merge_duplicates(ds.incidents)
+    return ds
+
+
+def _load(name_or_path: str, root: Path, taxonomy_path: Path | None) -> Dataset:
     if name_or_path in SPECS:
         parts, tax_name, relevance = SPECS[name_or_path]
         taxonomy = adapters.dataset_taxonomy(tax_name)
@@ -112,7 +202,14 @@ def load(name_or_path: str, root: Path = DEFAULT_ROOT, taxonomy_path: Path | Non
     if taxonomy_path is None:
         raise TaxonomyError(f"{path}: a canonical JSONL dataset needs --taxonomy FILE (its label taxonomy)")
     taxonomy = Taxonomy.load(taxonomy_path)
-    rows = ((str(path), i, inc) for i, inc in enumerate(read_history(path, "jsonl"), 1))
+    rows = (
+        (
+            str(path),
+            i,
+            inc if "created_at" in inc.model_fields_set else adapters.Skipped(inc.id, "no created_at"),
+        )
+        for i, inc in enumerate(read_history(path, "jsonl"), 1)
+    )  # a record without its time would be dated now by the model's default
     ds = clean_labels(path.stem, taxonomy, rows)
     first = next(iter(taxonomy.fields))
     ds.relevance, ds.source = _shares(first), str(path)

@@ -2,8 +2,11 @@
 
 Leakage is ruled out by construction:
 - each case is triaged as a Ticket built from triage-time fields only (title, first update, service, time);
-- retrieval for a case only returns incidents strictly older than it (a time filter in the store) and never
-  the case itself, so neither its own resolution nor anything learnt later can reach the model.
+- a past incident's outcome (labels, resolution, later text) reaches a case only if it was known when the case
+  opened: resolved before it, by the one rule of `bot.visibility` (`Replay`). Retrieval (what the LLM and the draft
+  see, the neighbours' vote, the slots kept for fixes) filters the store by it, the classifier is trained on the
+  incidents it lets through, the majority baseline counts them, and a case's verdict reaches the LLM's tally only
+  once the case itself is resolved. The case itself is never retrieved.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,16 @@ from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer
 from bot.triage.vote import decide
+from bot.visibility import visible_from
 from evals import metrics
 from evals.datasets import Dataset
 
 METHODS = ("majority", "knn", "classifier", "llm", "llm+retrieval", "combined")
 LLM_METHODS = {"llm", "llm+retrieval", "combined"}
 PLAYBOOK_METHODS = ("classifier", "combined")  # the methods whose draft (the product's) chooses a playbook
+# What counts as right, named wherever a number depends on it (multi-label fields have both).
+EXACT_SET = "exact label set"
+TOP_IN_GOLD = "top label in gold set"
 
 
 @dataclass
@@ -45,11 +53,41 @@ class EvalConfig:
     limit: int | None = None
     repeat: int = 1
     test_fraction: float = 0.3
-    # Retrain once this many incidents older than the case have joined the history since the last training (the bot
+    # Retrain once this many incidents visible at the case have joined the history since the last training (the bot
     # retrains as verdicts arrive). Counted in history, not in cases: a run thinned with --limit would otherwise
     # decide its later cases with a model years out of date.
     retrain_every: int = 25
     out: Path = Path("eval-results")
+    # Replay history by what was visible when (bot.visibility); False: cut by opening time alone, which shows the
+    # fixes and labels of incidents still open at the case (kept only to measure that leak).
+    visibility: bool = True
+    # Hours after which an incident with no resolved time counts as resolved; None: the setting (7 days).
+    unresolved_delay_h: float | None = None
+    # Hours after a case opened when its verdict reaches the LLM's tally; None: when the case resolves.
+    verdict_delay_h: float | None = None
+
+
+# A verdict as the engineer gives it: the draft, the labels they kept, the playbook their fix maps to.
+Verdict = tuple[TriageDraft, dict[str, list[str]], str | None]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a case opened at `t` may know of the history: `bot.visibility`'s rule, in one place for the harness."""
+
+    rule: bool
+    delay: timedelta
+
+    def known_from(self, inc: HistoricalIncident) -> datetime:
+        """When the incident's outcome became known (with the rule off: when it opened)."""
+        return visible_from(inc, self.delay) if self.rule else inc.created_at
+
+    def known(self, inc: HistoricalIncident, t: datetime) -> bool:
+        return self.known_from(inc) < t
+
+    def store_filter(self, t: datetime) -> datetime | None:
+        """The store's `visible_at` filter for a case opened at `t` (its `visible_ts` is this rule's output)."""
+        return t if self.rule else None
 
 
 @dataclass
@@ -92,8 +130,12 @@ def select_cases(ds: Dataset, test_fraction: float, limit: int | None) -> list[H
 
 
 def eval_store(ds: Dataset, settings: Settings) -> VectorStore:
-    """All of the dataset in one collection, cached on disk by content; queries filter by time."""
-    digest = hashlib.sha256("".join(i.model_dump_json() for i in ds.incidents).encode()).hexdigest()[:12]
+    """All of the dataset in one collection, cached on disk by content and by the delay baked into each record's
+    `visible_ts`; queries filter by time."""
+    key = f"visible_ts:{settings.unresolved_visible_after_h}" + "".join(
+        i.model_dump_json() for i in ds.incidents
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     cache = settings.model_copy(update={"chroma_path": settings.data_dir / "eval-cache"})
     store = open_history(cache, collection=f"eval-{ds.name}-{digest}")
     if store.count() != len(ds.incidents):
@@ -101,10 +143,12 @@ def eval_store(ds: Dataset, settings: Settings) -> VectorStore:
     return store
 
 
-def majority_labels(history: list[HistoricalIncident], before: Any, field_name: str) -> list[str]:
+def majority_labels(
+    history: list[HistoricalIncident], before: datetime, field_name: str, replay: Replay
+) -> list[str]:
     counts = Counter(
-        lab for i in history if i.created_at < before for lab in i.labels.get(field_name, [])[:1]
-    )  # first label per incident
+        lab for i in history if replay.known(i, before) for lab in i.labels.get(field_name, [])[:1]
+    )  # first label per incident, of the incidents whose labels were known by then
     return [counts.most_common(1)[0][0]] if counts else []
 
 
@@ -121,6 +165,9 @@ def run_eval(
         raise InputError(f"unknown method(s): {', '.join(sorted(unknown))}; use {', '.join(METHODS)}")
     cases = select_cases(ds, cfg.test_fraction, cfg.limit)
     settings = settings.model_copy(update={"retrieval_k": cfg.k})
+    if cfg.unresolved_delay_h is not None:
+        settings = settings.model_copy(update={"unresolved_visible_after_h": cfg.unresolved_delay_h})
+    replay = Replay(cfg.visibility, timedelta(hours=settings.unresolved_visible_after_h))
     store = eval_store(ds, settings)
     needs_llm = bool(LLM_METHODS & set(cfg.methods))
     model = build_chat_model(settings) if needs_llm else None
@@ -128,10 +175,11 @@ def run_eval(
         raise InputError("LLM methods need an LLM: set INCIBOT_LLM_BACKEND to local, openai or azure")
     trainer = Trainer(ds.taxonomy, None, None, k=cfg.k, target_precision=settings.target_precision)
     history = store.all() if settings.learned_decision else ([], None)  # read once, cut per retraining
-    train_s = _train(trainer, history, cases[0].created_at) if settings.learned_decision else None
+    train_s = _train(trainer, history, cases[0].created_at, replay) if settings.learned_decision else None
     triager = Triager(settings, store, model, taxonomy=ds.taxonomy, trainer=trainer)
     embedder = get_embedder()
     results: list[CaseResult] = []
+    pending_left = 0
     total = len(cases) * cfg.repeat
     with Progress(
         TextColumn(f"eval {ds.name}"),
@@ -144,18 +192,33 @@ def run_eval(
         for rep in range(cfg.repeat):
             trainer.agreement = LLMAgreement()  # each repeat learns the LLM's agreement afresh
             if rep and settings.learned_decision:  # and starts from a model of its first case's past again
-                _train(trainer, history, cases[0].created_at)
-            trained_on = sum(1 for inc in history[0] if inc.created_at < cases[0].created_at)
+                _train(trainer, history, cases[0].created_at, replay)
+            trained_on = sum(1 for inc in history[0] if replay.known(inc, cases[0].created_at))
+            # verdicts given, not yet arrived (their case still open)
+            pending: list[tuple[datetime, Verdict]] = []
             for case in cases:
+                pending = _deliver(triager, pending, case.created_at)
                 if settings.learned_decision and cfg.retrain_every:
-                    seen = sum(1 for inc in history[0] if inc.created_at < case.created_at)
+                    seen = sum(1 for inc in history[0] if replay.known(inc, case.created_at))
                     if seen - trained_on >= cfg.retrain_every:
-                        _train(trainer, history, case.created_at)
+                        _train(trainer, history, case.created_at, replay)
                         trained_on = seen
-                results.append(_run_case(case, rep, ds, triager, cfg, embedder))
+                r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay)
+                results.append(r)
+                if verdict is not None:
+                    pending.append((_verdict_time(case, cfg, replay), verdict))
                 bar.advance(task)
+            pending_left = len(pending)
     out = summarise(ds, cfg, results, settings)
     out["report"]["classifier"] = {"status": trainer.status, "train_s": train_s}
+    out["report"]["visibility"] = {
+        "rule": "resolved_at, else created_at + delay" if cfg.visibility else "created_at (leaky: rule off)",
+        "unresolved_delay_h": settings.unresolved_visible_after_h,
+        "verdicts": "when the case resolves"
+        if cfg.verdict_delay_h is None
+        else f"{cfg.verdict_delay_h} h after the case opened",
+        "verdicts_not_arrived_by_last_case": pending_left,
+    }
     # The say the LLM earned by the end of the (last) run: [kept, predicted, n] and the odds ratio per situation.
     book = trainer.agreement
     out["report"]["llm_witness"] = {
@@ -164,19 +227,43 @@ def run_eval(
     return out
 
 
-def _train(trainer: Trainer, history: tuple[list[HistoricalIncident], Any], cut: Any) -> float | None:
-    """The learned decision as the bot trains it, on the history older than `cut` (no look-ahead)."""
+def _verdict_time(case: HistoricalIncident, cfg: EvalConfig, replay: Replay) -> datetime:
+    """When the engineer's verdict on a case reaches the bot: when it resolves, or `verdict_delay_h` after it opened."""
+    if cfg.verdict_delay_h is not None:
+        return case.created_at + timedelta(hours=cfg.verdict_delay_h)
+    return replay.known_from(case)
+
+
+def _deliver(
+    triager: Triager, pending: list[tuple[datetime, Verdict]], t: datetime
+) -> list[tuple[datetime, Verdict]]:
+    """Record, in the order they arrived, the verdicts that arrived before `t`; the rest stay pending."""
+    for _, (draft, gold, fix) in sorted((p for p in pending if p[0] < t), key=lambda p: p[0]):
+        triager.record_verdict(draft, gold, fix)
+    return [p for p in pending if p[0] >= t]
+
+
+def _train(
+    trainer: Trainer, history: tuple[list[HistoricalIncident], Any], cut: datetime, replay: Replay
+) -> float | None:
+    """The learned decision as the bot trains it, on the incidents whose labels were known at `cut`."""
     incs, vecs = history
-    keep = [i for i, inc in enumerate(incs) if inc.created_at < cut]
+    keep = [i for i, inc in enumerate(incs) if replay.known(inc, cut)]
     model = trainer.train_now([incs[i] for i in keep], vecs[keep])
     return round(model.train_s, 2) if model else None
 
 
 def _run_case(
-    case: HistoricalIncident, rep: int, ds: Dataset, triager: Triager, cfg: EvalConfig, embedder
-) -> CaseResult:  # type: ignore[no-untyped-def]
+    case: HistoricalIncident,
+    rep: int,
+    ds: Dataset,
+    triager: Triager,
+    cfg: EvalConfig,
+    embedder,  # type: ignore[no-untyped-def]
+    replay: Replay,
+) -> tuple[CaseResult, Verdict | None]:
     """One case through the bot's own `Triager.triage` (redaction, retrieval, validation, decision,
-    abstention), then the engineer's verdict as the bot would record it."""
+    abstention), and the engineer's verdict as the bot would record it (delivered by the caller once it arrives)."""
     tax = ds.taxonomy
     ticket = case.ticket()
     text = triager.preparer.text(ticket)
@@ -191,10 +278,14 @@ def _run_case(
     multi = {f: tax.fields[f].multi_label for f in tax.fields}
     methods = set(cfg.methods)
 
+    seen = replay.store_filter(case.created_at)
+    verdict: Verdict | None = None
     if "majority" in methods:
-        r.pred["majority"] = {f: majority_labels(ds.incidents, case.created_at, f) for f in tax.fields}
+        r.pred["majority"] = {
+            f: majority_labels(ds.incidents, case.created_at, f, replay) for f in tax.fields
+        }
     if {"knn", "classifier"} & methods or not {"llm+retrieval", "combined"} & methods:
-        plain = triager.triage(ticket, use_llm=False, before=case.created_at)
+        plain = triager.triage(ticket, use_llm=False, before=case.created_at, visible_at=seen)
         _retrieved(r, ds, case, plain)
         if "knn" in methods:
             votes = {f: decide(f, tax, None, d.retrieval_votes, w) for f, d in plain.labels.items()}
@@ -212,7 +303,7 @@ def _run_case(
             f: _labels(decide(f, tax, getattr(res.answer, f, None), {}, w), multi[f]) for f in tax.fields
         }
     if {"llm+retrieval", "combined"} & methods and triager.drafter:
-        draft = triager.triage(ticket, use_llm=True, before=case.created_at)
+        draft = triager.triage(ticket, use_llm=True, before=case.created_at, visible_at=seen)
         _retrieved(r, ds, case, draft)
         r.llm_status["llm+retrieval"] = draft.llm.status
         if draft.llm.error:
@@ -226,11 +317,13 @@ def _run_case(
             _playbook(r, "combined", case, draft, triager)
             _mitigation(r, case, draft, embedder)
         # The engineer's verdict, as the bot records it (labels, and the fix as the real resolution tells it): the
-        # LLM's measured agreement is its weight next time.
-        triager.record_verdict(
-            draft, r.gold, triager.playbook_choice.fix_playbook(case.resolution)
+        # LLM's measured agreement is its weight next time, once the verdict has arrived.
+        verdict = (
+            draft,
+            r.gold,
+            triager.playbook_choice.fix_playbook(case.resolution),
         )  # the mapper caches it
-    return r
+    return r, verdict
 
 
 def _retrieved(r: CaseResult, ds: Dataset, case: HistoricalIncident, draft: TriageDraft) -> None:
@@ -287,6 +380,11 @@ def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -
         gold = [r.gold[f] for r in rows]
         pred = [r.pred[method][f] for r in rows]
         scores = metrics.multi_label(gold, pred)
+        scores["accuracy_definition"] = EXACT_SET
+        # The looser reading the calibration numbers also use: the first (most confident) label is a gold one.
+        top = [bool(p) and p[0] in g for g, p in zip(gold, pred, strict=True)]
+        scores["top_in_gold"] = float(np.mean(top))
+        scores["top_in_gold_ci"] = metrics.wilson_interval(sum(top), len(top))
         scores["macro_f1_ci"] = metrics.bootstrap_interval(
             lambda ix: metrics.multi_label([gold[i] for i in ix], [pred[i] for i in ix])["macro_f1"],
             len(rows),
@@ -296,6 +394,7 @@ def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -
         gold1 = [r.gold[f][0] for r in rows]
         pred1 = [(r.pred[method][f] or ["(none)"])[0] for r in rows]
         scores = metrics.single_label(gold1, pred1)
+        scores["accuracy_definition"] = TOP_IN_GOLD  # one gold label: the same as the exact set
         scores["macro_f1_ci"] = metrics.bootstrap_interval(
             lambda ix: metrics.single_label([gold1[i] for i in ix], [pred1[i] for i in ix])["macro_f1"],
             len(rows),
@@ -348,7 +447,13 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         "repeat": cfg.repeat,
         "k": cfg.k,
         "history_size": len(ds.incidents),
-        "skipped": {"count": len(ds.skipped), "first": ds.skipped[:20]},
+        "skipped": {"count": len(ds.skipped), "undated": ds.undated, "first": ds.skipped[:20]},
+        # records merged into one per incident before the split (evals.datasets.merge_duplicates)
+        "duplicates": {
+            "groups": len(ds.duplicates),
+            "records_merged": sum(len(d["merged"]) for d in ds.duplicates),
+            "list": ds.duplicates,
+        },
         "scores": scores,
         "retrieval": metrics.retrieval([r.relevant for r in first], cfg.k),
         "calibration": calibration,
@@ -393,31 +498,42 @@ def _playbook_agreement(rows: list[CaseResult], method: str) -> dict[str, Any]:
 
 
 def _calibration(ds: Dataset, rows: list[CaseResult], method: str) -> dict[str, Any]:
-    """Per field: ECE, reliability and risk-coverage curves, and accuracy on the labels not abstained from."""
+    """Per field: ECE, reliability and risk-coverage curves, and accuracy on the labels not abstained from, with
+    "right" meaning the top label is a gold one (what the confidence is calibrated to); for multi-label fields the
+    same again under `exact_set`, right meaning the exact label set, as in the accuracy table."""
     out: dict[str, Any] = {}
     for f in ds.taxonomy.fields:
         got = [r for r in rows if f in r.gold and f in r.confidence.get(method, {})]
         if not got:
             continue
-        ok = [bool(r.pred[method][f]) and r.pred[method][f][0] in r.gold[f] for r in got]
         conf = [r.confidence[method][f] for r in got]
-        sel = metrics.selective(ok, [r.abstained[method][f] for r in got])
-        answered = round(sel["coverage"] * len(ok))
-        sel["interval"] = metrics.wilson_interval(round(sel["accuracy"] * answered), answered)
-        out[f] = {
-            "n": len(ok),
-            "ece": metrics.ece(conf, ok),
-            # resampled cases: how much of the ECE is the small test set (it is biased up on small sets)
-            "ece_ci": metrics.bootstrap_interval(
-                lambda ix, conf=conf, ok=ok: metrics.ece([conf[i] for i in ix], [ok[i] for i in ix]),
-                len(ok),
-                200,
-            ),
-            "reliability": metrics.reliability(conf, ok),
-            "risk_coverage": metrics.risk_coverage(conf, ok),
-            "selective": sel,
-        }
+        abstained = [r.abstained[method][f] for r in got]
+        top = [bool(r.pred[method][f]) and r.pred[method][f][0] in r.gold[f] for r in got]
+        out[f] = _calibration_entry(conf, top, abstained, TOP_IN_GOLD)
+        if ds.taxonomy.fields[f].multi_label:
+            exact = [sorted(r.pred[method][f]) == sorted(r.gold[f]) for r in got]
+            out[f]["exact_set"] = _calibration_entry(conf, exact, abstained, EXACT_SET)
     return out
+
+
+def _calibration_entry(
+    conf: list[float], ok: list[bool], abstained: list[bool], correct_if: str
+) -> dict[str, Any]:
+    sel = metrics.selective(ok, abstained)
+    answered = round(sel["coverage"] * len(ok))
+    sel["interval"] = metrics.wilson_interval(round(sel["accuracy"] * answered), answered)
+    return {
+        "correct_if": correct_if,
+        "n": len(ok),
+        "ece": metrics.ece(conf, ok),
+        # resampled cases: how much of the ECE is the small test set (it is biased up on small sets)
+        "ece_ci": metrics.bootstrap_interval(
+            lambda ix: metrics.ece([conf[i] for i in ix], [ok[i] for i in ix]), len(ok), 200
+        ),
+        "reliability": metrics.reliability(conf, ok),
+        "risk_coverage": metrics.risk_coverage(conf, ok),
+        "selective": sel,
+    }
 
 
 def triager_model_label(settings: Settings, cfg: EvalConfig) -> str:

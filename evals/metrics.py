@@ -5,23 +5,27 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 
-def single_label(gold: list[str], pred: list[str]) -> dict[str, float]:
+def single_label(gold: list[str], pred: list[str]) -> dict[str, Any]:
     labels = sorted(set(gold) | set(pred))
     return {
         "n": len(gold),
         "accuracy": float(accuracy_score(gold, pred)),
         "micro_f1": float(f1_score(gold, pred, labels=labels, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(gold, pred, labels=sorted(set(gold)), average="macro", zero_division=0)),
+        "macro_f1_labels": sorted(
+            set(gold)
+        ),  # macro over the labels in gold: a label only predicted is not one
     }
 
 
-def multi_label(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+def multi_label(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
     mlb = MultiLabelBinarizer()
     mlb.fit(gold + pred)
     g, p = mlb.transform(gold), mlb.transform(pred)
@@ -33,6 +37,7 @@ def multi_label(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float
         "micro_f1": float(f1_score(g, p, average="micro", zero_division=0)),
         "macro_f1": float(macro),
         "samples_f1": float(f1_score(g, p, average="samples", zero_division=0)),
+        "macro_f1_labels": [str(c) for c in mlb.classes_[present]],  # macro over the labels in gold
     }
 
 

@@ -14,7 +14,8 @@ from evals.harness import CaseResult, write_cases
 
 
 def score_table(report: dict[str, Any]) -> list[list[str]]:
-    """Rows of method x field: accuracy / macro-F1 (and within-one for ordinal fields)."""
+    """Rows of method x field: accuracy / macro-F1 (and within-one for ordinal fields); multi-label fields show
+    exact-set accuracy, then the top-label-in-gold accuracy in brackets."""
     fields = sorted({f for per in report["scores"].values() for f in per})
     rows = [["method", *fields]]
     for method, per in report["scores"].items():
@@ -24,7 +25,10 @@ def score_table(report: dict[str, Any]) -> list[list[str]]:
             if not s:
                 row.append("-")
                 continue
-            cell = f"{s['accuracy']:.2f} / {s['macro_f1']:.2f}"
+            acc = f"{s['accuracy']:.2f}"
+            if "top_in_gold" in s:
+                acc += f" (top {s['top_in_gold']:.2f})"
+            cell = f"{acc} / {s['macro_f1']:.2f}"
             if "within_one" in s:
                 cell += f" (±1: {s['within_one']:.2f})"
             if "accuracy_over_repeats" in s:
@@ -37,7 +41,8 @@ def score_table(report: dict[str, Any]) -> list[list[str]]:
 def print_table(report: dict[str, Any], console: Console) -> None:
     rows = score_table(report)
     t = Table(
-        title=f"{report['dataset']}: accuracy / macro-F1 ({report['cases']} cases, model {report['model']})"
+        title=f"{report['dataset']}: accuracy / macro-F1 ({report['cases']} cases, model {report['model']});"
+        " multi-label: exact-set accuracy (top label in gold)"
     )
     for h in rows[0]:
         t.add_column(h)
@@ -59,9 +64,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"- source: {report['source']}",
         f"- taxonomy: {report['taxonomy']}; model: {report['model']}; cases: {report['cases']} x {report['repeat']};"
         f" history: {report['history_size']}; k = {report['k']}",
-        f"- skipped labels/records: {report['skipped']['count']} (listed in metrics.json)",
+        f"- skipped labels/records: {report['skipped']['count']} (listed in metrics.json), of which records"
+        f" without a readable opening time: {report['skipped'].get('undated', 0)}",
+        *_history_lines(report),
         "",
-        "Accuracy / macro-F1 per method and field (multi-label fields: exact-set accuracy / macro-F1):",
+        "Accuracy / macro-F1 per method and field. Multi-label fields: exact-set accuracy (in brackets: the top"
+        " label is a gold one) / macro-F1 over the labels present in the gold of the scored cases (per label"
+        " present or absent); single-label fields: accuracy / macro-F1 over the labels in gold.",
         "",
         "| " + " | ".join(rows[0]) + " |",
         "|" + "---|" * len(rows[0]),
@@ -86,6 +95,8 @@ def markdown(report: dict[str, Any]) -> str:
             )
     for method, f, c in _calibration_entries(report):
         lines.append(_calibration_line(method, f, c))
+        if isinstance(c.get("exact_set"), dict):
+            lines.append(_calibration_line(method, f, c["exact_set"]))
     for m, v in report["llm_validity"].items():
         lines.append(
             f"- structured output ({m}): valid first try {v['valid_first_try']:.3f}, after repair {v['valid_after_repair']:.3f}"
@@ -99,6 +110,24 @@ def markdown(report: dict[str, Any]) -> str:
     for m, p in report["latency_s"].items():
         lines.append(f"- latency {m}: p50 {p['p50']:.3f}s, p95 {p['p95']:.3f}s")
     return "\n".join(lines) + "\n"
+
+
+def _history_lines(report: dict[str, Any]) -> list[str]:
+    """How the history was replayed (what a case could see) and which records were merged as one incident."""
+    lines = []
+    vis = report.get("visibility")
+    if isinstance(vis, dict):
+        lines.append(
+            f"- history visible to a case: {vis.get('rule')}; delay {vis.get('unresolved_delay_h')} h;"
+            f" verdicts arrive {vis.get('verdicts')}"
+        )
+    dup = report.get("duplicates")
+    if isinstance(dup, dict) and dup.get("groups"):
+        lines.append(
+            f"- duplicates merged before the split: {dup['records_merged']} records into {dup['groups']} incidents"
+            " (listed in metrics.json)"
+        )
+    return lines
 
 
 def _by_method(entry: Any) -> dict[str, dict[str, Any]]:
@@ -139,6 +168,8 @@ def _calibration_line(method: str, field: str, c: dict[str, Any]) -> str:
     if "n" in c:
         parts.append(f"n {c['n']}")
     name = f"{method}/{field}" if method else field
+    if c.get("correct_if"):
+        name += f" (right = {c['correct_if']})"
     return f"- calibration {name}: " + ("; ".join(parts) if parts else "no data")
 
 
@@ -163,10 +194,25 @@ def calibration_plots(report: dict[str, Any], out: Path) -> list[Path]:
         if rel:
             fig, ax = plt.subplots(figsize=(5, 4.5))
             ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
-            for f, c in rel.items():
+            for f, c in _curves(rel):
                 pts = c["reliability"]
                 label = f"{f} (ECE {c['ece']:.2f})" if isinstance(c.get("ece"), int | float) else f
-                ax.plot([p["confidence"] for p in pts], [p["accuracy"] for p in pts], marker="o", label=label)
+                (line,) = ax.plot(
+                    [p["confidence"] for p in pts],
+                    [p["accuracy"] for p in pts],
+                    marker="o",
+                    linestyle="--" if "exact set" in f else "-",
+                    label=label,
+                )
+                for pt in pts:  # how many cases each point stands on
+                    ax.annotate(
+                        str(pt.get("n", "")),
+                        (pt["confidence"], pt["accuracy"]),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize=7,
+                        color=line.get_color(),
+                    )
             title = f"{report.get('dataset', '')} reliability ({method})"
             written.append(
                 _save(
@@ -178,11 +224,18 @@ def calibration_plots(report: dict[str, Any], out: Path) -> list[Path]:
                     out / f"reliability-{_safe_name(method)}.png",
                 )
             )
-        rc = {f: c["risk_coverage"] for f, c in per.items() if c.get("risk_coverage")}
+        rc = {f: c for f, c in per.items() if c.get("risk_coverage")}
         if rc:
             fig, ax = plt.subplots(figsize=(5, 4.5))
-            for f, pts in rc.items():
-                ax.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], marker=".", label=f)
+            for f, c in _curves(rc):
+                pts = c["risk_coverage"]
+                ax.plot(
+                    [p["coverage"] for p in pts],
+                    [p["accuracy"] for p in pts],
+                    marker=".",
+                    linestyle="--" if "exact set" in f else "-",
+                    label=f,
+                )
             ax.axhline(0.85, color="black", linestyle=":", linewidth=1, label="target precision")
             title = f"{report.get('dataset', '')} risk-coverage ({method})"
             written.append(
@@ -196,6 +249,20 @@ def calibration_plots(report: dict[str, Any], out: Path) -> list[Path]:
                 )
             )
     return written
+
+
+def _curves(per_field: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(legend name, entry) per field, and for a multi-label field its exact-set entry too, each named by what
+    counts as right."""
+    out = []
+    for f, c in per_field.items():
+        sub = c.get("exact_set")
+        if isinstance(sub, dict) and sub.get("reliability"):
+            out.append((f"{f}, top in gold", c))
+            out.append((f"{f}, exact set", sub))
+        else:
+            out.append((f, c))
+    return out
 
 
 def _save(plt: Any, fig: Any, ax: Any, x: tuple[str, float], title: str, path: Path) -> Path:

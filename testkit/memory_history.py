@@ -4,7 +4,7 @@ and lets a test run the pipeline with no Chroma at all."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.models import HistoricalIncident
 from bot.store.embeddings import get_embedder
 from bot.store.vectors import Hit, embed_text
+from bot.visibility import visible_at as seen_by
 
 
 class MemoryHistory:
@@ -55,10 +56,12 @@ class MemoryHistory:
         service: str | None = None,
         since: datetime | None = None,
         before: datetime | None = None,
+        visible_at: datetime | None = None,
         exclude_ids: Iterable[str] = (),
     ) -> list[Hit]:
         vec = get_embedder().embed([query])[0] if isinstance(query, str) else np.asarray(query, np.float32)
         exclude = set(exclude_ids)
+        delay = timedelta(hours=self.settings.unresolved_visible_after_h)
         hits = [
             Hit(inc, float(np.dot(vec, emb)), emb)
             for inc, emb in self._rows.values()
@@ -66,5 +69,6 @@ class MemoryHistory:
             and (not service or inc.service == service)
             and (not since or inc.created_at >= since)
             and (not before or inc.created_at < before)
+            and (not visible_at or seen_by(inc, visible_at, delay))
         ]
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.models import HistoricalIncident
 from bot.store.embeddings import MODEL_ID, get_embedder
 from bot.store.vectors import HistoryError, Hit, embed_text
+from bot.visibility import visible_from
 
 READ_PAGE = 5000  # incidents per read of the whole history
 
@@ -48,11 +49,13 @@ class ChromaMiniLM(EmbeddingFunction[Documents]):
         return ["cosine"]
 
 
-def _metadata(inc: HistoricalIncident) -> dict[str, Any]:
+def _metadata(inc: HistoricalIncident, unresolved_delay: timedelta) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "title": inc.title[:500],
         "source": inc.source,
         "created_ts": int(inc.created_at.timestamp()),
+        # when its labels and fix became known (bot/visibility.py): what `search(visible_at=...)` filters on
+        "visible_ts": int(visible_from(inc, unresolved_delay).timestamp()),
         "record": inc.model_dump_json(exclude={"raw"}),
     }
     # Chroma metadata values must be scalars; None is not allowed.
@@ -131,6 +134,7 @@ class ChromaHistory:
         except Exception as e:  # a Chroma server down or unreachable
             raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
         written = 0
+        delay = timedelta(hours=self.settings.unresolved_visible_after_h)
         for start in range(0, len(incidents), batch):
             chunk = incidents[start : start + batch]
             docs = [embed_text(i, self.settings.max_text_chars) for i in chunk]
@@ -140,7 +144,7 @@ class ChromaHistory:
                     ids=[i.id for i in chunk],
                     documents=docs,
                     embeddings=[v for v in vecs],
-                    metadatas=[_metadata(i) for i in chunk],
+                    metadatas=[_metadata(i, delay) for i in chunk],
                 )
             except Exception as e:
                 raise HistoryError(f"cannot write to the history store at {self._where()}: {e}") from e
@@ -188,9 +192,11 @@ class ChromaHistory:
         service: str | None = None,
         since: datetime | None = None,
         before: datetime | None = None,
+        visible_at: datetime | None = None,
         exclude_ids: Iterable[str] = (),
     ) -> list[Hit]:
-        """Top-k by cosine similarity, best first, with optional metadata filters."""
+        """Top-k by cosine similarity, best first, with optional metadata filters. Records written before
+        `visible_ts` existed have none and never pass a `visible_at` filter (only replays of history pass one)."""
         vec = get_embedder().embed([query])[0] if isinstance(query, str) else query
         exclude = set(exclude_ids)
         clauses: list[dict[str, Any]] = []
@@ -200,6 +206,8 @@ class ChromaHistory:
             clauses.append({"created_ts": {"$gte": int(since.timestamp())}})
         if before:
             clauses.append({"created_ts": {"$lt": int(before.timestamp())}})
+        if visible_at:
+            clauses.append({"visible_ts": {"$lt": int(visible_at.timestamp())}})
         where = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else None)
         try:
             # No count() first: Chroma returns what there is when asked for more (a count was ~11 ms at 100k).

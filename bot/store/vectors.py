@@ -72,8 +72,11 @@ class VectorStore(Protocol):
         service: str | None = None,
         since: datetime | None = None,
         before: datetime | None = None,
+        visible_at: datetime | None = None,
         exclude_ids: Iterable[str] = (),
     ) -> list[Hit]:
         """Top-k by cosine similarity, best first, within the filters (`since` inclusive, `before` exclusive) and
-        without `exclude_ids`. Fewer than k only when fewer match: retrieval stops widening on that."""
+        without `exclude_ids`. Fewer than k only when fewer match: retrieval stops widening on that.
+        `visible_at` keeps only incidents whose outcome was known strictly before it (`bot.visibility.visible_from`,
+        with `settings.unresolved_visible_after_h`): replays of history pass the ticket's opening time."""
         ...

@@ -77,6 +77,7 @@ class Triager:
         text: str | None = None,
         before: datetime | None = None,
         query: np.ndarray | None = None,
+        visible_at: datetime | None = None,
     ) -> Retrieved:
         s = self.settings
         return retrieve_all(
@@ -89,6 +90,7 @@ class Triager:
             near_duplicate=s.near_duplicate_score,
             min_with_fix=s.retrieval_min_with_fix,
             before=before,
+            visible_at=visible_at,
         )
 
     def search(self, text: str, k: int, service: str | None = None) -> list[Hit]:
@@ -103,11 +105,13 @@ class Triager:
         *,
         use_llm: bool = True,
         before: datetime | None = None,
+        visible_at: datetime | None = None,
         history_required: bool = True,
         query: np.ndarray | None = None,
         prepared: Prepared | None = None,
     ) -> TriageDraft:
-        """Draft a triage. `before` limits history to incidents older than it (evals: no look-ahead).
+        """Draft a triage. `before` limits history to incidents older than it, `visible_at` to incidents whose outcome
+        was known before it (`bot.visibility`): evals replay history with both at the ticket's opening, no look-ahead.
 
         With `history_required=False` (the running bot) an unusable history store gives a draft without similar
         incidents and a warning instead of an error, so the ticket is still posted. `prepared` (or `query`, the
@@ -119,7 +123,7 @@ class Triager:
         warnings: list[str] = []
         try:
             # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.
-            found = self.retrieve(ticket, red.text, before, query)
+            found = self.retrieve(ticket, red.text, before, query, visible_at)
         except HistoryError as e:
             if history_required:
                 raise

@@ -51,10 +51,6 @@ class Retrieved:
     query: np.ndarray | None = None  # the ticket's one embedding, reused by the classifiers
 
 
-def retrieve(store: VectorStore, text: str, **kw) -> list[SimilarIncident]:  # type: ignore[no-untyped-def]
-    return retrieve_all(store, text, **kw).shown
-
-
 def retrieve_all(
     store: VectorStore,
     text: str,
@@ -66,6 +62,7 @@ def retrieve_all(
     min_with_fix: int = 0,
     service: str | None = None,
     before: datetime | None = None,
+    visible_at: datetime | None = None,
     query: np.ndarray | None = None,
 ) -> Retrieved:
     if query is None:
@@ -73,7 +70,9 @@ def retrieve_all(
     n = k * OVERFETCH
     plain: list[SimilarIncident] | None = None
     while True:
-        hits = store.search(query, n, service=service, before=before, exclude_ids=exclude_ids)
+        hits = store.search(
+            query, n, service=service, before=before, visible_at=visible_at, exclude_ids=exclude_ids
+        )
         plain = plain if plain is not None else [_to_similar(h) for h in hits[:k]]
         hits = [h for h in hits if h.score >= min_score]
         kept = drop_near_duplicates(hits, near_duplicate)
