@@ -11,6 +11,7 @@ from bot.config import PROJECT_ROOT, Settings
 from bot.models import HistoricalIncident
 from bot.store.factory import open_history
 from bot.store.vectors import VectorStore
+from testkit.emulators import OpenAIEmulator, SlackEmulator
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 needs_datasets = pytest.mark.skipif(
@@ -84,3 +85,21 @@ def store(settings: Settings) -> Iterator[VectorStore]:
     s = open_history(settings)
     s.upsert(SMALL_HISTORY)
     yield s
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    """A Slack Web API emulator on 127.0.0.1."""
+    emu = SlackEmulator()
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[OpenAIEmulator]:
+    """An OpenAI-compatible endpoint on 127.0.0.1 answering every request with a schema-valid triage answer."""
+    from tests.helpers import tool_answer  # tests.helpers imports this module: not at the top
+
+    emu = OpenAIEmulator(lambda request: tool_answer(request))
+    yield emu
+    emu.close()

@@ -7,14 +7,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.config import Settings
+from bot.intake.receiver import Receiver
 from bot.intake.senders import parse
 from bot.server import create
 from bot.service import TriageService
-from testkit.emulators import SlackEmulator
+from bot.store.schema import tickets
+from bot.store.sql import Store
+from bot.store.tickets import TicketRow, TicketState
+from bot.taxonomy import Taxonomy
+from bot.triage.prepare import Preparer
+from bot.triage.redact import redactor
+from testkit.emulators import OpenAIEmulator, SlackEmulator
 from tests.conftest import SMALL_HISTORY
 
-CORPORA = Path(__file__).parent / "corpora"
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent  # the checkout
+CORPORA = TESTS / "corpora"
+PAYLOADS = TESTS / "payloads"  # real deliveries, one folder per sender (provenance in its README)
+OPS_TOKEN = "ops-test-token"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}  # /metrics and the details of /healthz
 
 
 def corpus(name: str) -> list[dict[str, Any]]:
@@ -47,12 +61,29 @@ def tool_answer(request: dict[str, Any], **text: Any) -> dict[str, Any]:
     return schema_answer(request["tools"][0]["function"]["parameters"], **text)
 
 
+TENANT = {"TENANT_ID": r"\btnt-[0-9a-f]{8}\b"}  # an organisation-specific pattern from configuration
+
+
+def external(settings: Settings, llm: OpenAIEmulator, **kw: object) -> Settings:
+    """The settings with an external (OpenAI-compatible) LLM: the emulator, and TENANT as a redaction pattern."""
+    return settings.model_copy(
+        update={
+            "llm_backend": "openai",
+            "openai_base_url": llm.url,
+            "openai_model": "emulated",
+            "redact_patterns": TENANT,
+            **kw,
+        }
+    )
+
+
 def make_service(tmp: Path, emu: SlackEmulator, **overrides: Any) -> TriageService:
     defaults: dict[str, Any] = {
         "data_dir": tmp,
         "seed_demo_history": False,
         "llm_backend": "none",
         "slack_bot_token": "xoxb-test",
+        "ops_token": OPS_TOKEN,
         "slack_signing_secret": "s",
         "slack_api_url": emu.url,
         "default_channel": "#incidents",
@@ -70,6 +101,24 @@ def make_service(tmp: Path, emu: SlackEmulator, **overrides: Any) -> TriageServi
 def accept(service: TriageService, payload: dict[str, Any]) -> str:
     """A generic-webhook ticket through the same parser the HTTP endpoint uses."""
     return service.accept(parse("generic", payload))
+
+
+def receive(store: Store, payload: dict[str, Any], channel: str | None = None) -> str:
+    """A generic-webhook ticket stored on a bare store (no service, no workers) the way the product stores it: the
+    receiver decides, redacts and prioritises it, then `Store.record`s it; the Outcome value ("accepted",
+    "duplicate", ...). Its key is "generic:<id>"; `channel` overrides routing."""
+    settings = Settings(seed_demo_history=False, llm_backend="none")
+    preparer = Preparer(redactor(), settings.max_text_chars, settings.redact_in_slack)
+    receiver = Receiver(settings, store, preparer, Taxonomy.load(settings.taxonomy_path))
+    return receiver.receive(parse("generic", payload), channel, lambda: None).receipt.status
+
+
+def rows_in(store: Store, *statuses: TicketState | str) -> list[TicketRow]:
+    """The stored tickets in these states, oldest first (read from the tickets table)."""
+    query = select(tickets).where(tickets.c.status.in_([str(s) for s in statuses]))
+    with store.engine.connect() as c:
+        rows = c.execute(query.order_by(tickets.c.created_at, tickets.c.key)).mappings()
+        return [TicketRow.of(r) for r in rows]
 
 
 def top_level_posts(emu: SlackEmulator) -> list[dict[str, Any]]:

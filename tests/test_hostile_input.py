@@ -26,10 +26,9 @@ from bot.service import TriageService
 from bot.store.schema import tickets
 from bot.text import MAX_JSON_DEPTH
 from testkit.emulators import SlackEmulator
-from tests.helpers import make_service, wait_until
+from tests.helpers import PAYLOADS, make_service, wait_until
 
 HOOK, SIGNING = "hostile-hook-secret", "hostile-signing-secret"
-PAYLOADS = Path(__file__).parent / "payloads"
 UNSAFE = re.compile("[\x00\ud800-\udfff\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u061c]")
 FUZZ = settings(
     max_examples=150, deadline=None,

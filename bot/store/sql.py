@@ -7,7 +7,6 @@ no-ops. Feedback is stored before a click is acknowledged.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.clock import utcnow
 from bot.models import Feedback, HistoricalIncident, SenderIncident, Ticket, TriageDraft
 from bot.store.migrations import upgrade
 from bot.store.schema import feedback, threads, tickets
-from bot.store.tickets import Priority, TicketKind, TicketRow, TicketState
+from bot.store.tickets import TicketRow, TicketState
 from bot.store.watch import WatchStore
 
 
@@ -45,22 +44,6 @@ class Store:
         self.engine = create_engine(url, future=True, pool_pre_ping=True)
         upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
         self.watch = WatchStore(self.engine)
-
-    def add_ticket(self, key: str, ticket: Ticket, channel: str, priority: int = Priority.NORMAL) -> bool:
-        """Store a new ticket; False if this key was already stored (a duplicate delivery)."""
-        now = utcnow()
-        try:
-            with self.engine.begin() as c:
-                c.execute(
-                    insert(tickets).values(
-                        **_plain({"key": key, "ticket": ticket, "channel": channel, "route": channel,
-                                  "status": TicketState.RECEIVED, "kind": TicketKind.TICKET, "priority": priority}),
-                        created_at=now, updated_at=now,
-                    )
-                )  # fmt: skip
-            return True
-        except IntegrityError:
-            return False
 
     def thread(self, thread: str) -> SenderIncident | None:
         with self.engine.connect() as c:
@@ -112,24 +95,6 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(tickets).where(tickets.c.key == key)).mappings().first()
         return TicketRow.of(row) if row else None
-
-    def by_message(self, channel: str, ts: str) -> TicketRow | None:
-        with self.engine.connect() as c:
-            row = (
-                c.execute(select(tickets).where(tickets.c.message_ts == ts, tickets.c.channel == channel))
-                .mappings()
-                .first()
-            )
-        return TicketRow.of(row) if row else None
-
-    def with_status(self, *statuses: TicketState | str, since: datetime | None = None) -> list[TicketRow]:
-        """Tickets in these states, oldest first."""
-        query = select(tickets).where(tickets.c.status.in_([str(s) for s in statuses]))
-        if since is not None:
-            query = query.where(tickets.c.created_at >= since)
-        with self.engine.connect() as c:
-            rows = c.execute(query.order_by(tickets.c.created_at, tickets.c.key)).mappings()
-            return [TicketRow.of(r) for r in rows]
 
     def members(self, parent_key: str, *statuses: TicketState | str) -> list[TicketRow]:
         with self.engine.connect() as c:

@@ -50,8 +50,6 @@ class Trainer:
         self.agreement = LLMAgreement()
         self.recount()
         self._wanted = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._state = threading.Lock()
@@ -107,20 +105,15 @@ class Trainer:
         """Retrain soon, in the background; coalesces with any request already waiting."""
         with self._state:
             self._wanted.set()
-            self._idle.clear()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="incibot-trainer", daemon=True)
                 self._thread.start()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        return self._idle.wait(timeout)
 
     def _run(self) -> None:
         while True:
             with self._state:  # checked and cleared under the lock, so no request slips between
                 if not self._wanted.is_set():
                     self._thread = None
-                    self._idle.set()
                     return
                 self._wanted.clear()
             try:

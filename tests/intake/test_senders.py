@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +24,8 @@ from bot.models import SenderIncident
 from bot.server import build_server
 from bot.service import TriageService
 from testkit.emulators import SlackEmulator
-from tests.helpers import last_edit, make_service, post_of, reply_count
+from tests.helpers import PAYLOADS, REPO, last_edit, make_service, post_of, reply_count
 
-PAYLOADS = Path(__file__).parent / "payloads"
 SECRETS: dict[str, str] = {
     "webhook_secret": "hmac-secret",
     "webhook_token": "bearer-token",
@@ -218,7 +216,7 @@ def test_every_sender_is_in_the_auth_matrix() -> None:
 
 
 def test_readme_documents_each_senders_auth_defaults() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Connecting alert sources", 1)[1].split("\n\n", 3)[2]
     words = {"our HMAC": AuthScheme.HMAC, "Bearer": AuthScheme.BEARER, "Basic": AuthScheme.BASIC,
              "PagerDuty's signature": AuthScheme.PAGERDUTY, "a token in the URL": AuthScheme.URL_TOKEN}  # fmt: skip

@@ -253,8 +253,10 @@ def test_resolve_webhook_adds_resolution_to_history(bot: Bot) -> None:
     assert r.status_code == 202 and r.json()["status"] == "resolved"
     got = bot.service.history.get([key])
     assert got and "Failed over" in got[0].resolution
+    # A resolve before its open is kept for it (tests/intake/test_resolve_before_open.py); nothing is posted.
     r = bot.webhook("generic", {"id": "never-opened", "status": "resolved", "resolution": "x"})
-    assert r.status_code == 202 and r.json()["status"] == "unknown"
+    assert r.status_code == 202 and r.json()["status"] == "held"
+    assert bot.service.store.get("generic:never-opened") is None
 
 
 def test_slack_429_is_retried_and_nothing_is_lost(bot: Bot) -> None:

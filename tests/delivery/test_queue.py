@@ -12,9 +12,9 @@ import pytest
 
 from benchmarks.backends import Postgres, postgres_bin
 from bot.delivery.queue import Job, Pace, WorkQueue
-from bot.models import Ticket
 from bot.store.sql import Store
 from bot.store.tickets import Priority
+from tests.helpers import receive
 
 PACE = Pace(per_s=20.0, burst=2, backoff_max_s=1.0)
 
@@ -40,8 +40,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, pg: Postgres | None) -
 
 
 def add(store: Store, key: str, channel: str, urgent: bool = False) -> None:
-    prio = Priority.URGENT if urgent else Priority.NORMAL
-    assert store.add_ticket(key, Ticket(id=key, title=key), channel, priority=prio)
+    """The ticket "generic:<key>", stored as a webhook's is (the receiver); urgent: its sender rates it sev1."""
+    payload = {"id": key, "title": key, **({"severity": "sev1"} if urgent else {})}
+    assert receive(store, payload, channel) == "accepted"
+    assert store.get(f"generic:{key}").priority == (Priority.URGENT if urgent else Priority.NORMAL)
     time.sleep(0.002)  # distinct arrival times
 
 
@@ -52,14 +54,14 @@ def test_one_replica_at_a_time_per_channel_urgent_first_then_arrival_order(store
     add(store, "d1", "#two")
     add(store, "u1", "#one", urgent=True)
     first = a.claim(60)
-    assert first is not None and (first.job, first.key, first.channel) == (Job.POST, "u1", "#one")
+    assert first is not None and (first.job, first.key, first.channel) == (Job.POST, "generic:u1", "#one")
     other = b.claim(60)  # #one is held by a: b gets the other channel
-    assert other is not None and (other.key, other.channel) == ("d1", "#two")
+    assert other is not None and (other.key, other.channel) == ("generic:d1", "#two")
     assert b.claim(60) is None  # nothing else is free
-    store.update_ticket("u1", status="posted")
+    store.update_ticket("generic:u1", status="posted")
     a.release(first, sent=0)
     nxt = b.claim(60)
-    assert nxt is not None and nxt.key == "c1"  # then arrival order
+    assert nxt is not None and nxt.key == "generic:c1"  # then arrival order
 
 
 def test_the_lane_keeps_slacks_pace_and_backs_off_after_a_failure(store: Store) -> None:
@@ -69,7 +71,7 @@ def test_the_lane_keeps_slacks_pace_and_backs_off_after_a_failure(store: Store) 
     waits = []
     for i in range(3):
         claim = q.claim(60)
-        assert claim is not None and claim.key == f"t{i}"
+        assert claim is not None and claim.key == f"generic:t{i}"
         store.update_ticket(claim.key, status="posted")
         waits.append(q.release(claim))
     assert waits[0] == 0.0 and waits[1] == 0.0  # the burst
@@ -77,12 +79,12 @@ def test_the_lane_keeps_slacks_pace_and_backs_off_after_a_failure(store: Store) 
     assert q.claim(60) is None  # paced: not claimable yet
     time.sleep(0.55)
     claim = q.claim(60)
-    assert claim is not None and claim.key == "t3"
+    assert claim is not None and claim.key == "generic:t3"
     assert q.release(claim, sent=0, failed=True, failed_for=0.3) == 0.3  # Slack's Retry-After
     assert q.claim(60) is None
     time.sleep(0.35)
     claim = q.claim(60)
-    assert claim is not None and claim.key == "t3"  # the same head, retried: order kept
+    assert claim is not None and claim.key == "generic:t3"  # the same head, retried: order kept
 
 
 def test_a_lease_that_runs_out_is_taken_over_and_the_slow_replica_cannot_renew_it(store: Store) -> None:
@@ -92,7 +94,8 @@ def test_a_lease_that_runs_out_is_taken_over_and_the_slow_replica_cannot_renew_i
     assert held is not None and other.claim(60) is None
     time.sleep(0.4)  # slow stopped renewing (died, or stuck)
     taken = other.claim(60)
-    assert taken is not None and taken.key == "k1"  # the same ticket: its post is looked up, then finished
+    # the same ticket: its post is looked up, then finished
+    assert taken is not None and taken.key == "generic:k1"
     assert slow.renew(held) is False  # the slow one must not post it too
     assert other.renew(taken) is True
     slow.release(held)  # a late release changes nothing
@@ -139,16 +142,16 @@ def test_replicas_claiming_at_once_never_share_a_channel(store: Store) -> None:
 def test_the_llm_edit_is_claimed_by_one_replica_until_its_lease_runs_out(store: Store) -> None:
     a, b = WorkQueue(store.engine, "a", 0.3, PACE), WorkQueue(store.engine, "b", 0.3, PACE)
     add(store, "e1", "#c")
-    store.update_ticket("e1", status="posted")
-    assert a.claim_edit() == "e1" and b.claim_edit() is None
+    store.update_ticket("generic:e1", status="posted")
+    assert a.claim_edit() == "generic:e1" and b.claim_edit() is None
     a.heartbeat()
     time.sleep(0.2)
     a.heartbeat()  # a long LLM call: still a's
     time.sleep(0.2)
     assert b.claim_edit() is None
     time.sleep(0.4)  # a died
-    assert b.claim_edit() == "e1"
-    a.later("e1", 0.2)  # a failed edit: tried again later, by anyone
+    assert b.claim_edit() == "generic:e1"
+    a.later("generic:e1", 0.2)  # a failed edit: tried again later, by anyone
     assert b.claim_edit() is None
     time.sleep(0.25)
-    assert b.claim_edit() == "e1"
+    assert b.claim_edit() == "generic:e1"

@@ -27,7 +27,8 @@ from bot.server import build_server
 from bot.service import TriageService
 from bot.watch.report import markdown
 from testkit.emulators import OpenAIEmulator, SlackEmulator
-from tests.helpers import accept, make_service, tool_answer, wait_until
+from tests.helpers import OPS as OPS_AUTH
+from tests.helpers import accept, make_service, rows_in, tool_answer, wait_until
 
 SIGNING = "s"  # make_service's signing secret
 OPS = "#incibot-ops"
@@ -38,7 +39,8 @@ class Slack:
 
     def __init__(self, service: TriageService) -> None:
         self.http = TestClient(
-            build_server(service.settings, service, build_app(service.settings, service.client, service))
+            build_server(service.settings, service, build_app(service.settings, service.client, service)),
+            headers=OPS_AUTH,
         )
 
     def send(self, form: dict[str, str]) -> Any:
@@ -98,7 +100,7 @@ def started(service: TriageService) -> TriageService:
 
 
 def drafted(service: TriageService, n: int) -> list[dict[str, Any]]:
-    return wait_until(lambda: (rows := service.store.with_status("drafted")) and len(rows) >= n and rows, 60,
+    return wait_until(lambda: (rows := rows_in(service.store, "drafted")) and len(rows) >= n and rows, 60,
                       f"{n} drafts")  # fmt: skip
 
 

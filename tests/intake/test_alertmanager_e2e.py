@@ -21,7 +21,7 @@ from benchmarks.backends import free_port
 from bot.server import build_server
 from bot.service import TriageService
 from testkit.emulators import SlackEmulator
-from tests.helpers import last_edit, make_service, post_of, reply_count, wait_until
+from tests.helpers import last_edit, make_service, post_of, reply_count, rows_in, wait_until
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "am-bearer-token-0123456789"
@@ -141,7 +141,7 @@ def test_a_real_alertmanager_fires_grows_resolves_and_fires_again(setup: Setup) 
     service, emu, am = setup.service, setup.emu, setup.am
     t0 = datetime.now(UTC)
     push(am, alert("gpu-a", t0))
-    key = wait_until(lambda: next((r.key for r in service.store.with_status("posted", "drafted", "received",
+    key = wait_until(lambda: next((r.key for r in rows_in(service.store, "posted", "drafted", "received",
                                   "posting") if r.key.startswith("alertmanager:")), None), 30, "the first post")  # fmt: skip
     post = json.dumps(post_of(emu, key)["blocks"])
     assert "Chat completions 5xx rate above 5%" in post

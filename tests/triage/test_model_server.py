@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,12 @@ from bot.triage.model_server import ServerState
 from bot.triage.pipeline import Triager
 from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
-from tests.helpers import accept, top_level_posts, wait_until
+from tests.helpers import OPS, OPS_TOKEN, accept, top_level_posts, wait_until
 
 pytestmark = pytest.mark.e2e
 TICKET = Ticket(
     id="t1", title="Elevated 500 errors on chat completions", text="Since 14:05 UTC, gpt-4o only."
 )
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackEmulator]:
-    emu = SlackEmulator()
-    yield emu
-    emu.close()
 
 
 def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService, TestClient]:
@@ -55,6 +47,7 @@ def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService,
             "llm_backend": "local",
             "local_threads": 1,
             "slack_bot_token": "xoxb-test",
+            "ops_token": OPS_TOKEN,
             "slack_signing_secret": "s",
             "slack_api_url": emu.url,
             "slack_retries": 2,
@@ -67,7 +60,7 @@ def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService,
     service, _, server = create(settings)
     service.history.upsert(SMALL_HISTORY)
     service.start()
-    return service, TestClient(server)
+    return service, TestClient(server, headers=OPS)
 
 
 def health(client: TestClient) -> dict[str, Any]:
@@ -147,7 +140,8 @@ def test_a_model_crash_mid_draft_is_an_llm_outage_not_a_bot_outage(
 
 
 def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: SlackEmulator) -> None:
-    service, client = bot(tmp_path, slack, llm_timeout_s=20)
+    # 45 s: long enough that the replacement server's first answer fits on a busy 2-core CI machine.
+    service, client = bot(tmp_path, slack, llm_timeout_s=45)
     try:
         wait_until(lambda: health(client)["state"] == "ready", 90, "model server ready")
         accept(service, ticket(1))
@@ -158,8 +152,8 @@ def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: 
         first = final_update(service, slack, "generic:m-1")
         waited = time.monotonic() - t0
         text = json.dumps(first["blocks"])
-        assert "Retrieval-only draft" in text and "no answer within 20" in text
-        assert 15 < waited < 60, waited
+        assert "Retrieval-only draft" in text and "no answer within 45" in text
+        assert 40 < waited < 120, waited
         with pytest.raises(ProcessLookupError):  # the stopped server was killed, not left behind
             wait_until(lambda: os.kill(pid, 0) and False, 10, "old server gone")
         accept(service, ticket(2))

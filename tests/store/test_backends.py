@@ -1,10 +1,9 @@
 """The SQL store on real PostgreSQL and the history on a real Chroma server, selected by settings only; schema
-versions with Alembic, safe when replicas start at once, adopting databases from before migrations."""
+versions with Alembic, safe when replicas start at once (the SQLite migrations: test_migrations.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from bot.store.vectors import HistoryError
 from bot.triage.pipeline import Triager
 from testkit.emulators import SlackEmulator
 from tests.conftest import SMALL_HISTORY
-from tests.helpers import accept, wait_until
+from tests.helpers import receive
 
 needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed")
 
@@ -41,9 +40,9 @@ def pg() -> Iterator[Postgres]:
 @needs_postgres
 def test_the_store_works_on_postgres(pg: Postgres) -> None:
     store = Store(pg.database("roundtrip"))
-    ticket = Ticket(id="generic:1", title="GPU capacity exhausted", text="429s in us-west", service="openai")
-    assert store.add_ticket("generic:1", ticket, "#incidents") is True
-    assert store.add_ticket("generic:1", ticket, "#incidents") is False  # a duplicate delivery
+    ticket = {"id": 1, "title": "GPU capacity exhausted", "text": "429s in us-west", "service": "openai"}
+    assert receive(store, ticket, "#incidents") == "accepted"
+    assert receive(store, ticket, "#incidents") == "duplicate"  # a duplicate delivery
     store.update_ticket("generic:1", status="posted", message_ts="1.0", channel="C1")
     store.add_feedback("generic:1", Feedback(action="correct", user_id="U1", labels={"symptom": ["errors"]}, fix="scaled out"))  # fmt: skip
     row = store.get("generic:1")
@@ -100,26 +99,6 @@ def test_a_webhook_with_nul_characters_is_stored_on_postgres(pg: Postgres, tmp_p
         emu.close()
 
 
-def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
-    db = tmp_path / "old.db"
-    with sqlite3.connect(db) as c:  # the schema as `create_all` made it before the `route` column
-        c.execute("CREATE TABLE tickets (key VARCHAR(300) PRIMARY KEY, ticket JSON NOT NULL, channel VARCHAR(200) "
-                  "NOT NULL, status VARCHAR(20) NOT NULL, message_ts VARCHAR(40), parent_key VARCHAR(300), "
-                  "group_count INTEGER, draft JSON, resolution TEXT, resolved INTEGER, attempts INTEGER, "
-                  "last_error TEXT, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)")  # fmt: skip
-        c.execute("INSERT INTO tickets (key, ticket, channel, status, created_at, updated_at) VALUES "
-                  "('generic:old', '{\"id\": \"generic:old\", \"title\": \"old\"}', '#incidents', 'drafted', "
-                  "'2024-01-01 00:00:00', '2024-01-01 00:00:00')")  # fmt: skip
-    store = Store(f"sqlite:///{db}")
-    assert current(store.engine) == head()
-    assert "route" in {c["name"] for c in inspect(store.engine).get_columns("tickets")}
-    row = store.get("generic:old")
-    assert (
-        row is not None and row.status == "drafted" and row.route == "#incidents"
-    )  # no route yet: its channel
-    Store(f"sqlite:///{db}")  # opening it again changes nothing
-
-
 def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> None:
     chroma = ChromaServer(tmp_path / "chroma")
     try:
@@ -143,63 +122,6 @@ def test_history_on_a_chroma_server_and_through_its_outage(tmp_path: Path) -> No
         assert again.similar and again.similar[0].id == "h1" and not again.warnings
     finally:
         chroma.stop()
-
-
-def test_feedback_given_while_the_chroma_server_is_down_reaches_the_history_when_it_returns(
-    tmp_path: Path,
-) -> None:
-    chroma, emu = ChromaServer(tmp_path / "chroma"), SlackEmulator()
-    settings = Settings(data_dir=tmp_path / "d", seed_demo_history=False, llm_backend="none",
-                        chroma_host="127.0.0.1", chroma_port=chroma.port, slack_bot_token="xoxb-test",
-                        slack_signing_secret="s", slack_api_url=emu.url, history_retry_s=0.3)  # fmt: skip
-    service, _, _ = create(settings)
-    try:
-        service.history.upsert(SMALL_HISTORY)
-        service.start()
-        key = "generic:fb-1"
-        assert accept(service, {"id": "fb-1", "title": "Slow responses from the Claude API"}) == "accepted"
-        wait_until(lambda: getattr(service.store.get(key), "status", None) == "drafted", 60, "posted")
-        chroma.stop()
-        fb = Feedback(action="correct", user_id="U1", fix="Scaled out the GPU pool in us-east",
-                      labels={"symptom": ["latency"], "root_cause": ["external_traffic"], "severity": ["sev3"]})  # fmt: skip
-        status = service.record_feedback(key, fb)
-        assert status is not None
-        service.apply_feedback(key, status)  # the history is down: kept in SQL, marked pending
-        assert service.store.history_pending() == [key]
-
-        chroma.start()  # same port and data directory
-        hits = wait_until(
-            lambda: [
-                h
-                for h in service.history.search("Slow responses from the Claude API", 5)
-                if h.incident.id == key
-            ],
-            60,
-            "the verdict in the history",
-        )
-        assert (
-            hits[0].incident.labels["symptom"] == ["latency"] and "Scaled out" in hits[0].incident.resolution
-        )
-        # The flag is cleared just after the upsert that search already sees: wait for it, do not race it.
-        wait_until(lambda: service.store.history_pending() == [], 10, "the pending flag cleared")
-    finally:
-        service.stop()
-        chroma.stop()
-        emu.close()
-
-
-def test_migrations_make_the_schema_the_code_expects(tmp_path: Path) -> None:
-    """Every revision together builds exactly the tables, columns and indexes `bot/store/sql.py` declares (bot/store/schema.py)."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from bot.store.schema import meta
-    from bot.store.sql import Store
-
-    store = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
-    with store.engine.connect() as c:
-        diff = compare_metadata(MigrationContext.configure(c), meta)
-    assert diff == []
 
 
 def test_replicas_starting_together_import_the_demo_history_once(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,9 +25,9 @@ from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer, trainer_for
 from testkit.emulators import SlackEmulator
 from tests.conftest import T0
-from tests.helpers import accept, make_service, wait_until
+from tests.helpers import REPO, accept, make_service, receive, wait_until
 
-TAX = Taxonomy.load(Path(__file__).parents[1] / "taxonomies" / "genai.yaml")
+TAX = Taxonomy.load(REPO / "taxonomies" / "genai.yaml")
 
 # Three kinds of incident, each with its own words; labels follow the kind (severity only loosely).
 KINDS = {
@@ -60,13 +59,6 @@ KINDS = {
         ["during a traffic spike", "from a surge of new users", "under peak load", "from one large customer"],
     ),
 }
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackEmulator]:
-    emu = SlackEmulator()
-    yield emu
-    emu.close()
 
 
 def synthetic(n: int, seed: int = 0, start: int = 0) -> list[HistoricalIncident]:
@@ -147,7 +139,8 @@ def test_corrupt_and_stale_model_files_are_refused_and_the_vote_decides(tmp_path
     trainer = Trainer(TAX, path, lambda: (hist, vectors(hist)))
     assert not trainer.load() and "unreadable" in trainer.status and trainer.current is None
     trainer.request()
-    assert trainer.wait_idle(60) and trainer.current is not None  # retrained, and written back
+    wait_until(lambda: trainer.current is not None, 60, "the retrained model")
+    assert trainer.current is not None  # retrained, and written back
     assert load(path, TAX).n_history == 60
 
 
@@ -159,7 +152,8 @@ def test_a_feedback_flood_retrains_a_few_times_not_a_thousand(tmp_path: Path) ->
     for _ in range(1000):
         trainer.request()
     assert time.perf_counter() - t0 < 1.0  # a request never waits for a training
-    assert trainer.wait_idle(120)
+    # settled: a model trained, and no training running or wanted (the background thread has ended)
+    wait_until(lambda: trainer.current is not None and trainer._thread is None, 120, "the trainings to end")
     assert 1 <= trainer.trainings <= 2
 
 
@@ -258,8 +252,9 @@ def test_a_correction_changes_the_next_similar_tickets_decision(tmp_path: Path, 
         fb = Feedback(action="correct", user_id="UALICE", labels={"root_cause": [corrected]})
         line = service.record_feedback("generic:n1", fb)
         assert line is not None
+        before_model = service.triager.trainer.current
         service.apply_feedback("generic:n1", line)  # -> history -> background retrain
-        assert service.triager.trainer.wait_idle(60)
+        wait_until(lambda: service.triager.trainer.current is not before_model, 60, "the retrained model")
         accept(service, {"id": "n2", "title": "Vector search returns stale results again", "text": text})
         row2 = wait_until(lambda: (r := service.store.get("generic:n2")) and r.draft and r, 60, "the draft")
         after = row2.draft.labels["root_cause"]
@@ -314,7 +309,7 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
         )
         picks = {"rule_choice": "config-revert", "llm_choice": "model-rollback"}
         draft.playbook = draft.playbook.model_copy(update=picks)
-        store.add_ticket(f"generic:t{i}", ticket, "C1")
+        assert receive(store, {"id": f"t{i}", "title": ticket.title, "text": ticket.text}, "C1") == "accepted"
         store.update_ticket(f"generic:t{i}", draft=draft)
         store.add_feedback(
             f"generic:t{i}", Feedback(action="correct", user_id="U1", labels={"symptom": ["other"]})

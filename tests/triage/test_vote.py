@@ -1,9 +1,10 @@
+"""The similarity-weighted vote of the neighbours, and how it meets the LLM's label."""
+
 from __future__ import annotations
 
 from bot.config import Settings
 from bot.models import SimilarIncident
 from bot.taxonomy import Taxonomy
-from bot.triage.redact import redact
 from bot.triage.vote import LLM_ONLY_CONFIDENCE, decide, knn_votes
 
 TAX = Taxonomy.load(Settings().taxonomy_path)
@@ -36,16 +37,3 @@ def test_out_of_taxonomy_llm_label_is_discarded() -> None:
     assert d.label == "other" and d.source == "default" and d.confidence == 0
     d = decide("root_cause", TAX, "configuration", {}, llm_weight=0.5)
     assert d.source == "llm" and d.confidence == LLM_ONLY_CONFIDENCE
-
-
-def test_redaction_replaces_secrets_and_personal_data_with_typed_placeholders() -> None:
-    text = (
-        "User alice@example.com saw key sk-proj-abcdefghijklmnop1234 from 10.1.2.3; "
-        "db postgres://admin:hunter2@db.internal/x; card 4111 1111 1111 1111; Authorization: Bearer abcdefghijklmnopqrstuvwx"
-    )
-    out, counts = redact(text)
-    for secret in ("alice@example.com", "sk-proj-abcdefghijklmnop1234", "10.1.2.3", "hunter2", "4111 1111 1111 1111",
-                   "abcdefghijklmnopqrstuvwx"):  # fmt: skip
-        assert secret not in out
-    assert "[EMAIL_1]" in out and "[API_KEY_1]" in out and counts["IP_ADDRESS"] == 1
-    assert redact("Error rate 7% since 14:05 UTC on gpt-4o")[0] == "Error rate 7% since 14:05 UTC on gpt-4o"

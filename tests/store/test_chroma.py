@@ -1,4 +1,5 @@
-"""The history store and retrieval on the real embedded Chroma with the real embedding model."""
+"""The history store on the real embedded Chroma with the real embedding model (retrieval on it:
+tests/triage/test_retrieval.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import pytest
 from bot.config import Settings
 from bot.store.factory import open_history
 from bot.store.vectors import HistoryError, VectorStore
-from bot.triage.retrieval import retrieve
-from tests.conftest import SMALL_HISTORY, T0, incident
+from tests.conftest import SMALL_HISTORY, T0
 
 
 def test_search_finds_the_semantically_closest_incident(store: VectorStore) -> None:
@@ -37,16 +37,6 @@ def test_metadata_filters_service_and_time(store: VectorStore) -> None:
 
 def test_persists_on_disk(settings: Settings, store: VectorStore) -> None:
     assert open_history(settings).count() == len(SMALL_HISTORY)
-
-
-def test_retrieval_excludes_the_ticket_and_near_duplicates(store: VectorStore) -> None:
-    store.upsert([incident(7, "Elevated error rates on ChatGPT", resolution="duplicate page of h1")])
-    similar = retrieve(store, "Elevated error rates on ChatGPT", k=4, exclude_ids=("h1",))
-    ids = [s.id for s in similar]
-    assert "h1" not in ids and "h7" in ids
-    similar = retrieve(store, "Elevated error rates on ChatGPT", k=4)
-    assert len({"h1", "h7"} & {s.id for s in similar}) == 1  # the same text twice is shown once
-    assert all(s.resolution for s in similar)
 
 
 def test_writes_are_batched(settings: Settings) -> None:
