@@ -88,11 +88,12 @@ def test_the_lane_keeps_slacks_pace_and_backs_off_after_a_failure(store: Store) 
 
 
 def test_a_lease_that_runs_out_is_taken_over_and_the_slow_replica_cannot_renew_it(store: Store) -> None:
-    slow, other = WorkQueue(store.engine, "slow", 0.3, PACE), WorkQueue(store.engine, "other", 0.3, PACE)
+    # Leases of 2 s: long enough that a busy CI machine does not let one run out between two claims.
+    slow, other = WorkQueue(store.engine, "slow", 2.0, PACE), WorkQueue(store.engine, "other", 2.0, PACE)
     add(store, "k1", "#c")
     held = slow.claim(60)
     assert held is not None and other.claim(60) is None
-    time.sleep(0.4)  # slow stopped renewing (died, or stuck)
+    time.sleep(2.2)  # slow stopped renewing (died, or stuck)
     taken = other.claim(60)
     # the same ticket: its post is looked up, then finished
     assert taken is not None and taken.key == "generic:k1"
@@ -140,18 +141,19 @@ def test_replicas_claiming_at_once_never_share_a_channel(store: Store) -> None:
 
 
 def test_the_llm_edit_is_claimed_by_one_replica_until_its_lease_runs_out(store: Store) -> None:
-    a, b = WorkQueue(store.engine, "a", 0.3, PACE), WorkQueue(store.engine, "b", 0.3, PACE)
+    # 1.5 s leases: a busy CI machine must not let one run out between two steps of the test.
+    a, b = WorkQueue(store.engine, "a", 1.5, PACE), WorkQueue(store.engine, "b", 1.5, PACE)
     add(store, "e1", "#c")
     store.update_ticket("generic:e1", status="posted")
     assert a.claim_edit() == "generic:e1" and b.claim_edit() is None
     a.heartbeat()
-    time.sleep(0.2)
+    time.sleep(1.0)
     a.heartbeat()  # a long LLM call: still a's
-    time.sleep(0.2)
+    time.sleep(1.0)
     assert b.claim_edit() is None
-    time.sleep(0.4)  # a died
+    time.sleep(2.0)  # a died
     assert b.claim_edit() == "generic:e1"
-    a.later("generic:e1", 0.2)  # a failed edit: tried again later, by anyone
+    a.later("generic:e1", 1.0)  # a failed edit: tried again later, by anyone
     assert b.claim_edit() is None
-    time.sleep(0.25)
+    time.sleep(1.25)
     assert b.claim_edit() == "generic:e1"
