@@ -38,9 +38,8 @@ class Stored(BaseModel):
 
     receipt: Receipt
     queued: list[tuple[str, Ticket, str]] = []
-    resolved: bool = (
-        False  # the ticket `receipt.key` is resolved now (a resolve, or an open after its resolve)
-    )
+    # The ticket `receipt.key` is resolved now (a resolve, or an open after its resolve).
+    resolved: bool = False
 
 
 class Backpressure(RuntimeError):
@@ -103,8 +102,7 @@ class Receiver:
                         "previous_key": current.key if current is not None else None}
             )  # fmt: skip
             ch = channel or self.settings.channel_for(ticket.service)
-            return [{"key": step.key, "ticket": self._at_rest(ticket), "shown": self.preparer.shown(ticket), "channel": ch,
-                     "route": ch, "status": TicketState.RECEIVED,
+            return [{"key": step.key, **self._kept(ticket), "channel": ch, "route": ch, "status": TicketState.RECEIVED,
                      "kind": TicketKind.TICKET, "priority": self._priority(ticket)}]  # fmt: skip
         parent = self.store.get(step.key)
         if parent is None:
@@ -121,13 +119,17 @@ class Receiver:
         reply = Ticket(id=key, title=event.note, text="\n".join(listed(lines)), source=event.source, links=links,
                        severity=event.severity)  # fmt: skip
         reply = self._intake(reply, event.source)
-        return [{"key": key, "ticket": self._at_rest(reply), "shown": self.preparer.shown(reply), "channel": parent.channel,
+        return [{"key": key, **self._kept(reply), "channel": parent.channel,
                  "route": parent.route, "status": TicketState.RECEIVED, "kind": TicketKind.UPDATE,
                  "parent_key": step.key, "priority": Priority.NORMAL}]  # fmt: skip
 
-    def _at_rest(self, ticket: Ticket) -> Ticket:
-        """As the SQL store keeps it: redacted, the sender's payload dropped, unless raw tickets are kept."""
-        return ticket if self.settings.keep_raw_tickets else self.preparer.redacted(ticket)
+    def _kept(self, ticket: Ticket) -> dict[str, Ticket]:
+        """The row's `ticket` (as the SQL store keeps it: redacted, the sender's payload dropped, unless raw
+        tickets are kept) and `shown` (as posted), redacting the ticket once for both."""
+        shown = self.preparer.shown(ticket)
+        if self.settings.keep_raw_tickets:
+            return {"ticket": ticket, "shown": shown}
+        return {"ticket": shown if shown is not ticket else self.preparer.redacted(ticket), "shown": shown}
 
     def _priority(self, ticket: Ticket) -> int:
         """A ticket that suggests personal-data exposure, or that its sender rates at the taxonomy's most severe
