@@ -249,6 +249,23 @@ def eval_cmd(
             help="Cut history by opening time only, showing fixes of incidents still open (to measure the leak).",
         ),
     ] = False,
+    verdict_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of cases an engineer gives a verdict on.")
+    ] = 1.0,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="test (the most recent --test-fraction, reported) or validation (the 20% just before it, "
+            "for design choices)."
+        ),
+    ] = "test",
+    ticket_fields: Annotated[
+        str,
+        typer.Option(
+            help="published (the fields the source published: provider, component, product) or text "
+            "(title and text only, for every method)."
+        ),
+    ] = "published",
 ) -> None:
     """Score every method on labelled incident history, replayed as it was visible when each case opened."""
     try:
@@ -261,7 +278,13 @@ def eval_cmd(
         ) from e
 
     methods = METHODS if not method or "all" in method else tuple(dict.fromkeys(method))
-    ds = datasets.load(dataset, datasets_root or datasets.DEFAULT_ROOT, taxonomy, merge=not keep_duplicates)
+    ds = datasets.load(
+        dataset,
+        datasets_root or datasets.DEFAULT_ROOT,
+        taxonomy,
+        merge=not keep_duplicates,
+        ticket_fields=ticket_fields,
+    )
     if ds.skipped:
         err.print(f"[yellow]{len(ds.skipped)} labels or records skipped[/yellow], first: {ds.skipped[0]}")
     cfg = EvalConfig(
@@ -274,6 +297,8 @@ def eval_cmd(
         visibility=not leaky_history,
         unresolved_delay_h=unresolved_delay,
         verdict_delay_h=verdict_delay,
+        verdict_rate=verdict_rate,
+        split=split,
     )
     result = run_eval(ds, Settings(), cfg, err)
     folder = write_report(result["report"], result["cases"], out_dir)

@@ -139,7 +139,8 @@ def _cloud_labels(row: dict[str, str]) -> dict[str, list[str]]:
 
 
 _AZURE_SECTIONS = re.compile(
-    r"(What happened\?|What went wrong and why\?|How did we respond\?|"
+    # "What went wrong, and why?" is how later reviews spell it: missed, their root cause read as triage-time text.
+    r"(What happened\?|What went wrong,? and why\?|How did we respond\?|"
     r"How are we making incidents like this less likely\?|How can customers make incidents like this less impactful\?|"
     r"How can we make our incident communications more useful\?|Summary of Impact:|Root Cause:|Mitigation:|"
     r"Next Steps:|Provide Feedback:)"
@@ -181,7 +182,8 @@ def azure(path: Path) -> Iterator[HistoricalIncident | Skipped]:
                 id=iid,
                 title=re.sub(r"^(Post Incident Review \(PIR\)|RCA)\s*[-–]\s*", "", title).strip() or title,
                 text=happened,
-                service=row.get("label_service_name") or None,
+                # Not `label_service_name`: an annotation (it fixes `service_category`); a PIR names no service field.
+                service=None,
                 source="azure",
                 created_at=created,
                 resolved_at=_dt(row.get("label_end_time"), tz),
@@ -224,7 +226,8 @@ def gcp(path: Path) -> Iterator[HistoricalIncident | Skipped]:
                 id=iid,
                 title=(row.get("external_description") or "").strip(),
                 text=first,
-                service=row.get("label_service_name") or row.get("service") or None,
+                # The feed's own product name (published with the incident), never the annotation `label_service_name`.
+                service=(row.get("service") or "").strip() or None,
                 source="gcp",
                 created_at=created,
                 resolved_at=max(ends) if ends else None,

@@ -15,24 +15,31 @@ from bot.taxonomy import Taxonomy, TaxonomyError
 from evals import adapters
 
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "datasets"
-Relevance = Callable[[HistoricalIncident, SimilarIncident], bool]
+Relevance = Callable[[HistoricalIncident, HistoricalIncident | SimilarIncident], bool]
+# What a case's ticket (and every history record) carries besides its title and text:
+# - "published": the fields the source itself published with the incident (a status page's provider and affected
+#   components, Google's product name). Where such a field coincides with a label (github-status `component`, GCP's
+#   product -> `service_category`), this is what a real ticket has, and what the label is partly read from.
+# - "text": title and text only, for every method alike (the classifier reads `service` and `source` too; kNN and
+#   the LLM read the text): each label must be read from the words.
+TICKET_FIELDS = ("published", "text")
 
 
 def _shares(field_name: str) -> Relevance:
-    def rel(q: HistoricalIncident, s: SimilarIncident) -> bool:
+    def rel(q: HistoricalIncident, s: HistoricalIncident | SimilarIncident) -> bool:
         return bool(set(q.labels.get(field_name, [])) & set(s.labels.get(field_name, [])))
 
     return rel
 
 
-def _cloud_relevance(q: HistoricalIncident, s: SimilarIncident) -> bool:
+def _cloud_relevance(q: HistoricalIncident, s: HistoricalIncident | SimilarIncident) -> bool:
     """Same root cause where both are labelled, else a shared symptom."""
     if q.labels.get("root_cause") and s.labels.get("root_cause"):
         return _shares("root_cause")(q, s)
     return _shares("symptom")(q, s)
 
 
-def _status_relevance(q: HistoricalIncident, s: SimilarIncident) -> bool:
+def _status_relevance(q: HistoricalIncident, s: HistoricalIncident | SimilarIncident) -> bool:
     """Same provider and a shared component; without components, same provider and severity."""
     if q.service and s.service and q.service != s.service:
         return False
@@ -51,6 +58,12 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)  # one line per dropped label or unscored record
     undated: int = 0  # records dropped: no readable opening time (also listed in `skipped`)
     duplicates: list[dict[str, Any]] = field(default_factory=list)  # merged groups (`merge_duplicates`)
+    ticket_fields: str = "published"  # TICKET_FIELDS
+    # The records as the dataset has them (with every field), for scoring relevance; `incidents` may lack fields.
+    records: dict[str, HistoricalIncident] = field(default_factory=dict)
+
+    def relevant(self, case: HistoricalIncident, retrieved: SimilarIncident) -> bool:
+        return self.relevance(self.records.get(case.id, case), self.records.get(retrieved.id, retrieved))
 
 
 SPECS: dict[str, tuple[list[str], str, Relevance]] = {
@@ -180,12 +193,23 @@ def load(
     root: Path = DEFAULT_ROOT,
     taxonomy_path: Path | None = None,
     merge: bool = True,
+    ticket_fields: str = "published",
 ) -> Dataset:
     """A named dataset from ../shared/datasets, or a canonical JSONL file with its taxonomy; with `merge`, one record
-    per incident (`merge_duplicates`, before any split: twins on both sides of it would score each other)."""
+    per incident (`merge_duplicates`, before any split: twins on both sides of it would score each other);
+    `ticket_fields` (TICKET_FIELDS) says which fields besides title and text every record keeps."""
+    if ticket_fields not in TICKET_FIELDS:
+        raise InputError(f"--ticket-fields {ticket_fields!r}: use one of {', '.join(TICKET_FIELDS)}")
     ds = _load(name_or_path, root, taxonomy_path)
     if merge:
         ds.incidents, ds.duplicates = merge_duplicates(ds.incidents)
+    ds.records = {i.id: i for i in ds.incidents}
+    ds.ticket_fields = ticket_fields
+    if ticket_fields == "text":
+        # History too: the classifier trains on the fields it will be given. `source` is the same for every record
+        # of a status page; for cloud-labeled it names the provider, which the text names as well.
+        blank = {"service": None, "component": None, "source": "eval"}
+        ds.incidents = [i.model_copy(update=blank) for i in ds.incidents]
     return ds
 
 

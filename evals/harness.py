@@ -36,6 +36,7 @@ from bot.triage.trainer import Trainer
 from bot.triage.vote import decide
 from bot.visibility import visible_from
 from evals import metrics
+from evals.after_the_fact import hindsight
 from evals.datasets import Dataset
 
 METHODS = ("majority", "knn", "classifier", "llm", "llm+retrieval", "combined")
@@ -65,6 +66,12 @@ class EvalConfig:
     unresolved_delay_h: float | None = None
     # Hours after a case opened when its verdict reaches the LLM's tally; None: when the case resolves.
     verdict_delay_h: float | None = None
+    # Share of cases an engineer gives a verdict on (the rest never reach the bot), drawn by a hash of the case id.
+    verdict_rate: float = 1.0
+    # "test": the most recent `test_fraction` (the reported figures); "validation": the `validation_fraction` just
+    # before it, for design choices (its cases never see test incidents: they are newer).
+    split: str = "test"
+    validation_fraction: float = 0.2
 
 
 # A verdict as the engineer gives it: the draft, the labels they kept, the playbook their fix maps to.
@@ -114,18 +121,38 @@ class CaseResult:
         None  # the playbook the real resolution maps to (bot.triage.resolutions), if any
     )
     has_resolution: bool = False
+    # What the triage-time text already states (evals.after_the_fact): scored apart as well
+    hindsight: list[str] = field(default_factory=list)
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None
 
 
-def select_cases(ds: Dataset, test_fraction: float, limit: int | None) -> list[HistoricalIncident]:
-    """The most recent `test_fraction` of labelled incidents (with text to triage), thinned evenly to `limit`."""
+SPLITS = ("test", "validation")
+
+
+def select_cases(
+    ds: Dataset,
+    test_fraction: float,
+    limit: int | None,
+    split: str = "test",
+    validation_fraction: float = 0.2,
+) -> list[HistoricalIncident]:
+    """The most recent `test_fraction` of labelled incidents (with text to triage), or with `split="validation"` the
+    `validation_fraction` just older than those, thinned evenly to `limit`."""
+    if split not in SPLITS:
+        raise InputError(f"--split {split!r}: use one of {', '.join(SPLITS)}")
     labelled = sorted((i for i in ds.incidents if i.labels and i.body.strip()), key=lambda i: i.created_at)
-    test = labelled[int(len(labelled) * (1 - test_fraction)) :]
+    cut = int(len(labelled) * (1 - test_fraction))
+    if split == "validation":
+        test = labelled[max(0, cut - int(len(labelled) * validation_fraction)) : cut]
+    else:
+        test = labelled[cut:]
     if limit and limit < len(test):
         test = [test[int(j * len(test) / limit)] for j in range(limit)]
     if not test:
-        raise InputError(f"dataset {ds.name} ({ds.source}): the test split is empty (no labelled incidents)")
+        raise InputError(
+            f"dataset {ds.name} ({ds.source}): the {split} split is empty (no labelled incidents)"
+        )
     return test
 
 
@@ -163,7 +190,7 @@ def run_eval(
     unknown = set(cfg.methods) - set(METHODS)
     if unknown:
         raise InputError(f"unknown method(s): {', '.join(sorted(unknown))}; use {', '.join(METHODS)}")
-    cases = select_cases(ds, cfg.test_fraction, cfg.limit)
+    cases = select_cases(ds, cfg.test_fraction, cfg.limit, cfg.split, cfg.validation_fraction)
     settings = settings.model_copy(update={"retrieval_k": cfg.k})
     if cfg.unresolved_delay_h is not None:
         settings = settings.model_copy(update={"unresolved_visible_after_h": cfg.unresolved_delay_h})
@@ -205,7 +232,7 @@ def run_eval(
                         trained_on = seen
                 r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay)
                 results.append(r)
-                if verdict is not None:
+                if verdict is not None and gives_verdict(case.id, cfg.verdict_rate):
                     pending.append((_verdict_time(case, cfg, replay), verdict))
                 bar.advance(task)
             pending_left = len(pending)
@@ -218,6 +245,7 @@ def run_eval(
         if cfg.verdict_delay_h is None
         else f"{cfg.verdict_delay_h} h after the case opened",
         "verdicts_not_arrived_by_last_case": pending_left,
+        "verdict_rate": cfg.verdict_rate,
     }
     # The say the LLM earned by the end of the (last) run: [kept, predicted, n] and the odds ratio per situation.
     book = trainer.agreement
@@ -225,6 +253,14 @@ def run_eval(
         k: {"tally": v, "odds_ratio": round(book.odds_ratio(*v), 3)} for k, v in sorted(book.counts.items())
     }
     return out
+
+
+def gives_verdict(case_id: str, rate: float) -> bool:
+    """Whether the engineer gives a verdict on this case: a fixed share `rate` of cases, the same ones every run."""
+    if rate >= 1:
+        return True
+    h = int.from_bytes(hashlib.sha256(f"verdict:{case_id}".encode()).digest()[:8], "big")
+    return h / 2**64 < rate
 
 
 def _verdict_time(case: HistoricalIncident, cfg: EvalConfig, replay: Replay) -> datetime:
@@ -273,6 +309,7 @@ def _run_case(
         created_at=case.created_at.isoformat(),
         input=text[:500],
         gold={f: v for f, v in case.labels.items() if f in tax.fields},
+        hindsight=[str(h) for h in hindsight(text)],
     )
     w = triager.settings.llm_weight
     multi = {f: tax.fields[f].multi_label for f in tax.fields}
@@ -328,7 +365,7 @@ def _run_case(
 
 def _retrieved(r: CaseResult, ds: Dataset, case: HistoricalIncident, draft: TriageDraft) -> None:
     r.retrieved = [s.id for s in draft.similar]
-    r.relevant = [ds.relevance(case, s) for s in draft.similar]
+    r.relevant = [ds.relevant(case, s) for s in draft.similar]
 
 
 def _record(
@@ -426,6 +463,13 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
                 best["macro_f1_over_repeats"] = metrics.mean_spread([s["macro_f1"] for s in reps])
             scores[m][f] = best
     first = per_rep[0]
+    # The same scores on the cases whose triage-time text states no cause, fix or end (evals.after_the_fact).
+    clean = [r for r in first if not r.hindsight]
+    unflagged = {
+        m: {f: {k: s[k] for k in ("n", "accuracy", "accuracy_ci", "top_in_gold", "macro_f1") if k in s}
+            for f in ds.taxonomy.fields if (s := _field_scores(ds, clean, m, f))}
+        for m in methods
+    }  # fmt: skip
     calibration = {m: c for m in methods if (c := _calibration(ds, first, m))}
     statuses: dict[str, Counter[str]] = {}
     for r in results:
@@ -444,6 +488,8 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         "taxonomy": ds.taxonomy.name,
         "model": triager_model_label(settings, cfg),
         "cases": len(first),
+        "split": cfg.split,
+        "ticket_fields": ds.ticket_fields,
         "repeat": cfg.repeat,
         "k": cfg.k,
         "history_size": len(ds.incidents),
@@ -455,6 +501,12 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
             "list": ds.duplicates,
         },
         "scores": scores,
+        "after_the_fact": {
+            "flagged": len(first) - len(clean),
+            "by_kind": dict(Counter(h for r in first for h in r.hindsight)),
+            "rule": "evals/after_the_fact.py (precision and recall on hand-checked samples: evals/README.md)",
+            "scores_unflagged": unflagged,
+        },
         "retrieval": metrics.retrieval([r.relevant for r in first], cfg.k),
         "calibration": calibration,
         "llm_validity": validity,

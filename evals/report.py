@@ -77,6 +77,7 @@ def markdown(report: dict[str, Any]) -> str:
         *("| " + " | ".join(r) + " |" for r in rows[1:]),
         "",
         f"- retrieval: hit@{report['k']} {report['retrieval']['hit_at_k']:.3f}, MRR {report['retrieval']['mrr']:.3f}",
+        *_hindsight_lines(report),
     ]
     if report["mitigation"]["n"]:
         m = report["mitigation"]
@@ -112,14 +113,38 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _hindsight_lines(report: dict[str, Any]) -> list[str]:
+    """Accuracy on all cases and on those whose triage-time text states no cause, fix or end."""
+    atf = report.get("after_the_fact")
+    if not isinstance(atf, dict):
+        return []
+    lines = [
+        f"- triage-time text already states the outcome (evals/after_the_fact.py) in {atf['flagged']} of"
+        f" {report['cases']} cases ({', '.join(f'{k} {v}' for k, v in sorted(atf['by_kind'].items())) or 'none'});"
+        " accuracy on all cases -> on the others:"
+    ]
+    for m, per in atf["scores_unflagged"].items():
+        cells = [
+            f"{f} {report['scores'][m][f]['accuracy']:.2f} -> {s['accuracy']:.2f} (n {s['n']})"
+            for f, s in per.items()
+            if f in report["scores"].get(m, {})
+        ]
+        if cells:
+            lines.append(f"  - {m}: " + "; ".join(cells))
+    return lines
+
+
 def _history_lines(report: dict[str, Any]) -> list[str]:
     """How the history was replayed (what a case could see) and which records were merged as one incident."""
-    lines = []
+    lines = [
+        f"- split: {report.get('split', 'test')}; ticket fields: {report.get('ticket_fields', 'published')}"
+        " (published: what the source published with the incident; text: title and text only)"
+    ]
     vis = report.get("visibility")
     if isinstance(vis, dict):
         lines.append(
             f"- history visible to a case: {vis.get('rule')}; delay {vis.get('unresolved_delay_h')} h;"
-            f" verdicts arrive {vis.get('verdicts')}"
+            f" verdicts arrive {vis.get('verdicts')}, on {vis.get('verdict_rate', 1.0):.0%} of cases"
         )
     dup = report.get("duplicates")
     if isinstance(dup, dict) and dup.get("groups"):
