@@ -63,7 +63,9 @@ def hindsight(text: str) -> list[Hindsight]:
 
 
 SAMPLE = Path(__file__).resolve().parent / "after-the-fact-sample.jsonl"  # the rules were written on this one
-HOLDOUT = Path(__file__).resolve().parent / "after-the-fact-holdout.jsonl"  # judged before the rules ran on it
+HOLDOUT = (
+    Path(__file__).resolve().parent / "after-the-fact-holdout.jsonl"
+)  # judged before the rules ran on it
 
 
 def measure(sample: Path = SAMPLE) -> dict[str, float | int]:

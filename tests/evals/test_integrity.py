@@ -15,7 +15,17 @@ from bot.config import Settings
 from evals import datasets
 from evals.after_the_fact import HOLDOUT, SAMPLE, Hindsight, hindsight, measure
 from evals.harness import EvalConfig, gives_verdict, run_eval, select_cases
-from tests.evals.test_leaks import GCP_COLUMNS, ROOT_CAUSES, SYMPTOMS, TAXONOMY, T, accuracy, rec, text, write_jsonl
+from tests.evals.test_leaks import (
+    GCP_COLUMNS,
+    ROOT_CAUSES,
+    SYMPTOMS,
+    TAXONOMY,
+    T,
+    accuracy,
+    rec,
+    text,
+    write_jsonl,
+)
 
 
 def test_a_label_in_the_service_field_is_scored_both_ways(tmp_path: Path) -> None:
@@ -112,12 +122,16 @@ def test_report_scores_all_cases_and_the_unflagged_ones(tmp_path: Path) -> None:
     rng = random.Random(6)
     records = []
     for j in range(60):
-        r = rec(f"r{j}", text(rng), T + timedelta(days=j), T + timedelta(days=j, hours=1), rng.choice(SYMPTOMS))
+        r = rec(
+            f"r{j}", text(rng), T + timedelta(days=j), T + timedelta(days=j, hours=1), rng.choice(SYMPTOMS)
+        )
         if j % 2:
             r["text"] = "The issue has been resolved."
         records.append(r)
     ds = datasets.load(str(write_jsonl(tmp_path / "h.jsonl", records)), taxonomy_path=TAXONOMY)
-    report = run_eval(ds, Settings(data_dir=tmp_path), EvalConfig(methods=("knn",), test_fraction=0.5))["report"]
+    report = run_eval(ds, Settings(data_dir=tmp_path), EvalConfig(methods=("knn",), test_fraction=0.5))[
+        "report"
+    ]
     atf = report["after_the_fact"]
     assert atf["flagged"] == 15 and atf["by_kind"] == {"resolved": 15}
     assert atf["scores_unflagged"]["knn"]["symptom"]["n"] == 15
