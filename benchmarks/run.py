@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.context import bench_context
 from benchmarks.serving import bench_end_to_end, bench_replicas, bench_storm
 
 TARGETS = {
@@ -22,6 +23,7 @@ TARGETS = {
     "storm": "0 lost, 0 duplicated, grouping visible, peak RSS < 1.5 GB",
     "import": ">= 200 incidents/s",
     "retraining at 10k incidents": "< 5 s",
+    "context lookup (changes + concurrent alerts) at 100k changes, 10k open tickets, SQLite": "< 5 ms p50",
 }
 
 
@@ -216,6 +218,31 @@ def run_replicas(
     )
 
 
+def context_table(r: dict[str, Any]) -> Table:
+    t = Table(title="Why now: the context lookup each post adds (SQLite)")
+    t.add_column("measure")
+    t.add_column("value")
+    t.add_row(f"context lookup at {r['changes']:,} changes, {r['open_tickets']:,} open tickets, "
+              f"{r['services']} services ({r['lookups']} lookups)", _ms(r["lookup_ms"]))  # fmt: skip
+    t.add_row("rows listed per post (changes + concurrent)", f"{r['listed_per_lookup']:.1f}")
+    t.add_row(
+        "target",
+        TARGETS["context lookup (changes + concurrent alerts) at 100k changes, 10k open tickets, SQLite"],
+    )
+    return t
+
+
+def run_context(
+    quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
+) -> dict[str, Any]:
+    """`incibot bench --context`: the post's context lookup at 100,000 changes and 10,000 open tickets."""
+    console = console or Console()
+    console.print("[dim]context: filling SQLite, then timing lookups…[/dim]")
+    r = bench_context(10_000, 1_000, 200) if quick else bench_context()
+    console.print(context_table(r))
+    return _save(r | {"quick": quick}, out_dir / f"bench-context{'-quick' if quick else ''}.json", console)
+
+
 def run(
     quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
 ) -> dict[str, Any]:
@@ -238,9 +265,12 @@ def run(
         scrape = out_dir / "metrics-during-storm.txt"  # what /metrics answered while the storm drained
         scrape.write_text((data / "metrics-during-storm.txt").read_text())
         storm["metrics_scrape"]["saved"] = str(scrape)
+    console.print("[dim]context: the post's change and concurrent-alert lookup…[/dim]")
+    context = bench_context(10_000, 1_000, 200) if quick else bench_context()
     result = {"quick": quick, "history_size": size, "core": core, "end_to_end": e2e, "storm": storm,
-              "targets": TARGETS, "seconds": time.monotonic() - t0}  # fmt: skip
+              "context": context, "targets": TARGETS, "seconds": time.monotonic() - t0}  # fmt: skip
     console.print(table(result))
+    console.print(context_table(context))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ("bench-quick.json" if quick else "bench.json")
     path.write_text(json.dumps(result, indent=2))

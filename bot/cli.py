@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bot.config import Settings
 from bot.fileio import replace_atomically
 from bot.intake.files import FORMATS, InputError, read_history, read_ticket
-from bot.models import Ticket
+from bot.models import Context, Ticket
 from bot.store.vectors import HistoryError, VectorStore
 from bot.taxonomy import Taxonomy, TaxonomyError
 from bot.triage.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
@@ -95,6 +95,23 @@ def open_store(settings: Settings, collection: str | None = None, seed: bool = T
     return store
 
 
+def _context(settings: Settings, ticket: Ticket) -> Context | None:
+    """Why now, from the bot's database (recent changes to the ticket's service, what else fires there), when
+    there is one: a terminal triage never creates it, and a failed lookup only costs the section."""
+    from bot.delivery.context import ContextLookup
+    from bot.store.factory import open_sql
+
+    db = settings.db_url.removeprefix("sqlite:///")
+    if settings.database_url is None and not Path(db).is_file():
+        return None
+    try:
+        store = open_sql(settings)
+    except Exception as e:  # the triage stands without it
+        err.print(f"[yellow]no context: the bot's database is unavailable ({type(e).__name__})[/yellow]")
+        return None
+    return ContextLookup(settings, store.changes).for_ticket(ticket, settings.channel_for(ticket.service))
+
+
 def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
     from bot.delivery.terminal import render
     from bot.triage.pipeline import Triager
@@ -103,7 +120,11 @@ def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm:
     require_text(ticket)  # refuse empty input before loading anything
     logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # the draft says why the LLM failed
     triager = Triager.from_settings(settings, open_store(settings))
-    draft = triager.triage(ticket, use_llm=use_llm)
+    shown = ticket
+    if ticket.service and (settings.redact_in_slack or settings.redact_in_history):  # as stored by the bot
+        shown = ticket.model_copy(update={"service": triager.redactor.redact(ticket.service).text})
+    # the context first: it is evidence for the decision as well as a section of the post
+    draft = triager.triage(ticket, use_llm=use_llm, context=_context(settings, shown))
     if draft.llm.status == "unavailable":
         why = escape(draft.llm.error or "")
         err.print(f"[yellow]LLM unavailable, retrieval-only draft:[/yellow] {why}", highlight=False)
@@ -186,17 +207,26 @@ def history_search(
     from bot.triage.pipeline import Triager
 
     # As triage searches: the text cut, redacted and embedded by the same preparation.
-    hits = Triager(settings, store, None).search(text, k, service=service)
+    triager = Triager(settings, store, None)
+    hits = triager.search(text, k, service=service)
+    # What fixed each: the same extraction the Slack post and `incibot triage` show.
+    fixes = triager.mitigations.of_history([h.incident for h in hits])
     if as_json:
         out.print_json(
-            data=[{"score": round(h.score, 4), **h.incident.model_dump(mode="json")} for h in hits]
-        )
+            data=[
+                {"score": round(h.score, 4), **h.incident.model_dump(mode="json"),
+                 "fix": f.model_dump(mode="json") if f else None}
+                for h, f in zip(hits, fixes, strict=True)
+            ]
+        )  # fmt: skip
         return
     if not hits:
         out.print("no incidents found")
-    for h in hits:
+    from bot.triage.mitigation import fix_text
+
+    for h, f in zip(hits, fixes, strict=True):
         inc = h.incident
-        fix = " ".join(inc.resolution.split())[:160] or "-"
+        fix = fix_text(f, triager.taxonomy, 200)
         out.print(
             f"[bold]{h.score:.2f}[/bold] {inc.title} [dim]({inc.id}, {inc.service}, {inc.created_at:%Y-%m-%d})[/dim]"
         )
@@ -431,12 +461,24 @@ def bench(
         str,
         typer.Option("--history", help="With --triage-only: history sizes, e.g. 10000,100000."),
     ] = "100000",
+    context: Annotated[
+        bool,
+        typer.Option(
+            "--context",
+            help="Only the post's context lookup (recent changes, concurrent alerts) at 100,000 stored changes "
+            "and 10,000 open tickets on SQLite: p50/p95 (--quick: 10,000 and 1,000).",
+        ),
+    ] = False,
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
     try:
-        from benchmarks.run import run, run_backends, run_replicas, run_triage_only
+        from benchmarks.run import run, run_backends, run_context, run_replicas, run_triage_only
     except ModuleNotFoundError as e:
         raise InputError(f"incibot bench needs the repository checkout ({e.name} is missing)") from e
+
+    if context:
+        run_context(quick=quick, console=out)
+        return
 
     if triage_only:
         try:

@@ -32,6 +32,12 @@ class AuthScheme(StrEnum):
     BASIC = "basic"  # Authorization: Basic <webhook_basic_user:webhook_basic_password>
     PAGERDUTY = "pagerduty"  # X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>
     URL_TOKEN = "url_token"  # /webhooks/<source>/<webhook_url_token> or ?token=<webhook_url_token>
+    # Change senders (bot/intake/changes/):
+    GITHUB = "github"  # X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body with github_webhook_secret>
+    GITLAB = "gitlab"  # X-Gitlab-Token: <gitlab_webhook_token>
+    LAUNCHDARKLY = (
+        "launchdarkly"  # X-LD-Signature: <hex HMAC-SHA256 of the body with launchdarkly_webhook_secret>
+    )
 
 
 def _default_data_dir() -> Path:
@@ -106,6 +112,14 @@ class Settings(BaseSettings):
         default=0.85, gt=0.0, le=1.0
     )  # abstention thresholds are chosen to reach it
     confident_at: float = 0.6  # shown as "confident" at or above this
+    # The first step separates the two likeliest root causes (or actions) when they are this close in probability
+    # and lead to different playbooks (bot/triage/first_step.py); 0 turns that off.
+    step_close_margin: float = Field(default=0.15, ge=0.0, le=1.0)
+    # Time to mitigate on the post, by a method `python -m evals.time_to_mitigate` showed beats the overall median
+    # of the history; none did on every dev set (genai-status, cloud-labeled, github-status), so none.
+    ttm_estimator: Literal["none", "neighbours", "action", "severity", "service"] = "none"
+    # Coverage of the conformal sets: the mitigation hypotheses (at most three shown) and an abstaining field's set
+    hypothesis_coverage: float = Field(default=0.85, gt=0.0, lt=1.0)
 
     # --- input limits
     max_text_chars: int = Field(default=8000, ge=100)  # longer ticket text is truncated before embedding/LLM
@@ -153,6 +167,22 @@ class Settings(BaseSettings):
     # An open sender incident that said nothing new for this long, firing again with none of its earlier alerts,
     # is a new ticket (a resolve always ends an occurrence).
     occurrence_quiet_s: float = Field(default=3600.0, gt=0)
+    # Change senders (README: "Connecting change sources"); argocd uses webhook_token or Basic
+    github_webhook_secret: SecretStr | None = None  # the GitHub webhook's secret (X-Hub-Signature-256)
+    gitlab_webhook_token: SecretStr | None = None  # the GitLab webhook's secret token (X-Gitlab-Token)
+    launchdarkly_webhook_secret: SecretStr | None = None  # the LaunchDarkly webhook's secret (X-LD-Signature)
+    # "<name>@<environment>" or "<name>" (a repository, GitLab project path, Argo CD application, LaunchDarkly flag
+    # or project key, a generic change's service) -> the service tickets name; unmapped: stored under that name
+    change_service_map: dict[str, str] = Field(default_factory=dict)
+    change_window_min: float = Field(
+        default=120.0, gt=0
+    )  # changes and other alerts this long before a ticket
+    change_skew_s: float = Field(
+        default=120.0, ge=0
+    )  # a change stamped this long after the ticket still counts
+    change_retention_days: float = Field(default=14.0, gt=0)  # changes are kept this long
+    concurrent_open_h: float = Field(default=24.0, gt=0)  # an unresolved ticket counts as firing this long
+    change_replies_max: int = Field(default=10, ge=0)  # change replies in one incident's thread, at most
     # source -> the sender's severity value (any case) -> the taxonomy's severity, replacing that sender's default
     # map whole (bot/intake/senders/<source>.py); a value that is itself a taxonomy severity id maps to it
     severity_map: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -204,7 +234,8 @@ class Settings(BaseSettings):
         return any(
             x is not None
             for x in (self.webhook_secret, self.webhook_token, self.webhook_basic_password,
-                      self.webhook_url_token, self.pagerduty_webhook_secret)
+                      self.webhook_url_token, self.pagerduty_webhook_secret, self.github_webhook_secret,
+                      self.gitlab_webhook_token, self.launchdarkly_webhook_secret)
         )  # fmt: skip
 
     @property

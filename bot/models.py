@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -84,6 +84,16 @@ class HistoricalIncident(Ticket):
         return v if v is None else aware(v)
 
 
+class FixSummary(BaseModel):
+    """What was done to fix a past incident: the action (a mitigation id of the taxonomy), the sentence that says so
+    (empty when the action came from labels or a verdict without text) and when, where the text says."""
+
+    action: str
+    sentence: str = ""
+    when: str = ""
+    source: Literal["label", "verdict", "text"] = "text"
+
+
 class SimilarIncident(BaseModel):
     id: str
     title: str
@@ -93,6 +103,8 @@ class SimilarIncident(BaseModel):
     link: str | None = None
     resolution: str = ""
     labels: dict[str, list[str]] = Field(default_factory=dict)
+    fix: FixSummary | None = None  # set by triage (bot.triage.mitigation); None: no fix recorded
+    source: str = ""  # the history record's: "feedback:correct" when an engineer's verdict labelled it
 
 
 class LabelDecision(BaseModel):
@@ -106,11 +118,20 @@ class LabelDecision(BaseModel):
     retrieval_votes: dict[str, float] = Field(default_factory=dict)
     abstained: bool = False  # below the field's threshold: posted as "not sure: A or B?"
     candidates: list[str] = Field(default_factory=list)  # the likeliest labels, best first
+    scores: dict[str, float] = Field(default_factory=dict)  # the candidates' stacked probabilities (sum <= 1)
     fallback: str | None = None  # why the vote decided this field and not a trained classifier
     # The classifier's own view before the LLM's label was weighed: verdicts measure the LLM against it.
     prior_label: str | None = None
     prior_confidence: float | None = None
     llm_prior_confidence: float | None = None  # what the classifier gave the LLM's (first) label
+    # The candidates' calibrated probabilities before the LLM's say and the why-now evidence (bot/triage/evidence.py
+    # measures each feature's worth against them); empty where the vote decided.
+    calibrated: dict[str, float] = Field(default_factory=dict)
+    evidence: list[str] = Field(default_factory=list)  # features whose measured odds ratio moved this label
+    # A conformal prediction set at `set_coverage` (an ordinal field's as a contiguous range, most severe first):
+    # what an abstaining field can still say ("SEV2-SEV3 (85%)"). Empty: no set (vote, multi-label, untrained).
+    label_set: list[str] = Field(default_factory=list)
+    set_coverage: float | None = None
 
 
 class PlaybookStep(BaseModel):
@@ -143,6 +164,57 @@ class LLMUsage(BaseModel):
     error: str | None = None
 
 
+class FixEvidence(BaseModel):
+    """A similar past incident that was fixed by a hypothesis's action (its link, and the sentence that says so)."""
+
+    id: str
+    title: str
+    score: float
+    link: str | None = None
+    sentence: str = ""
+
+
+class MitigationHypothesis(BaseModel):
+    """One action that may mitigate the ticket: its calibrated probability and why (bot/triage/hypotheses.py)."""
+
+    action: str  # a mitigation id of the taxonomy
+    title: str = ""
+    probability: float = Field(ge=0.0, le=1.0)
+    similar: list[FixEvidence] = Field(default_factory=list)  # similar incidents fixed this way
+    ticket_terms: list[str] = Field(default_factory=list)  # words of the ticket that point to it
+    playbooks: list[str] = Field(default_factory=list)  # the playbooks the taxonomy maps the action to
+
+
+class MitigationHypotheses(BaseModel):
+    """What may fix the ticket: the conformal set at `coverage` (best first, at most three shown), or "no clear
+    precedent" when even the likeliest action is below its threshold (`abstained`)."""
+
+    hypotheses: list[MitigationHypothesis] = Field(default_factory=list)
+    abstained: bool = True
+    source: Literal["classifier", "vote", "none"] = "none"
+    coverage: float | None = None  # nominal coverage of the set; None: no conformal set (vote, untrained)
+    conformal_set: list[str] = Field(
+        default_factory=list
+    )  # every action in the set (more than shown if above 3)
+    candidates: list[str] = Field(default_factory=list)  # the three likeliest actions, best first
+    confidence: float = 0.0  # calibrated probability of the likeliest (vote: its share, uncalibrated)
+    votes: dict[str, float] = Field(
+        default_factory=dict
+    )  # the neighbours' fixes: similarity share per action
+    note: str = ""  # why there is no learned decision, or "no clear precedent"
+
+
+class TimeEstimate(BaseModel):
+    """Typical time to mitigate (resolved - opened) of comparable past incidents: the median and an 80% range, in
+    minutes, from the estimator the eval showed beats the base rate (`ttm_estimator`; evals/time_to_mitigate.py)."""
+
+    method: str
+    minutes: float
+    low: float
+    high: float
+    n: int  # past incidents it is read from
+
+
 class TriageDraft(BaseModel):
     ticket_id: str
     taxonomy: str
@@ -160,6 +232,13 @@ class TriageDraft(BaseModel):
     redactions: dict[str, int] = Field(default_factory=dict)  # placeholder kind -> values hidden
     latency_s: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
+    # Why now: recent changes and what else fires on the service, looked up when it was posted. Shown, never
+    # used by the decision (yet): None where the lookup failed or was not made.
+    context: Context | None = None
+    # The context's features the decision read (bot/triage/evidence.py); a verdict tallies their worth.
+    evidence: list[str] = Field(default_factory=list)
+    ttm: TimeEstimate | None = None  # shown only when `ttm_estimator` is set
+    mitigation: MitigationHypotheses | None = None  # None: the taxonomy has no mitigation vocabulary
 
     def label(self, field: str) -> str | None:
         d = self.labels.get(field)
@@ -219,3 +298,75 @@ class SenderIncident(BaseModel):
     held_resolution: str | None = (
         None  # a resolve that came before its open (number 0): applied when it opens
     )
+
+
+class ChangeKind(StrEnum):
+    """What changed on a service (a change event's `kind`)."""
+
+    DEPLOY = "deploy"
+    CONFIG = "config"
+    FLAG = "flag"
+    MODEL = "model"
+    INFRA = "infra"
+
+
+class ChangeEvent(BaseModel):
+    """One change to a service, as a change sender reported it (bot/intake/changes/): stored once per
+    (source, id), redacted like ticket text."""
+
+    id: str = Field(min_length=1, max_length=200)
+    source: str = "change"  # the change sender: change (generic), github, gitlab, argocd, launchdarkly
+    service: str = Field(min_length=1, max_length=200)  # mapped (change_service_map) or the sender's own name
+    kind: ChangeKind
+    summary: str = Field(default="", max_length=500)
+    at: datetime
+    link: str | None = Field(default=None, max_length=2000)
+    author: str | None = Field(default=None, max_length=200)
+    environment: str | None = Field(default=None, max_length=200)
+
+    @field_validator("at")
+    @classmethod
+    def _aware_at(cls, v: datetime) -> datetime:
+        # In UTC: SQLite keeps the wall time and drops the offset, so "21:50 +0200" must be stored as 19:50.
+        return aware(v).astimezone(UTC)
+
+    def describe(self) -> str:
+        """ "deploy 'router v2.3.1' by ci-bot (production)": what changed, by whom, where."""
+        what = f"{self.kind.value} '{self.summary}'" if self.summary else self.kind.value
+        by = f" by {self.author}" if self.author else ""
+        where = f" ({self.environment})" if self.environment else ""
+        return f"{what}{by}{where}"
+
+
+class RecentChange(BaseModel):
+    """A change shown with a ticket: minutes before the alert (negative: stamped after it, within the skew)."""
+
+    change: ChangeEvent
+    minutes_before: float
+
+
+class ConcurrentSignal(BaseModel):
+    """Another ticket firing on the same service (or routed to the same dedicated channel) around this one."""
+
+    key: str
+    title: str
+    service: str | None = None
+    since: datetime
+    link: str | None = None
+    same_service: bool = True
+    open: bool = True
+
+
+class Context(BaseModel):
+    """What an engineer looks at first: what changed on the service and what else is firing, within
+    `change_window_min` of the ticket (bot/store/changes.py looks it up; the post shows it)."""
+
+    service: str | None = None
+    window_min: float
+    changes: list[RecentChange] = Field(default_factory=list)  # newest first
+    concurrent: list[ConcurrentSignal] = Field(default_factory=list)  # newest first
+    more_changes: int = 0  # beyond those listed
+    more_concurrent: int = 0
+
+
+TriageDraft.model_rebuild()  # its `context` is defined below it

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.intake.auth import HideUrlTokens, check_webhook_auth, webhook_signature
+from bot.intake.changes import Ignored, accepted_auth, parse_change
 from bot.intake.receiver import Backpressure
 from bot.intake.senders import WebhookError, parse
 from bot.service import TriageService
@@ -87,6 +88,19 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _json_payload(request: Request, body: bytes) -> Any:
+    """A webhook's body as cleaned JSON, or the answer to give: 415 when not sent as JSON, 400 when unreadable or
+    nested too deep."""
+    if "json" not in request.headers.get("content-type", ""):
+        return _error(415, "send application/json")
+    try:
+        return clean(json.loads(body.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        return _error(400, f"body is not valid UTF-8 JSON: {type(e).__name__}")
+    except TooDeep:
+        return _error(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 def build_server(settings: Settings, service: TriageService, slack_app: App | None) -> Starlette:
     async def webhook(request: Request) -> Response:
         source = request.path_params["source"]
@@ -97,15 +111,9 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         url_token = request.path_params.get("token") or request.query_params.get("token")
         if why := check_webhook_auth(settings, source, request.headers, body, url_token):
             return _error(401, why)
-        ctype = request.headers.get("content-type", "")
-        if "json" not in ctype:
-            return _error(415, "send application/json")
-        try:
-            payload = clean(json.loads(body.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            return _error(400, f"body is not valid UTF-8 JSON: {type(e).__name__}")
-        except TooDeep:
-            return _error(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        payload = _json_payload(request, body)
+        if isinstance(payload, Response):
+            return payload
         try:
             event = parse(source, payload)
         except WebhookError as e:
@@ -125,6 +133,37 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
             return _database_unavailable(e, "the ticket was not stored")
         answer = {"ok": True, "status": receipt.status, "key": receipt.key, "kind": event.kind}
         return JSONResponse(answer | ({"reason": receipt.reason} if receipt.reason else {}), status_code=202)
+
+    async def change_webhook(request: Request) -> Response:
+        """A change event (README: "Connecting change sources"): 202 accepted (stored), 200 duplicate or ignored."""
+        name = request.path_params.get("sender", "change")
+        body = await _read_body(request, settings.webhook_max_bytes)
+        if body is None:
+            return _error(413, f"body larger than {settings.webhook_max_bytes} bytes")
+        allowed = accepted_auth(settings, name)
+        if why := check_webhook_auth(settings, name, request.headers, body, allowed=allowed):
+            return _error(401, why)
+        payload = _json_payload(request, body)
+        if isinstance(payload, Response):
+            return payload
+        try:
+            change = parse_change(name, payload, request.headers)
+        except WebhookError as e:
+            return _error(e.status, str(e))
+        if isinstance(change, Ignored):
+            return JSONResponse({"ok": True, "status": "ignored", "reason": change.reason})
+        try:
+            receipt = await run_in_threadpool(service.receive_change, change)
+        except DBAPIError as e:
+            if not database_down(e):
+                raise
+            return _database_unavailable(e, "the change was not stored")
+        answer = {"ok": True, **receipt.model_dump()}
+        if not receipt.mapped:
+            answer["reason"] = (f"no change_service_map entry for {change.service!r}"
+                                f"{f' or {change.service}@{change.environment}' if change.environment else ''}; "
+                                f"stored under that name")  # fmt: skip
+        return JSONResponse(answer, status_code=202 if receipt.status == "accepted" else 200)
 
     async def slack_events(request: Request) -> Response:
         if slack_app is None:
@@ -196,6 +235,8 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         access_log.addFilter(HideUrlTokens())
     return Starlette(
         routes=[
+            Route("/webhooks/change", change_webhook, methods=["POST"]),  # before /webhooks/{source}/{token}
+            Route("/webhooks/change/{sender}", change_webhook, methods=["POST"]),
             Route("/webhooks/{source}", webhook, methods=["POST"]),
             Route("/webhooks/{source}/{token}", webhook, methods=["POST"]),
             Route("/slack/events", slack_events, methods=["POST"]),

@@ -16,12 +16,15 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 
 from slack_sdk import WebClient
 
+from bot.clock import utcnow
 from bot.config import Settings
+from bot.delivery.context import ContextLookup
 from bot.delivery.llm_edit import Refiner
 from bot.delivery.posting import TicketPoster
 from bot.delivery.queue import Pace, WorkQueue
@@ -30,9 +33,10 @@ from bot.delivery.slack.messages import SlackMessages
 from bot.delivery.storms import StormGrouper
 from bot.delivery.workers import Workers
 from bot.feedback.history_feeder import HistoryFeeder
+from bot.intake.changes.receiver import ChangeIntake, ChangeReceipt
 from bot.intake.receiver import Backpressure, Receipt, Receiver
 from bot.intake.senders import WebhookEvent
-from bot.models import Feedback, HistoricalIncident
+from bot.models import ChangeEvent, Feedback, HistoricalIncident
 from bot.store.sql import Store
 from bot.store.tickets import TicketRow
 from bot.store.vectors import Hit, VectorStore
@@ -47,6 +51,7 @@ from bot.watch.report import build as build_report
 
 log = logging.getLogger("incibot")
 DRAIN_PER_S = 5.0  # posts per second a full queue is assumed to drain at: the Retry-After of a 429
+PRUNE_EVERY_S = 3600.0  # each replica drops changes past change_retention_days at most this often
 
 
 def replica_id() -> str:
@@ -68,15 +73,25 @@ class TriageService:
         self.monitor = QualityMonitor(settings, store, self.slack)
         self.feeder = HistoryFeeder(settings, store, self.history, triager)
         self.receiver = Receiver(settings, store, triager.preparer, triager.taxonomy)
+        self.changes = ChangeIntake(settings, store, triager.preparer.redactor)
+        self.context = ContextLookup(settings, store.changes)
         self.poster = TicketPoster(settings, store, self.queue, triager, self.slack, self.storms, self.mode,
-                                   self.metrics)  # fmt: skip
+                                   self.metrics, self.context)  # fmt: skip
         self.refiner = Refiner(
             store, self.queue, triager, self.poster, self.storms, self.mode, self.metrics, self.monitor
         )
         refiner = self.refiner if triager.model is not None else None
         self.workers = Workers(
-            store, self.queue, self.poster, refiner, self.feeder, s.queue_poll_s, s.storm_flush_s
+            store,
+            self.queue,
+            self.poster,
+            refiner,
+            self.feeder,
+            s.queue_poll_s,
+            s.storm_flush_s,
+            self.prune_changes,
         )
+        self._pruned_at: float | None = None
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -102,6 +117,30 @@ class TriageService:
         if stored.resolved:
             self.learn(receipt.key)
         return receipt
+
+    def receive_change(self, change: ChangeEvent) -> ChangeReceipt:
+        """Store a change (one INSERT, deduplicated by its sender's id) before its sender is answered; a change
+        on a service with an open incident is also queued as a reply in its thread, unless the outbox is full."""
+        receipt = self.changes.receive(change, room=lambda: self.backlog() < self.settings.max_backlog)
+        if receipt.replies:
+            self.workers.wake.set()
+        return receipt
+
+    def recent_changes(self, service: str, limit: int = 20) -> list[ChangeEvent]:
+        """`/triage changes <service>`: its newest changes (the service as tickets name it, or as mapped)."""
+        name = self.settings.change_service_map.get(service, service)
+        return self.store.changes.latest(name, limit)
+
+    def prune_changes(self, force: bool = False) -> int:
+        """Drop changes older than change_retention_days (at most once per PRUNE_EVERY_S per replica)."""
+        now = time.monotonic()
+        if not force and self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_S:
+            return 0
+        self._pruned_at = now
+        n = self.store.changes.prune(utcnow() - timedelta(days=self.settings.change_retention_days))
+        if n:
+            log.info("dropped %d changes older than %g days", n, self.settings.change_retention_days)
+        return n
 
     def _make_room(self) -> None:
         backlog = self.backlog()
@@ -148,6 +187,8 @@ class TriageService:
         self.store.add_feedback(key, fb)
         if fb.labels and row.draft is not None:
             self.triager.record_verdict(row.draft, fb.labels, fb.fix_playbook)
+        if row.draft is not None:
+            self.triager.record_step_verdict(row.draft, fb.action)
         verb = {"confirm": "Confirmed", "correct": "Corrected", "reject": "Rejected"}[fb.action]
         reason = f": {blocks.escape(fb.reason)}" if fb.reason else ""
         return f":white_check_mark: {verb} by <@{fb.user_id}>{reason}"

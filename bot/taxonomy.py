@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+MITIGATION = "mitigation"  # the label name of the mitigation action in labelled incidents and verdicts
+
 
 class TaxonomyError(ValueError):
     """A taxonomy file that cannot be used; the message says which file and why."""
@@ -37,6 +39,21 @@ class LabelField(BaseModel):
         return list(self.categories)
 
 
+class Mitigation(Category):
+    """A mitigation action: how an incident was fixed. `keywords` are generic phrases of status pages and reviews
+    ("rolled back the deployment") that say it was done; `playbooks` the playbook ids it maps to."""
+
+    keywords: list[str] = Field(default_factory=list)
+    playbooks: list[str] = Field(default_factory=list)
+
+
+class MitigationField(LabelField):
+    """The `mitigation:` section: a label field the decision stage does not predict (yet); it is read off past
+    incidents (labels, verdicts, resolution text)."""
+
+    categories: dict[str, Mitigation]  # type: ignore[assignment]
+
+
 class PrivacyRule(BaseModel):
     symptom: str | None = None
     severity: str | None = None
@@ -48,11 +65,38 @@ class Taxonomy(BaseModel):
     name: str
     description: str = ""
     fields: dict[str, LabelField]
+    # Kept out of `fields` on purpose: everything that iterates `fields` (the LLM's schema and prompt, training, the
+    # decision, the Correct modal's label selects, the eval's per-field scores) would start predicting it.
+    mitigation: MitigationField | None = None
     privacy: PrivacyRule | None = None
     # Optional: normalisation of raw label spellings found in a dataset (typos, case) to category ids.
     aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Optional: how categories read in the default GenAI taxonomy that playbooks are written in.
     maps_to_default: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Why-now evidence: words that make a concurrent ticket's title a `resource` or `quality` alert (lower case,
+    # first match wins; others are `other`). Their worth is learned from verdicts (bot/triage/evidence.py).
+    evidence_alerts: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _mitigation_name(self) -> Taxonomy:
+        if self.mitigation is not None and MITIGATION in self.fields:
+            raise ValueError(f"{MITIGATION!r} is both a label field and the mitigation section: keep one")
+        return self
+
+    @property
+    def label_fields(self) -> dict[str, LabelField]:
+        """Every field a labelled incident may carry: the predicted fields and the mitigation action."""
+        return {**self.fields, MITIGATION: self.mitigation} if self.mitigation else dict(self.fields)
+
+    def playbooks_for(self, action: str) -> list[str]:
+        """The playbooks a mitigation action maps to ([] if none is declared or the action is unknown)."""
+        m = self.mitigation.categories.get(action) if self.mitigation else None
+        return list(m.playbooks) if m else []
+
+    def unknown_playbooks(self, known: list[str]) -> list[str]:
+        """'action -> playbook' pairs naming a playbook that is not in `known` (for a warning at load time)."""
+        cats = self.mitigation.categories if self.mitigation else {}
+        return [f"{a} -> {p}" for a, m in cats.items() for p in m.playbooks if p not in known]
 
     @model_validator(mode="after")
     def _privacy_refs(self) -> Taxonomy:
@@ -98,7 +142,7 @@ class Taxonomy(BaseModel):
         return None
 
     def is_valid(self, field: str, label: str) -> bool:
-        f = self.fields.get(field)
+        f = self.label_fields.get(field)
         return f is not None and label in f.categories
 
     def normalise(self, field: str, raw: str) -> str | None:
@@ -106,7 +150,7 @@ class Taxonomy(BaseModel):
         raw = raw.strip()
         if not raw:
             return None
-        f = self.fields[field]
+        f = self.label_fields[field]
         alias = self.aliases.get(field, {})
         for candidate in (raw, alias.get(raw), alias.get(raw.upper()), raw.lower(), raw.upper()):
             if candidate and candidate in f.categories:

@@ -103,7 +103,7 @@ def clean_labels(ds_name: str, taxonomy: Taxonomy, rows: Iterator[tuple[str, int
             continue
         labels: dict[str, list[str]] = {}
         for f, values in inc.labels.items():
-            if f not in taxonomy.fields:
+            if f not in taxonomy.label_fields:  # the label fields and the mitigation action
                 continue
             good = []
             for v in values:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ from bot.models import HistoricalIncident, LabelDecision, TriageDraft
 from bot.store.embeddings import get_embedder
 from bot.store.factory import open_history
 from bot.store.vectors import VectorStore
+from bot.taxonomy import MITIGATION
 from bot.triage.decision import LLMAgreement
 from bot.triage.llm import build_chat_model
 from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer
 from bot.triage.vote import decide
 from bot.visibility import visible_from
-from evals import metrics
+from evals import actions, metrics
 from evals.after_the_fact import hindsight
 from evals.datasets import Dataset
 
@@ -125,6 +126,12 @@ class CaseResult:
     hindsight: list[str] = field(default_factory=list)
     mitigation_cosine: float | None = None
     mitigation_rouge_l: float | None = None
+    # The case's own mitigation action (its labels, else its resolution text) and each method's (evals.actions)
+    action_gold: str | None = None
+    action_source: str | None = None
+    action: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # method -> field -> its conformal set
+    label_sets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 SPLITS = ("test", "validation")
@@ -195,12 +202,18 @@ def run_eval(
     if cfg.unresolved_delay_h is not None:
         settings = settings.model_copy(update={"unresolved_visible_after_h": cfg.unresolved_delay_h})
     replay = Replay(cfg.visibility, timedelta(hours=settings.unresolved_visible_after_h))
+    tax, vocabulary = actions.with_vocabulary(ds.taxonomy, settings.taxonomy_path)
+    ds = replace(ds, taxonomy=tax)
     store = eval_store(ds, settings)
     needs_llm = bool(LLM_METHODS & set(cfg.methods))
     model = build_chat_model(settings) if needs_llm else None
     if needs_llm and model is None:
         raise InputError("LLM methods need an LLM: set INCIBOT_LLM_BACKEND to local, openai or azure")
     trainer = Trainer(ds.taxonomy, None, None, k=cfg.k, target_precision=settings.target_precision)
+    # every record's action once (the trainer remembers them): the answer key, and the majority baseline's counts
+    known_actions = dict(
+        zip([i.id for i in ds.incidents], trainer.actions_of(ds.incidents) or [], strict=False)
+    )
     history = store.all() if settings.learned_decision else ([], None)  # read once, cut per retraining
     train_s = _train(trainer, history, cases[0].created_at, replay) if settings.learned_decision else None
     triager = Triager(settings, store, model, taxonomy=ds.taxonomy, trainer=trainer)
@@ -230,7 +243,7 @@ def run_eval(
                     if seen - trained_on >= cfg.retrain_every:
                         _train(trainer, history, case.created_at, replay)
                         trained_on = seen
-                r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay)
+                r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay, known_actions)
                 results.append(r)
                 if verdict is not None and gives_verdict(case.id, cfg.verdict_rate):
                     pending.append((_verdict_time(case, cfg, replay), verdict))
@@ -238,6 +251,10 @@ def run_eval(
             pending_left = len(pending)
     out = summarise(ds, cfg, results, settings)
     out["report"]["classifier"] = {"status": trainer.status, "train_s": train_s}
+    first = [r for r in results if r.rep == 0]
+    out["report"]["action"] = actions.summarise(
+        first, list(cfg.methods), settings.hypothesis_coverage, vocabulary
+    )
     out["report"]["visibility"] = {
         "rule": "resolved_at, else created_at + delay" if cfg.visibility else "created_at (leaky: rule off)",
         "unresolved_delay_h": settings.unresolved_visible_after_h,
@@ -297,6 +314,7 @@ def _run_case(
     cfg: EvalConfig,
     embedder,  # type: ignore[no-untyped-def]
     replay: Replay,
+    known_actions: dict[str, str | None] | None = None,
 ) -> tuple[CaseResult, Verdict | None]:
     """One case through the bot's own `Triager.triage` (redaction, retrieval, validation, decision,
     abstention), and the engineer's verdict as the bot would record it (delivered by the caller once it arrives)."""
@@ -317,18 +335,32 @@ def _run_case(
 
     seen = replay.store_filter(case.created_at)
     verdict: Verdict | None = None
+    known_actions = known_actions or {}
+    r.action_gold = known_actions.get(case.id)
+    labelled = tax.mitigation is not None and tax.normalise(
+        MITIGATION, next(iter(case.labels.get(MITIGATION, [])), "")
+    )
+    r.action_source = "label" if labelled else "text"
     if "majority" in methods:
         r.pred["majority"] = {
             f: majority_labels(ds.incidents, case.created_at, f, replay) for f in tax.fields
         }
+        if tax.mitigation is not None:
+            r.action["majority"] = actions.majority_actions(
+                known_actions, ds.incidents, replay.known, case.created_at
+            )
     if {"knn", "classifier"} & methods or not {"llm+retrieval", "combined"} & methods:
         plain = triager.triage(ticket, use_llm=False, before=case.created_at, visible_at=seen)
         _retrieved(r, ds, case, plain)
         if "knn" in methods:
             votes = {f: decide(f, tax, None, d.retrieval_votes, w) for f, d in plain.labels.items()}
             _record(r, "knn", votes, multi, plain.latency_s)
+            if plain.mitigation is not None:
+                r.action["knn"] = actions.from_votes(plain.mitigation.votes)
         if "classifier" in methods:
             _record(r, "classifier", plain.labels, multi, plain.latency_s)
+            if plain.mitigation is not None:
+                r.action["classifier"] = actions.from_draft(plain.mitigation)
             _playbook(r, "classifier", case, plain, triager)
     if "llm" in methods and triager.drafter:
         res = triager.drafter.draft(triager.redactor.redact(text).text, [])
@@ -351,6 +383,8 @@ def _run_case(
             _record(r, "llm+retrieval", own, multi, draft.latency_s, confidence=False)
         if "combined" in methods:
             _record(r, "combined", draft.labels, multi, draft.latency_s)
+            if draft.mitigation is not None:
+                r.action["combined"] = actions.from_draft(draft.mitigation)
             _playbook(r, "combined", case, draft, triager)
             _mitigation(r, case, draft, embedder)
         # The engineer's verdict, as the bot records it (labels, and the fix as the real resolution tells it): the
@@ -381,6 +415,7 @@ def _record(
     if confidence:
         r.confidence[method] = {f: d.confidence for f, d in labels.items()}
         r.abstained[method] = {f: d.abstained for f, d in labels.items()}
+        r.label_sets[method] = {f: d.label_set for f, d in labels.items() if d.set_coverage is not None}
 
 
 def _playbook(
@@ -509,6 +544,12 @@ def summarise(ds: Dataset, cfg: EvalConfig, results: list[CaseResult], settings:
         },
         "retrieval": metrics.retrieval([r.relevant for r in first], cfg.k),
         "calibration": calibration,
+        # Per method and field: the conformal sets' empirical coverage (nominal `hypothesis_coverage`) and size.
+        "label_sets": {
+            m: actions.set_scores(first, m, ds.taxonomy, settings.hypothesis_coverage)
+            for m in methods
+            if any(m in r.label_sets for r in first)
+        },
         "llm_validity": validity,
         "playbook_fit": {
             m: _rate([r.playbook_fit[m] for r in first if m in r.playbook_fit])

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evals.actions import markdown_lines
 from evals.harness import CaseResult, write_cases
 
 
@@ -94,6 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"- playbook agrees with the real resolution's ({m}): {a['rate']:.3f} [{lo:.2f}, {hi:.2f}]"
                 f" ({a['n']} cases whose resolution maps to a playbook, of {a.get('with_resolution', '?')} with one)"
             )
+    lines += markdown_lines({**(report.get("action") or {}), "label_sets": report.get("label_sets")})
     for method, f, c in _calibration_entries(report):
         lines.append(_calibration_line(method, f, c))
         if isinstance(c.get("exact_set"), dict):

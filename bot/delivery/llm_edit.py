@@ -58,7 +58,10 @@ class Refiner:
             draft = row.draft.model_copy(update={"warnings": [*row.draft.warnings, note]})
         else:
             vector = self.storms.vector(key)
-            draft = self.triager.triage(row.ticket, history_required=False, query=vector)
+            # the context looked up once, when it was posted: the same evidence for the decision
+            draft = self.triager.triage(
+                row.ticket, history_required=False, query=vector, context=row.draft.context
+            )
             self.metrics.observe_draft(draft)
         self.store.update_ticket(key, status=TicketState.DRAFTED, draft=draft, last_error=None,
                                  lease_owner=None, lease_until=None)  # fmt: skip

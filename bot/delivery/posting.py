@@ -7,6 +7,7 @@ that ran out) is looked up in the channel before it is sent again.
 from __future__ import annotations
 
 from bot.config import Settings
+from bot.delivery.context import ContextLookup
 from bot.delivery.queue import Claim, WorkQueue
 from bot.delivery.slack import blocks
 from bot.delivery.slack.messages import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackMessages
@@ -36,9 +37,11 @@ class TicketPoster:
         storms: StormGrouper,
         mode: ModeSwitch,
         metrics: Metrics,
+        context: ContextLookup | None = None,
     ) -> None:
         self.settings, self.store, self.queue, self.triager = settings, store, queue, triager
         self.slack, self.storms, self.mode, self.metrics = slack, storms, mode, metrics
+        self.context = context  # why now: recent changes and concurrent alerts, shown on the post
 
     def _shown(self, row: TicketRow) -> Ticket:
         """The ticket as posted: redacted once at intake (rows stored before that are redacted here)."""
@@ -63,7 +66,12 @@ class TicketPoster:
             if parent is not None:
                 self.store.update_ticket(row.key, status=TicketState.GROUPED, parent_key=parent)
                 return 0
-            draft = self.triager.triage(row.ticket, use_llm=False, history_required=False, prepared=prepared)
+            # Why now, looked up first: evidence for the decision as well as a section of the post (never raises: a
+            # failed lookup is logged and the ticket is decided and posted without it).
+            context = self.context.for_row(row) if self.context is not None else None
+            draft = self.triager.triage(
+                row.ticket, use_llm=False, history_required=False, prepared=prepared, context=context
+            )
             if (note := self.mode.note()) is not None:
                 draft.warnings.append(note)
             # From here a post may reach Slack before we hear back: a retry, a restart or another replica

@@ -7,8 +7,34 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bot.models import TriageDraft
+from bot.delivery.context import lines, plain
+from bot.models import FixEvidence, TriageDraft
 from bot.taxonomy import Taxonomy
+from bot.triage.evidence import describe as describe_evidence
+from bot.triage.hypotheses import headline, hypothesis_text, set_text
+from bot.triage.mitigation import fix_text
+from bot.triage.ttm import ttm_line
+
+
+def _why_now(draft: TriageDraft) -> list[Text]:
+    """Recent changes to the service and what else fires there (read from the bot's database)."""
+    if draft.context is None:
+        return []
+    return [Text("\nWhy now", "bold underline"), *(Text(plain(line)) for line in lines(draft.context))]
+
+
+def _hypotheses(draft: TriageDraft) -> list[Text]:
+    """What may fix it: each action with its odds and evidence, or "no clear precedent" (none: no vocabulary)."""
+    m = draft.mitigation
+    if m is None:
+        return []
+    out = [Text("\nWhat may fix it", "bold underline") + Text(f"  ({headline(m)})")]
+    out += [Text(f"- {hypothesis_text(h, _evidence)}") for h in m.hypotheses]
+    return out
+
+
+def _evidence(e: FixEvidence) -> str:
+    return f"'{e.title}' ({e.score:.2f}{', ' + e.link if e.link else ''})"
 
 
 def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console: Console) -> None:
@@ -25,13 +51,19 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
     for field, d in draft.labels.items():
         title = taxonomy.fields[field].categories[d.label].title or d.label
         conf = f"{d.confidence:.0%}" + ("" if d.confidence >= confident_at else " (low)")
-        labels.add_row(field, f"{title} [{d.label}]", conf, d.source)
+        shown = f"{title} [{d.label}]"
+        if d.abstained and (span := set_text(d, taxonomy.fields[field])):
+            shown = (
+                f"not sure: {span}"  # below the threshold: the conformal set (a range on an ordered scale)
+            )
+        why = f"; why now: {describe_evidence(d.evidence)}" if d.evidence else ""
+        labels.add_row(field, shown, conf, d.source + why)
 
     similar = Table(show_header=True, header_style="bold", box=None)
     for col in ("score", "past incident", "how it was fixed"):
         similar.add_column(col, overflow="fold")
     for s in draft.similar:
-        fix = " ".join(s.resolution.split())[:220] or "-"
+        fix = fix_text(s.fix, taxonomy)  # the sentence that says what was done, never a status line
         title = s.title + (f"\n{s.link}" if s.link else "") + f"\n({s.id})"
         similar.add_row(f"{s.score:.2f}", title, fix)
     if not draft.similar:
@@ -49,12 +81,15 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
         Panel(
             Group(
                 head,
+                *_why_now(draft),
                 Text("\nClassification", "bold underline"),
                 labels,
+                *_hypotheses(draft),
                 Text("\nSimilar past incidents", "bold underline"),
                 similar,
                 Text("\nFirst triage step", "bold underline") + Text(f"  (from {draft.triage_step_source})"),
                 Text(draft.triage_step),
+                Text(f"\n{ttm_line(draft.ttm)}", "dim") if draft.ttm else Text(""),
                 Text(f"\nPlaybook: {draft.playbook.title}", "bold underline")
                 + Text(f"  [{draft.playbook.id}, from {draft.playbook.source}]"),
                 steps,

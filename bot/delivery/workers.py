@@ -35,9 +35,11 @@ class Workers:
         feeder: HistoryFeeder,
         poll_s: float,
         announce_every_s: float,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.store, self.queue, self.poster, self.refiner, self.feeder = store, queue, poster, refiner, feeder
         self.poll_s, self.announce_every_s = poll_s, announce_every_s
+        self.housekeeping = housekeeping  # when idle: retention (changes past change_retention_days)
         self.wake = threading.Event()  # set when this replica stores work: no poll delay for its own tickets
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -83,6 +85,8 @@ class Workers:
         claim = self.queue.claim(self.announce_every_s)
         if claim is None:
             self.feeder.retry_pending()  # verdicts the history could not take while it was down
+            if self.housekeeping is not None:
+                self.housekeeping()
             return False
         step = self.poster.announce if claim.job == Job.ANNOUNCE else self.poster.post
         self.attempt(step, claim)

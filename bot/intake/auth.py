@@ -20,7 +20,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.config import AuthScheme, Settings
@@ -37,6 +37,9 @@ EXPECTED = {
     AuthScheme.BASIC: "Authorization: Basic (INCIBOT_WEBHOOK_BASIC_USER and INCIBOT_WEBHOOK_BASIC_PASSWORD)",
     AuthScheme.PAGERDUTY: "X-PagerDuty-Signature (v1=HMAC-SHA256 of the body with INCIBOT_PAGERDUTY_WEBHOOK_SECRET)",
     AuthScheme.URL_TOKEN: "the token in the URL (/webhooks/<source>/<INCIBOT_WEBHOOK_URL_TOKEN> or ?token=)",
+    AuthScheme.GITHUB: "X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body with INCIBOT_GITHUB_WEBHOOK_SECRET)",
+    AuthScheme.GITLAB: "X-Gitlab-Token (INCIBOT_GITLAB_WEBHOOK_TOKEN)",
+    AuthScheme.LAUNCHDARKLY: "X-LD-Signature (HMAC-SHA256 of the body with INCIBOT_LAUNCHDARKLY_WEBHOOK_SECRET)",
 }
 
 
@@ -103,6 +106,39 @@ def _pagerduty(s: Settings, headers: Mapping[str, str], body: bytes, *_: Any) ->
     return verify_signature(secret, headers.get("x-pagerduty-signature", ""), body)
 
 
+def body_signature(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of the body: X-LD-Signature as is, X-Hub-Signature-256 after "sha256="."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _github(s: Settings, headers: Mapping[str, str], body: bytes, *_: Any) -> str | None:
+    assert s.github_webhook_secret is not None
+    sig = headers.get("x-hub-signature-256", "").strip()
+    if not sig:
+        return ""
+    if not sig.startswith("sha256="):
+        return "X-Hub-Signature-256 is not sha256=<hex>"
+    ok = _same(sig.removeprefix("sha256="), body_signature(s.github_webhook_secret.get_secret_value(), body))
+    return None if ok else "bad X-Hub-Signature-256"
+
+
+def _gitlab(s: Settings, headers: Mapping[str, str], *_: Any) -> str | None:
+    assert s.gitlab_webhook_token is not None
+    token = headers.get("x-gitlab-token")
+    if token is None:
+        return ""
+    return None if _same(token, s.gitlab_webhook_token.get_secret_value()) else "wrong X-Gitlab-Token"
+
+
+def _launchdarkly(s: Settings, headers: Mapping[str, str], body: bytes, *_: Any) -> str | None:
+    assert s.launchdarkly_webhook_secret is not None
+    sig = headers.get("x-ld-signature", "").strip()
+    if not sig:
+        return ""
+    ok = _same(sig.lower(), body_signature(s.launchdarkly_webhook_secret.get_secret_value(), body))
+    return None if ok else "bad X-LD-Signature"
+
+
 def _url_token(s: Settings, _: Mapping[str, str], __: bytes, token: str | None, *___: Any) -> str | None:
     assert s.webhook_url_token is not None
     if token is None:
@@ -119,6 +155,9 @@ CHECKS: dict[AuthScheme, tuple[Check, Callable[[Settings], bool]]] = {
     ),
     AuthScheme.PAGERDUTY: (_pagerduty, lambda s: s.pagerduty_webhook_secret is not None),
     AuthScheme.URL_TOKEN: (_url_token, lambda s: s.webhook_url_token is not None),
+    AuthScheme.GITHUB: (_github, lambda s: s.github_webhook_secret is not None),
+    AuthScheme.GITLAB: (_gitlab, lambda s: s.gitlab_webhook_token is not None),
+    AuthScheme.LAUNCHDARKLY: (_launchdarkly, lambda s: s.launchdarkly_webhook_secret is not None),
 }
 
 
@@ -129,12 +168,14 @@ def check_webhook_auth(
     body: bytes,
     url_token: str | None = None,
     now: float | None = None,
+    allowed: Sequence[AuthScheme] | None = None,
 ) -> str | None:
     """None if the request is authentic for this source, else why not and what the source accepts (the 401).
-    With no webhook credential configured at all, open (local use)."""
+    `allowed`: the schemes a change sender accepts (default: the alert sender's). With no webhook credential
+    configured at all, open (local use)."""
     if not settings.webhook_auth_configured:
         return None
-    allowed = accepted_auth(settings, source)
+    allowed = accepted_auth(settings, source) if allowed is None else allowed
     schemes = [a for a in allowed if CHECKS[a][1](settings)]
     if not schemes:
         wanted = " or ".join(EXPECTED[a] for a in allowed) or "nothing (webhook_auth lists no scheme)"
@@ -152,7 +193,7 @@ def check_webhook_auth(
 class HideUrlTokens(logging.Filter):
     """Access-log lines without the URL token (path segment or ?token=): it is a secret that travels in URLs."""
 
-    _PATH = re.compile(r"^(/webhooks/[^/?]+)/[^?]+")
+    _PATH = re.compile(r"^(/webhooks/(?!change/)[^/?]+)/[^?]+")  # /webhooks/change/<sender> holds no token
     _QUERY = re.compile(r"(?i)([?&]token=)[^&]*")
 
     def filter(self, record: logging.LogRecord) -> bool:

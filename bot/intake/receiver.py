@@ -103,7 +103,8 @@ class Receiver:
             )  # fmt: skip
             ch = channel or self.settings.channel_for(ticket.service)
             return [{"key": step.key, **self._kept(ticket), "channel": ch, "route": ch, "status": TicketState.RECEIVED,
-                     "kind": TicketKind.TICKET, "priority": self._priority(ticket)}]  # fmt: skip
+                     "kind": TicketKind.TICKET, "priority": self._priority(ticket),
+                     "service": ticket.service}]  # fmt: skip
         parent = self.store.get(step.key)
         if parent is None:
             return []

@@ -52,7 +52,11 @@ tickets = Table(
     Column("storm_vector", LargeBinary),
     Column("last_seen", DateTime(timezone=True)),
     Column("announced_at", DateTime(timezone=True)),  # its storm members last listed in its thread
+    # 0008: the ticket's (redacted) service, a column so "what else fires on it" is an indexed lookup
+    Column("service", String(200)),
     Index("ix_tickets_queue", "status", "priority", "created_at"),
+    Index("ix_tickets_service", "service", "created_at"),
+    Index("ix_tickets_route", "route", "created_at"),
 )
 # Per Slack channel: one replica posts to it at a time (a lease), and not before `ready_at` (Slack's pace, or
 # the backoff after a failure, shared by all replicas).
@@ -106,4 +110,20 @@ alerts = Table(  # the monitor's alert episodes (bot/watch/monitor.py)
     Column("open", Integer, nullable=False),
     Column("detail", Text),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+changes = Table(  # change events (bot/intake/changes/), one row per (source, id): a redelivery is a duplicate
+    "changes",
+    meta,
+    Column("source", String(40), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("service", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # bot.models.ChangeKind
+    Column("summary", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),  # when it happened, as its sender says
+    Column("link", Text),
+    Column("author", String(200)),
+    Column("environment", String(200)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_changes_service_at", "service", "at"),
+    Index("ix_changes_at", "at"),  # retention
 )

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import utcnow
 from bot.models import Feedback, HistoricalIncident, SenderIncident, Ticket, TriageDraft
+from bot.store.changes import ChangeStore
 from bot.store.migrations import upgrade
 from bot.store.schema import feedback, threads, tickets
 from bot.store.tickets import TicketRow, TicketState
@@ -44,6 +45,7 @@ class Store:
         self.engine = create_engine(url, future=True, pool_pre_ping=True)
         upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
         self.watch = WatchStore(self.engine)
+        self.changes = ChangeStore(self.engine)
 
     def thread(self, thread: str) -> SenderIncident | None:
         with self.engine.connect() as c:
@@ -90,6 +92,19 @@ class Store:
             return True
         except (IntegrityError, _Changed):
             return False
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert ticket rows (thread replies about a change) one by one; the keys stored (a key stored before,
+        by a racing replica, is skipped)."""
+        now, stored = utcnow(), []
+        for row in rows:
+            try:
+                with self.engine.begin() as c:
+                    c.execute(insert(tickets).values(created_at=now, updated_at=now, **_plain(row)))
+                stored.append(row["key"])
+            except IntegrityError:
+                continue
+        return stored
 
     def get(self, key: str) -> TicketRow | None:
         with self.engine.connect() as c:

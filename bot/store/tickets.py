@@ -39,6 +39,7 @@ class TicketKind(StrEnum):
 
 class Priority:
     URGENT, NORMAL = 0, 1  # urgent: personal-data exposure or the worst severity, posted before what waits
+    LOW = 2  # a change posted in an incident's thread: never ahead of a ticket waiting in that channel
 
 
 class TicketRow(BaseModel):

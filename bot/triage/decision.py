@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bot.models import LabelDecision, TriageDraft, Verdict
 from bot.triage.classifier import FieldClassifier
+from bot.triage.conformal import ConformalSet
 
 MULTI_KEEP = 0.5  # a further label of a multi-label field is kept at this probability
 CANDIDATES_SHOWN = 3
@@ -31,6 +32,7 @@ ISOTONIC_MIN = 1000  # out-of-fold rows from which isotonic calibration is used 
 # Pseudo-observations at the classifier's own prediction: the LLM's word counts once it has a record.
 AGREEMENT_PRIOR = 10
 PLAYBOOK = "_playbook"  # the LLM's playbook pick is measured like a field, under this name
+STEP = "_step"  # the LLM's phrasing of the first step: whether the drafts showing it are kept, against the rule's
 
 
 def _pair(p: float, v: float) -> list[float]:
@@ -80,6 +82,7 @@ class FieldDecider:
     threshold: float  # confidence at which the label is posted as decided; below: "not sure"
     target_precision: float
     oof_n: int
+    conformal: ConformalSet | None = None  # single-label fields: sets at a coverage, fitted on the same rows
 
     @property
     def field(self) -> str:
@@ -116,6 +119,18 @@ class FieldDecider:
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         return self.calibrator(scores) if self.calibrator is not None else np.asarray(scores)
+
+    def prediction_set(self, scores: dict[str, float], coverage: float) -> list[str]:
+        """The conformal set of a row's stacked scores at `coverage` ([] when none was fitted)."""
+        return self.conformal.predict(scores, coverage) if self.conformal is not None else []
+
+    def _calibrated(self, cands: list[str], s: dict[str, float], known: dict[str, float]) -> dict[str, float]:
+        """Calibrated P(right) of the candidates (the calibrator maps any candidate's stacked score, not only the
+        top's), before the LLM's say: what why-now evidence is measured against."""
+        rest = [c for c in cands if c not in known and c in s]
+        more = self.calibrated(np.asarray([s[c] for c in rest])) if rest else []
+        out = {**{c: known[c] for c in cands if c in known}, **dict(zip(rest, map(float, more), strict=True))}
+        return {c: round(min(max(out[c], 0.0), 1.0), 4) for c in cands if c in out}
 
     def decide(
         self,
@@ -165,8 +180,10 @@ class FieldDecider:
             retrieval_votes={k: round(v, 3) for k, v in votes.items()},
             abstained=conf < self.threshold,
             candidates=ranked[:CANDIDATES_SHOWN],
+            scores={c: round(s[c], 3) for c in ranked[:CANDIDATES_SHOWN] if c in s},
             prior_label=top,
             prior_confidence=round(cal[top], 4),
+            calibrated=self._calibrated(ranked[:CANDIDATES_SHOWN], s, cal),
             llm_prior_confidence=round(cal.get(llm0, 0.0), 4) if llm0 is not None else None,
         )
 
@@ -209,6 +226,14 @@ def fit_decider(
     if len(top):
         d.calibrator = Calibrator(top, ok)
         d.threshold = threshold_for(d.calibrated(top), ok, target_precision)
+    if not clf.multi:
+        true = [
+            max((s.get(g, 0.0) for g in gold), default=0.0)
+            for s, (_, _, gold) in zip(scored, oof, strict=True)
+        ]
+        d.conformal = ConformalSet.fit(
+            list(dict.fromkeys([*clf.classes, *(c for s in scored for c in s)])), true
+        )
     return d
 
 
@@ -247,8 +272,11 @@ class LLMAgreement:
     @classmethod
     def from_verdicts(cls, verdicts: Iterable[Verdict]) -> LLMAgreement:
         """The newest labelled verdict per ticket counts (a confirm then a correction is one verdict)."""
+        verdicts = list(verdicts)
         latest = {v.ticket_key: v for v in verdicts if v.labels and v.draft is not None}
         book = cls()
+        for v in {v.ticket_key: v for v in verdicts if v.draft is not None}.values():
+            book.observe_step(v.draft, v.action)  # type: ignore[arg-type]
         for v in latest.values():
             assert v.draft is not None and v.labels is not None
             book.observe(v.draft, v.labels, v.fix_playbook)
@@ -274,6 +302,23 @@ class LLMAgreement:
                 model, fld, llm[0], d.prior_label, gold, d.llm_prior_confidence or 0.0, d.prior_confidence
             )
 
+    def observe_step(self, draft: TriageDraft, action: str) -> None:
+        """One verdict (any, a reject too) on a draft the LLM answered: kept (confirmed or corrected) or rejected,
+        by who wrote the first step it showed. The rule's steps are the baseline, pooled over models."""
+        if draft.llm.status not in ("ok", "repaired"):
+            return
+        by_llm = draft.triage_step_source == "llm"
+        self.record(
+            draft.llm.model if by_llm else "*", STEP, "llm" if by_llm else "rule", action != "reject", 0.0
+        )
+
+    def step_witness(self, model: str) -> float:
+        """The odds ratio of a draft being kept when it showed this model's step, against the rule's keep rate
+        (shrunk towards it by AGREEMENT_PRIOR): above 1 only once verdicts show its phrasing is kept more often."""
+        kept, _, n = self.counts.get(f"{model}|{STEP}|llm", [0, 0.0, 0])
+        k0, _, n0 = self.counts.get(f"*|{STEP}|rule", [0, 0.0, 0])
+        return self.odds_ratio(kept, n * (k0 + 1) / (n0 + 2), n)
+
     def _tally(
         self, model: str, fld: str, llm: str, top: str, kept: list[str], p_llm: float, p_top: float
     ) -> None:
@@ -284,7 +329,7 @@ class LLMAgreement:
             self.record(model, fld, Situation.LLM_OTHER, llm in kept, p_llm)
             self.record(model, fld, Situation.TOP_OTHER, top in kept, p_top)
 
-    def record(self, model: str, fld: str, where: Situation, kept: bool, predicted: float) -> None:
+    def record(self, model: str, fld: str, where: Situation | str, kept: bool, predicted: float) -> None:
         with self._lock:
             k, p, n = self.counts.get(f"{model}|{fld}|{where}", [0, 0.0, 0])
             self.counts[f"{model}|{fld}|{where}"] = [k + int(kept), p + predicted, n + 1]

@@ -22,18 +22,12 @@ import numpy as np
 
 from bot.clock import utcnow
 from bot.fileio import replace_atomically
-from bot.models import HistoricalIncident, SimilarIncident
+from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
-from bot.triage.classifier import (
-    MIN_LABELLED,
-    Featurizer,
-    FieldClassifier,
-    NotEnoughData,
-    features_text,
-    field_labels,
-)
-from bot.triage.decision import FieldDecider, fit_decider
-from bot.triage.vote import knn_votes
+from bot.triage.actions import ActionModel, fit_actions
+from bot.triage.classifier import MIN_LABELLED, Featurizer, NotEnoughData, features_text, field_labels
+from bot.triage.decision import FieldDecider
+from bot.triage.folds import fit_field, neighbour_votes, thinned
 
 log = logging.getLogger("incibot")
 # Where each time-ordered fold starts (share of the history): a small history gets more folds, so the stacking and
@@ -43,13 +37,15 @@ FOLD_STARTS_SMALL = (0.4, 0.55, 0.7, 0.85)
 FOLD_STARTS_LARGE = (0.5, 0.75)
 LARGE_HISTORY = 2000
 MAX_OOF_PER_FOLD = 1000
-FORMAT = 3  # bumped whenever the pickled classes change shape
+FORMAT = 4  # bumped whenever the pickled classes change shape
 
 
 def taxonomy_key(tax: Taxonomy) -> str:
-    """Changes whenever a field or category changes: a model trained on another taxonomy is stale."""
+    """Changes whenever a field or category changes, or the mitigation vocabulary: a model trained on another
+    taxonomy is stale (retrained; the vote decides, and the hypotheses come from the neighbours, meanwhile)."""
     spec = {f: [fld.multi_label, fld.ids] for f, fld in sorted(tax.fields.items())}
-    return hashlib.sha256(json.dumps([tax.name, spec]).encode()).hexdigest()[:16]
+    actions = tax.mitigation.ids if tax.mitigation else None
+    return hashlib.sha256(json.dumps([tax.name, spec, actions]).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -61,6 +57,10 @@ class LearnedModel:
     n_history: int
     trained_at: datetime = field(default_factory=utcnow)
     train_s: float = 0.0
+    actions: ActionModel | None = (
+        None  # the mitigation action's decision (None: no vocabulary, too few actions)
+    )
+    actions_fallback: str = ""  # why there is none
 
     def features(self, text: str, service: str | None, source: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
         """One ticket's features, computed once and shared by every field."""
@@ -74,30 +74,11 @@ class LearnedModel:
             f"{f}: {d.clf.n_train} labelled, threshold {d.threshold:.2f}" for f, d in self.fields.items()
         ]
         parts += [f"{f}: vote ({why})" for f, why in self.fallback.items()]
+        if self.actions is not None:
+            parts.append(self.actions.describe())
+        elif self.actions_fallback:
+            parts.append(f"mitigation: neighbours' fixes ({self.actions_fallback})")
         return "; ".join(parts)
-
-
-def neighbour_votes(
-    order: list[HistoricalIncident], vecs: np.ndarray, rows: list[int], k: int, tax: Taxonomy
-) -> dict[int, dict[str, dict[str, float]]]:
-    """For each row: the vote per field of its k most similar strictly older incidents (as the bot's query)."""
-    ts = np.asarray([i.created_at.timestamp() for i in order])
-    out: dict[int, dict[str, dict[str, float]]] = {}
-    for start in range(0, len(rows), 512):
-        chunk = rows[start : start + 512]
-        sims = vecs[chunk] @ vecs.T
-        sims[ts[None, :] >= ts[chunk][:, None]] = -np.inf
-        kk = min(k, sims.shape[1])
-        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        for row, (r, idx) in enumerate(zip(chunk, part, strict=True)):
-            idx = idx[np.argsort(-sims[row, idx])]
-            similar = [
-                SimilarIncident(id=order[j].id, title="", score=float(sims[row, j]), labels=order[j].labels)
-                for j in idx
-                if np.isfinite(sims[row, j])
-            ]
-            out[r] = {f: knn_votes(similar, f, tax) for f in tax.fields}
-    return out
 
 
 def train(
@@ -107,28 +88,36 @@ def train(
     *,
     k: int,
     target_precision: float,
+    actions: list[str | None] | None = None,
 ) -> LearnedModel:
+    """`actions`: each history incident's mitigation action (`bot.triage.mitigation`, None: not known), aligned
+    with `history`; the action is then decided by the same machinery as a field (`bot.triage.actions`)."""
     t0 = time.perf_counter()
     idx = sorted(range(len(history)), key=lambda i: history[i].created_at)
     order = [history[i] for i in idx]
     vecs = vectors[idx] if len(idx) else vectors
     texts = [features_text(i.body, i.service, i.source) for i in order]
     labels = {f: [field_labels(tax, f, i) for i in order] for f in tax.fields}
+    acts = [actions[i] for i in idx] if actions is not None and tax.mitigation is not None else None
     n = len(order)
     feats = Featurizer()
     counts = {f: sum(1 for labs in labels[f] if labs) for f in tax.fields}
-    if max(counts.values(), default=0) < MIN_LABELLED:
+    n_acts = sum(1 for a in acts or [] if a)
+    no_actions = "no mitigation vocabulary" if tax.mitigation is None else "no actions given"
+    if max([*counts.values(), n_acts], default=0) < MIN_LABELLED:
         why = {f: f"{c} labelled incidents (< {MIN_LABELLED})" for f, c in counts.items()}
-        return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0)
+        return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0,
+                            actions_fallback=f"{n_acts} incidents with a known fix (< {MIN_LABELLED})")  # fmt: skip
     try:
         X = feats.fit_transform(texts, vecs)
     except ValueError as e:  # e.g. no words at all
         why = {f: f"no usable text features: {e}" for f in tax.fields}
-        return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0)
+        return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0,
+                            actions_fallback=f"no usable text features: {e}")  # fmt: skip
     starts = FOLD_STARTS_LARGE if n >= LARGE_HISTORY else FOLD_STARTS_SMALL
     bounds = [int(n * b) for b in starts] + [n]
     folds = [
-        _thinned([r for r in range(lo, hi) if any(labels[f][r] for f in tax.fields)], MAX_OOF_PER_FOLD)
+        thinned([r for r in range(lo, hi) if any(labels[f][r] for f in tax.fields)], MAX_OOF_PER_FOLD)
         for lo, hi in itertools.pairwise(bounds)
     ]
     predicted = [r for fold in folds for r in fold]
@@ -137,39 +126,21 @@ def train(
     fallback: dict[str, str] = {}
     for f, fld in tax.fields.items():
         try:
-            clf = FieldClassifier.fit(f, fld.multi_label, X, labels[f])
+            field_votes = {r: v[f] for r, v in votes.items()}
+            fields[f] = fit_field(
+                f, fld.multi_label, X, labels[f], bounds, folds, field_votes, target_precision
+            )
         except NotEnoughData as e:
             fallback[f] = str(e)
-            continue
-        oof: list[tuple[np.ndarray, dict[str, float], list[str]]] = []
-        for lo, fold_rows in zip(bounds, folds, strict=False):
-            rows = [r for r in fold_rows if labels[f][r]]
-            if not rows:
-                continue
-            try:
-                fold = FieldClassifier.fit(f, fld.multi_label, X[:lo], labels[f][:lo])
-            except NotEnoughData:
-                continue
-            proba = _aligned(fold, clf.classes, fold.proba(X[rows]))
-            oof += [(proba[i], votes[r][f], labels[f][r]) for i, r in enumerate(rows)]
-        fields[f] = fit_decider(clf, oof, target_precision)
-    return LearnedModel(taxonomy_key(tax), feats, fields, fallback, n, train_s=time.perf_counter() - t0)
-
-
-def _thinned(rows: list[int], most: int) -> list[int]:
-    """At most `most` of the rows, evenly spread over them (they are in time order)."""
-    if len(rows) <= most:
-        return rows
-    return [rows[int(j * len(rows) / most)] for j in range(most)]
-
-
-def _aligned(fold: FieldClassifier, classes: list[str], proba: np.ndarray) -> np.ndarray:
-    """A fold's probabilities in the final model's class order (labels the fold never saw: 0)."""
-    out = np.zeros((proba.shape[0], len(classes)))
-    for j, c in enumerate(fold.classes):
-        if c in classes:
-            out[:, classes.index(c)] = proba[:, j]
-    return out
+    model = LearnedModel(taxonomy_key(tax), feats, fields, fallback, n)
+    if acts is not None:
+        fit = fit_actions(tax, order, vecs, X, acts, bounds, fields, k=k, target_precision=target_precision,
+                          per_fold=MAX_OOF_PER_FOLD)  # fmt: skip
+        model.actions, model.actions_fallback = (fit, "") if isinstance(fit, ActionModel) else (None, fit)
+    else:
+        model.actions_fallback = no_actions
+    model.train_s = time.perf_counter() - t0
+    return model
 
 
 class ModelFileError(RuntimeError):

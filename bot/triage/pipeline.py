@@ -11,20 +11,25 @@ import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from bot.config import Settings
-from bot.models import DraftPlaybook, LLMUsage, SimilarIncident, Ticket, TriageDraft
+from bot.models import Context, DraftPlaybook, LLMUsage, SimilarIncident, Ticket, TriageDraft
 from bot.store.factory import open_history
 from bot.store.vectors import HistoryError, Hit, VectorStore
 from bot.taxonomy import Taxonomy
 from bot.text import usable_text
 from bot.triage.drafting import Drafter, Prompts
+from bot.triage.evidence import features as evidence_features
+from bot.triage.first_step import StepWriter
+from bot.triage.hypotheses import MitigationAdvisor
 from bot.triage.labels import LabelDecider
 from bot.triage.llm import build_chat_model, model_label
+from bot.triage.mitigation import MitigationExtractor, fix_text
 from bot.triage.playbook_choice import PlaybookChooser
 from bot.triage.playbooks import PlaybookLibrary
 from bot.triage.prepare import Prepared, Preparer
 from bot.triage.redact import Redaction, redactor
 from bot.triage.retrieval import Retrieved, retrieve_all
 from bot.triage.trainer import Trainer, VerdictSource, trainer_for
+from bot.triage.ttm import TimeToMitigate
 from bot.triage.validate import AnswerRejected, check_answer
 
 NOTES_FROM_HISTORY = 3
@@ -58,6 +63,17 @@ class Triager:
         self.trainer = trainer or Trainer(self.taxonomy, None, None)
         self.labels = LabelDecider(settings, self.taxonomy, self.trainer)
         self.playbook_choice = PlaybookChooser(self.playbooks, self.taxonomy, self.trainer)
+        self.advisor = MitigationAdvisor(self.taxonomy, settings.hypothesis_coverage)
+        self._mitigations: MitigationExtractor | None = None
+        self.steps = StepWriter(self.taxonomy, self.playbooks, self.trainer, settings.step_close_margin)
+        self.ttm = TimeToMitigate(settings.ttm_estimator, history, self.trainer, lambda: self.mitigations)
+
+    @property
+    def mitigations(self) -> MitigationExtractor:
+        """Past incidents -> what fixed them (built on first use: it embeds the vocabulary)."""
+        if self._mitigations is None:
+            self._mitigations = MitigationExtractor(self.taxonomy)
+        return self._mitigations
 
     @classmethod
     def from_settings(
@@ -109,13 +125,15 @@ class Triager:
         history_required: bool = True,
         query: np.ndarray | None = None,
         prepared: Prepared | None = None,
+        context: Context | None = None,
     ) -> TriageDraft:
         """Draft a triage. `before` limits history to incidents older than it, `visible_at` to incidents whose outcome
         was known before it (`bot.visibility`): evals replay history with both at the ticket's opening, no look-ahead.
 
         With `history_required=False` (the running bot) an unusable history store gives a draft without similar
         incidents and a warning instead of an error, so the ticket is still posted. `prepared` (or `query`, the
-        embedding alone) is what the caller already has (storms and retrieval share it)."""
+        embedding alone) is what the caller already has (storms and retrieval share it). `context` (recent changes,
+        concurrent tickets) is evidence whose worth verdicts measure (bot/triage/evidence.py)."""
         t0 = time.perf_counter()
         text = self.preparer.text(ticket)
         red = prepared.redaction if prepared is not None else self.redactor.redact(text)
@@ -147,7 +165,10 @@ class Triager:
             neighbours=found.neighbours,
             redacted=red.text,
             vector=found.query,
+            evidence=evidence_features(context, self.taxonomy.evidence_alerts),
         )
+        if context is not None:
+            draft.context = context
         if usage.status == "rejected":
             warnings.append(f"LLM answer discarded: {usage.error}")
         draft.warnings, draft.redactions = warnings, red.counts
@@ -174,26 +195,42 @@ class Triager:
         neighbours: list[SimilarIncident] | None = None,
         redacted: str | None = None,
         vector: np.ndarray | None = None,
+        evidence: list[str] | None = None,
     ) -> TriageDraft:
         """The draft from its parts: labels, the privacy rule, the playbook, the first step and notes."""
         tax = self.taxonomy
-        labels = self.labels.decide(ticket, redacted or text, neighbours or similar, answer, usage, vector)
+        labels = self.labels.decide(
+            ticket, redacted or text, neighbours or similar, answer, usage, vector, evidence=evidence or []
+        )
         privacy_hit = tax.privacy_match(text)
         if privacy_hit:
             self.labels.privacy_override(labels)
 
-        choice = self.playbook_choice.choose(labels, answer, privacy_hit, similar, usage.model)
+        # What fixed each similar incident (and each neighbour): the sentence that says so and its action, never a
+        # status line; then what may fix this one, which the playbook follows (bot/triage/hypotheses.py).
+        similar = self.mitigations.annotate(similar)
+        near = self.mitigations.annotate(neighbours) if neighbours else similar
+        learned = self.trainer.current if self.settings.learned_decision else None
+        X = self.advisor.features(learned, ticket, redacted or text, vector)
+        mitigation = self.advisor.advise(learned, X, near, similar)
+        choice = self.playbook_choice.choose(labels, answer, privacy_hit, similar, usage.model, mitigation)
         playbook = choice.playbook
-        llm_step = getattr(answer, "triage_step", None)
-        if usable_text(llm_step) and not privacy_hit:
-            triage_step, step_source = llm_step, "llm"
-        else:
-            triage_step, step_source = playbook.first_check or playbook.steps[0].action, "rule"
+        # The check that separates the two likeliest hypotheses when they are close, else the playbook's first check,
+        # with the ticket's entities; the LLM's phrasing only once validated and measured (bot/triage/first_step.py).
+        triage_step, step_source = self.steps.write(
+            ticket,
+            redacted or self.redactor.redact(text).text,
+            labels,
+            playbook,
+            None if privacy_hit else getattr(answer, "triage_step", None),
+            usage.model,
+            getattr(mitigation, "hypotheses", None),  # the actions where there are two, else the root causes
+        )
 
         notes = [
-            f"Similar incident '{x.title}' (similarity {x.score:.2f}) was fixed by: {' '.join(x.resolution.split())[:300]}"
+            f"Similar incident '{x.title}' (similarity {x.score:.2f}) was fixed by: {fix_text(x.fix, tax, 300)}"
             for x in similar
-            if x.resolution.strip()
+            if x.fix is not None
         ][:NOTES_FROM_HISTORY]
         notes += [
             f"LLM suggests: {m}" for m in getattr(answer, "mitigation_steps", None) or [] if usable_text(m)
@@ -205,6 +242,7 @@ class Triager:
             ticket_id=ticket.id,
             taxonomy=tax.name,
             labels=labels,
+            evidence=evidence or [],
             privacy_exposure=bool(privacy_hit),
             privacy_reason=f"ticket mentions '{privacy_hit}'" if privacy_hit else None,
             similar=similar,
@@ -222,6 +260,13 @@ class Triager:
             rationale=rationale if usable_text(rationale) else "",
             kind="llm" if ok else "retrieval-only",
             llm=usage,
+            mitigation=mitigation,
+            ttm=self.ttm(
+                ticket,
+                labels["severity"].label if "severity" in labels else None,
+                similar,
+                neighbours or similar,
+            ),
         )
 
     def record_verdict(
@@ -230,3 +275,8 @@ class Triager:
         """An engineer's labels (and the playbook their fix maps to): how often this model's own label and playbook
         were right, against the choice without it (its say next time)."""
         self.trainer.agreement.observe(draft, final, fix_playbook)
+        self.trainer.evidence.observe(draft, final)
+
+    def record_step_verdict(self, draft: TriageDraft, action: str) -> None:
+        """Any verdict, a reject too: whether the draft was kept, by who wrote its first step (the LLM's say there)."""
+        self.trainer.agreement.observe_step(draft, action)

@@ -1,5 +1,6 @@
-"""Which playbook a draft recommends: the one whose scope fits the decided labels, plus the neighbours' fixes
-(mapped to playbooks); the LLM's pick replaces it only once verdicts show that model right more often where the
+"""Which playbook a draft recommends: the one the learned top mitigation action maps to, where it is confident (not
+abstained, not `other`); else the one whose scope fits the decided labels, plus the neighbours' fixes (mapped to
+playbooks). The LLM's pick replaces it only once verdicts show that model right more often where the
 two differ. A ticket that suggests personal-data exposure always gets the taxonomy's privacy playbook."""
 
 from __future__ import annotations
@@ -8,13 +9,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from bot.models import LabelDecision, SimilarIncident
+from bot.models import LabelDecision, MitigationHypotheses, SimilarIncident
 from bot.taxonomy import Taxonomy
+from bot.triage.actions import ROOT_CAUSE
 from bot.triage.decision import PLAYBOOK, Situation
 from bot.triage.playbooks import Playbook, PlaybookLibrary
 from bot.triage.resolutions import ResolutionMapper
 from bot.triage.trainer import Trainer
 
+OTHER = "other"  # the mitigation action that names no procedure
+# Where the action is `other` or abstained: the top root cause's playbook (True) or the mix below (False). Chosen on
+# cloud-labeled's validation split (`incibot eval --split validation`): agreement with the real fix's playbook 0.083
+# with the root cause's, 0.167 with the mix (24 cases each); so the learned action replaces the mix only where it
+# is confident.
+CAUSE_FALLBACK = False
 # Say of the neighbours' mapped fixes beside the labels' scope match: the ratio of how often each alone names an
 # incident's own mapped fix on older history (0.22 vs 0.11 on cloud-labeled; `python -m evals.playbook_choice`).
 FIXES_WEIGHT = 1.9
@@ -61,6 +69,7 @@ class PlaybookChooser:
         privacy_hit: str | None,
         similar: list[SimilarIncident],
         model: str = "",
+        mitigation: MitigationHypotheses | None = None,
     ) -> PlaybookChoice:
         lib, tax = self.playbooks, self.taxonomy
         if privacy_hit and tax.privacy and (p := lib.get(tax.privacy.playbook)):
@@ -68,15 +77,18 @@ class PlaybookChooser:
         decided = {f: tax.to_default(f, d.label) for f, d in labels.items()}
         weights = {f: d.confidence for f, d in labels.items()}
         norm = sum(weights.values()) or 1.0
-        fixes = self.fixes_vote(similar)
-        # How well its scope fits the decided labels (0..1), plus FIXES_WEIGHT times the share of similar incidents
-        # fixed its way: on older history the neighbours' fixes name the right playbook about twice as often.
-        scored = {p.id: p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0)
-                  for p in lib.by_id.values()}  # fmt: skip
-        best_id = max(scored, key=lambda i: scored[i])
-        rule, source = (
-            (lib.by_id[best_id], "retrieval") if scored[best_id] > 0 else (lib.fallback(), "default")
-        )
+        if (followed := self.followed(mitigation, labels, decided, weights)) is not None:
+            rule, source = followed, "classifier"
+        else:
+            fixes = self.fixes_vote(similar)
+            # How well its scope fits the decided labels (0..1), plus FIXES_WEIGHT times the share of similar
+            # incidents fixed its way: on older history the neighbours' fixes name the right playbook twice as often.
+            scored = {p.id: p.match(decided, weights) / norm + FIXES_WEIGHT * fixes.get(p.id, 0.0)
+                      for p in lib.by_id.values()}  # fmt: skip
+            best_id = max(scored, key=lambda i: scored[i])
+            rule, source = (
+                (lib.by_id[best_id], "retrieval") if scored[best_id] > 0 else (lib.fallback(), "default")
+            )
         pick = lib.get(getattr(answer, "playbook", "") or "")
         if pick is None:
             return PlaybookChoice(rule, source, rule.id)
@@ -87,3 +99,24 @@ class PlaybookChooser:
         if say[Situation.LLM_OTHER] > say[Situation.TOP_OTHER]:
             return PlaybookChoice(pick, "llm", rule.id, pick.id)
         return PlaybookChoice(rule, source, rule.id, pick.id)
+
+    def followed(
+        self,
+        mitigation: MitigationHypotheses | None,
+        labels: dict[str, LabelDecision],
+        decided: dict[str, str],
+        weights: dict[str, float],
+    ) -> Playbook | None:
+        """The playbook of the learned top action (the best scope fit among those the taxonomy maps it to); where the
+        action is `other`, abstained or maps to no playbook here, the top root cause's if CAUSE_FALLBACK. None: the
+        mix decides (no vocabulary, no learned action yet, nothing fits), as before actions were learned."""
+        if mitigation is None or mitigation.source != "classifier" or not mitigation.candidates:
+            return None
+        top = mitigation.candidates[0]
+        pool: list[Playbook] = []
+        if not mitigation.abstained and top != OTHER:
+            pool = [p for i in self.taxonomy.playbooks_for(top) if (p := self.playbooks.get(i))]
+        if not pool and CAUSE_FALLBACK and (rc := labels.get(ROOT_CAUSE)) is not None:
+            cause = self.taxonomy.to_default(ROOT_CAUSE, rc.label)
+            pool = [p for p in self.playbooks.by_id.values() if cause in p.applies_to.get(ROOT_CAUSE, [])]
+        return max(pool, key=lambda p: p.match(decided, weights)) if pool else None

@@ -1,6 +1,6 @@
 """Mitigation playbooks: Markdown files with YAML front matter in `playbooks/`, editable by operators.
 
-Front matter: id, title, applies_to (taxonomy field -> categories), first_check; description and keywords
+Front matter: id, title, applies_to (taxonomy field -> categories), first_check, signature; description and keywords
 (in the words incident resolutions use) let `bot.triage.resolutions` match past resolutions to a playbook.
 Body: a numbered list of steps; an indented line "Check: ..." under a step says how to confirm it worked.
 """
@@ -31,6 +31,9 @@ class Playbook(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     applies_to: dict[str, list[str]] = Field(default_factory=dict)
     first_check: str = ""
+    # What the data shows when this playbook's case is the one ("only {model} in {region} fails"): the first step
+    # uses it to tell two close hypotheses apart (bot/triage/first_step.py); placeholders are the ticket's entities.
+    signature: str = ""
     steps: list[PlaybookStep] = Field(min_length=1)
     path: Path | None = None
 

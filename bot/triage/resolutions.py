@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -90,13 +92,13 @@ _NOT_OURS = re.compile(
 _TIMESTAMP = re.compile(r"^[^.]{0,60}?\d{1,2}:\d{2}[^.]{0,60}?\s[-–—]\s+")
 
 
-def keyword_hit(keyword: tuple[str, ...], have: set[str]) -> float:
+def keyword_hit(keyword: tuple[str, ...], have: set[str], partial: bool = True) -> float:
     """How much of a keyword (its stems, in order) a sentence has: all of it, or all but the last of 3+ stems (the
     object may be worded differently: "rolled back the release" for "rolled back the deployment"); a one-word
     keyword says less than a phrase, so it counts half."""
     if all(k in have for k in keyword):
         return min(1.0, len(keyword) / 2)
-    if len(keyword) >= 3 and all(k in have for k in keyword[:-1]):
+    if partial and len(keyword) >= 3 and all(k in have for k in keyword[:-1]):
         return (len(keyword) - 1) / len(keyword)
     return 0.0
 
@@ -121,15 +123,17 @@ def informative_text(resolution: str) -> str:
     return text if len(text.split()) >= MIN_WORDS else ""
 
 
-def fix_sentences(resolution: str) -> list[str]:
-    """The sentences that may tell how it was fixed: stock status lines, timeline stamps and the review's
-    prevention / follow-up sections dropped, sentences shorter than MIN_SENTENCE_WORDS skipped."""
+def fix_parts(resolution: str) -> list[tuple[str, str]]:
+    """(sentence, its timeline stamp or "") for the sentences that may tell how it was fixed: stock status lines,
+    the review's prevention / follow-up sections dropped, sentences shorter than MIN_SENTENCE_WORDS skipped."""
     text = squash(resolution or "")
     if m := _AFTERMATH.search(text):
         text = text[: m.start()]
     out = []
     for part in _SENTENCE.split(text):
-        sent = _TIMESTAMP.sub("", part.strip()).strip(" -–—*#:")
+        part = part.strip()
+        stamp = m.group(0).strip(" -–—") if (m := _TIMESTAMP.match(part)) else ""
+        sent = _TIMESTAMP.sub("", part).strip(" -–—*#:")
         sent = re.sub(r"^description:\s*", "", sent, flags=re.IGNORECASE)
         if (
             len(sent.split()) >= MIN_SENTENCE_WORDS
@@ -137,8 +141,13 @@ def fix_sentences(resolution: str) -> list[str]:
             and not _STOCK_EXTRA.match(sent)
             and not _NOT_OURS.match(sent)
         ):
-            out.append(sent)
+            out.append((sent, stamp))
     return out[:MAX_SENTENCES]
+
+
+def fix_sentences(resolution: str) -> list[str]:
+    """The sentences that may tell how it was fixed (`fix_parts` without the stamps)."""
+    return [sent for sent, _ in fix_parts(resolution)]
 
 
 # ---- lexical keyword hits ---------------------------------------------------------------------------------------
@@ -176,6 +185,22 @@ def stems(text: str) -> list[str]:
     return [stem(w) for w in words if w not in _STOP]
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a sentence can map to (a playbook, a mitigation action): its id, texts that stand for it, keywords."""
+
+    id: str
+    texts: list[str]
+    keywords: list[str]
+
+
+class SentenceMatch(BaseModel):
+    id: str
+    score: float
+    sentence: str  # the sentence that scored best
+    stamp: str = ""  # its timeline stamp, if the text had one
+
+
 def playbook_texts(p: Playbook) -> list[str]:
     """Texts that stand for a playbook: the whole description, the keywords in one list, and each keyword alone."""
     texts = [f"{p.title}. {p.description}".strip()]
@@ -185,13 +210,103 @@ def playbook_texts(p: Playbook) -> list[str]:
     return texts
 
 
-class ResolutionMapper:
-    """Resolution text -> best-fitting playbook, or None when nothing fits well enough (no default fallback).
+class SentenceMapper:
+    """Resolution text -> the best-fitting target and the sentence that says so, or None when nothing fits well
+    enough (no default fallback).
 
-    Per sentence: embedding similarity to each playbook's texts (max over them) plus `lexical_bonus` when a keyword
-    of the playbook occurs in it (all its word stems); the sentence counts only if that beats its similarity to the
-    "no fix" texts by `margin` and reaches `min_score`. The text's playbook is the best over its sentences.
+    Per sentence: embedding similarity to each target's texts (max over them) plus `lexical_bonus` when a keyword
+    of the target occurs in it (all its word stems); the sentence counts only if that beats its similarity to the
+    "no fix" texts by `margin` and reaches `min_score` (and, with `require_keyword`, has one of the target's
+    keywords). The text's target is the best over its sentences.
     """
+
+    def __init__(
+        self,
+        targets: list[Target],
+        min_score: float = DEFAULT_MIN_SCORE,
+        embedder: Embedder | None = None,
+        cache_size: int = CACHE_SIZE,
+        lexical_bonus: float = LEXICAL_BONUS,
+        margin: float = REJECT_MARGIN,
+        reject_texts: list[str] | None = None,
+        require_keyword: bool = False,
+        keep: Callable[[str], bool] | None = None,
+    ) -> None:
+        if embedder is None:
+            from bot.store.embeddings import get_embedder
+
+            embedder = get_embedder()
+        self.embedder, self.min_score, self.cache_size = embedder, min_score, cache_size
+        self.lexical_bonus, self.margin, self.require_keyword = lexical_bonus, margin, require_keyword
+        self.keep = keep or (lambda _s: True)  # which fix sentences may count at all
+        self.ids = [t.id for t in targets]
+        owners = [j for j, t in enumerate(targets) for _ in t.texts]
+        texts = [x for t in targets for x in t.texts]
+        reject = NO_FIX_TEXTS if reject_texts is None else reject_texts
+        self._owners = np.array(owners)
+        # once: the targets are few and do not change at run time
+        vectors = self.embedder.embed(texts + reject) if texts or reject else np.zeros((0, 1))
+        self._vectors, self._reject = vectors[: len(texts)], vectors[len(texts) :]
+        self._keywords = [[tuple(dict.fromkeys(k)) for kw in t.keywords if (k := stems(kw))] for t in targets]
+        self._cache: OrderedDict[str, SentenceMatch | None] = OrderedDict()
+
+    def match(self, resolution: str) -> SentenceMatch | None:
+        return self.match_many([resolution])[0]
+
+    def match_many(self, resolutions: list[str]) -> list[SentenceMatch | None]:
+        """One batched embed call for the texts not cached; the bot maps the same neighbours again and again."""
+        keys = [hashlib.sha256((r or "").encode("utf-8")).hexdigest() for r in resolutions]
+        found: dict[str, SentenceMatch | None] = {k: self._cache[k] for k in keys if k in self._cache}
+        todo = {
+            k: [p for p in fix_parts(r) if self.keep(p[0])]
+            for k, r in zip(keys, resolutions, strict=True)
+            if k not in found
+        }
+        found.update({k: None for k, parts in todo.items() if not parts or not self.ids})
+        flat = [(k, part) for k, parts in todo.items() if k not in found for part in parts]
+        if flat:
+            scores, ok = self.sentence_scores([sent for _, (sent, _) in flat])
+            for k in dict.fromkeys(k for k, _ in flat):
+                rows = [i for i, (kk, _) in enumerate(flat) if kk == k]
+                found[k] = self._best(scores[rows], ok[rows], [flat[i][1] for i in rows])
+        for k in dict.fromkeys(keys):
+            self._cache[k] = found[k]
+            self._cache.move_to_end(k)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return [found[k] for k in keys]
+
+    def sentence_scores(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(sentences x targets) scores, and whether each beats the sentence's "no fix" similarity by the margin
+        (and has one of the target's keywords, with `require_keyword`)."""
+        vecs = self.embedder.embed(sentences)
+        sims = vecs @ self._vectors.T
+        emb = np.full((len(sentences), len(self.ids)), -1.0, dtype=np.float32)
+        for j in range(len(self.ids)):
+            if (self._owners == j).any():
+                emb[:, j] = sims[:, self._owners == j].max(axis=1)
+        lex = np.zeros_like(emb)
+        for i, sent in enumerate(sentences):
+            have = set(stems(sent))
+            for j, kws in enumerate(self._keywords):
+                # a required keyword must be there whole: "rolled out" is not "rolled out a fix"
+                lex[i, j] = max((keyword_hit(k, have, not self.require_keyword) for k in kws), default=0.0)
+        scores = emb + self.lexical_bonus * lex
+        reject = (vecs @ self._reject.T).max(axis=1) if len(self._reject) else np.full(len(sentences), -1.0)
+        ok = scores >= reject[:, None] + self.margin
+        return scores, (ok & (lex > 0)) if self.require_keyword else ok
+
+    def _best(self, scores: np.ndarray, ok: np.ndarray, parts: list[tuple[str, str]]) -> SentenceMatch | None:
+        masked = np.where(ok & (scores >= self.min_score), scores, -np.inf)
+        i, j = np.unravel_index(int(np.argmax(masked)), masked.shape)
+        if not np.isfinite(masked[i, j]):
+            return None
+        sent, stamp = parts[i]
+        return SentenceMatch(id=self.ids[j], score=round(float(masked[i, j]), 4), sentence=sent, stamp=stamp)
+
+
+class ResolutionMapper(SentenceMapper):
+    """Resolution text -> the playbook whose description and keywords fit how it was fixed, or None."""
 
     def __init__(
         self,
@@ -202,69 +317,14 @@ class ResolutionMapper:
         lexical_bonus: float = LEXICAL_BONUS,
         margin: float = REJECT_MARGIN,
     ) -> None:
-        if embedder is None:
-            from bot.store.embeddings import get_embedder
-
-            embedder = get_embedder()
-        self.embedder, self.min_score, self.cache_size = embedder, min_score, cache_size
-        self.lexical_bonus, self.margin = lexical_bonus, margin
-        self.ids = list(library.by_id)
-        owners: list[int] = []
-        texts: list[str] = []
-        for j, p in enumerate(library.by_id.values()):
-            for t in playbook_texts(p):
-                owners.append(j)
-                texts.append(t)
-        self._owners = np.array(owners)
-        # once: the library is small and does not change at run time
-        vectors = self.embedder.embed(texts + NO_FIX_TEXTS)
-        self._vectors, self._reject = vectors[: len(texts)], vectors[len(texts) :]
-        self._keywords = [
-            [tuple(dict.fromkeys(k)) for kw in p.keywords if (k := stems(kw))] for p in library.by_id.values()
-        ]
-        self._cache: OrderedDict[str, PlaybookMatch | None] = OrderedDict()
+        targets = [Target(p.id, playbook_texts(p), list(p.keywords)) for p in library.by_id.values()]
+        super().__init__(targets, min_score, embedder, cache_size, lexical_bonus, margin)
 
     def map(self, resolution: str) -> PlaybookMatch | None:
         return self.map_many([resolution])[0]
 
     def map_many(self, resolutions: list[str]) -> list[PlaybookMatch | None]:
-        """One batched embed call for the texts not cached; the bot maps the same neighbours again and again."""
-        keys = [hashlib.sha256((r or "").encode("utf-8")).hexdigest() for r in resolutions]
-        found: dict[str, PlaybookMatch | None] = {k: self._cache[k] for k in keys if k in self._cache}
-        todo = {k: fix_sentences(r) for k, r in zip(keys, resolutions, strict=True) if k not in found}
-        found.update({k: None for k, sents in todo.items() if not sents})
-        flat = [(k, sent) for k, sents in todo.items() for sent in sents]
-        if flat:
-            scores, ok = self.sentence_scores([sent for _, sent in flat])
-            for k in dict.fromkeys(k for k, _ in flat):
-                rows = [i for i, (kk, _) in enumerate(flat) if kk == k]
-                found[k] = self._best(scores[rows], ok[rows])
-        for k in dict.fromkeys(keys):
-            self._cache[k] = found[k]
-            self._cache.move_to_end(k)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return [found[k] for k in keys]
-
-    def sentence_scores(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(sentences x playbooks) scores, and whether each beats the sentence's "no fix" similarity by the margin."""
-        vecs = self.embedder.embed(sentences)
-        sims = vecs @ self._vectors.T
-        emb = np.full((len(sentences), len(self.ids)), -1.0, dtype=np.float32)
-        for j in range(len(self.ids)):
-            emb[:, j] = sims[:, self._owners == j].max(axis=1)
-        lex = np.zeros_like(emb)
-        for i, sent in enumerate(sentences):
-            have = set(stems(sent))
-            for j, kws in enumerate(self._keywords):
-                lex[i, j] = max((keyword_hit(k, have) for k in kws), default=0.0)
-        scores = emb + self.lexical_bonus * lex
-        reject = (vecs @ self._reject.T).max(axis=1) if len(self._reject) else np.full(len(sentences), -1.0)
-        return scores, scores >= reject[:, None] + self.margin
-
-    def _best(self, scores: np.ndarray, ok: np.ndarray) -> PlaybookMatch | None:
-        masked = np.where(ok & (scores >= self.min_score), scores, -np.inf)
-        i, j = np.unravel_index(int(np.argmax(masked)), masked.shape)
-        if not np.isfinite(masked[i, j]):
-            return None
-        return PlaybookMatch(playbook_id=self.ids[j], score=round(float(masked[i, j]), 4))
+        return [
+            PlaybookMatch(playbook_id=m.id, score=m.score) if m else None
+            for m in self.match_many(resolutions)
+        ]

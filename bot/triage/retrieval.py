@@ -26,6 +26,7 @@ def _to_similar(hit: Hit) -> SimilarIncident:
         link=inc.link,
         resolution=inc.resolution,
         labels=inc.labels,
+        source=inc.source,
     )
 
 

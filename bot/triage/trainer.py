@@ -7,6 +7,7 @@ says so. The newest model is swapped in atomically; a triage in flight keeps the
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,9 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
 from bot.models import HistoricalIncident, Verdict
-from bot.taxonomy import Taxonomy
+from bot.taxonomy import MITIGATION, Taxonomy
 from bot.triage.decision import LLMAgreement
+from bot.triage.evidence import EvidenceBook
 from bot.triage.learned import LearnedModel, ModelFileError, load, save, train
+from bot.triage.mitigation import MitigationExtractor
 
 if TYPE_CHECKING:
     from bot.store.vectors import VectorStore
@@ -48,11 +51,28 @@ class Trainer:
         self.status = "not trained yet"
         self.trainings = 0
         self.agreement = LLMAgreement()
+        self.evidence = EvidenceBook()  # the why-now features' measured worth (bot/triage/evidence.py)
         self.recount()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._state = threading.Lock()
+        self._extractor: MitigationExtractor | None = None
+        self._actions: dict[str, str | None] = {}  # incident fingerprint -> its action (text mapping is slow)
+
+    def actions_of(self, history: list[HistoricalIncident]) -> list[str | None] | None:
+        """Each incident's mitigation action (labels, verdict, else its resolution text), None for the taxonomy
+        without a vocabulary. Remembered per incident and outcome: retraining maps only what is new."""
+        if self.taxonomy.mitigation is None:
+            return None
+        keys = [_fingerprint(i) for i in history]
+        todo = [(k, i) for k, i in zip(keys, history, strict=True) if k not in self._actions]
+        if todo:
+            if self._extractor is None:
+                self._extractor = MitigationExtractor(self.taxonomy)
+            fixes = self._extractor.of_history([i for _, i in todo])
+            self._actions.update({k: f.action if f else None for (k, _), f in zip(todo, fixes, strict=True)})
+        return [self._actions[k] for k in keys]
 
     def load(self) -> bool:
         """The model on disk, if it fits this taxonomy; else None and the reason in `status`."""
@@ -70,12 +90,14 @@ class Trainer:
         return False
 
     def recount(self) -> None:
-        """The LLM's agreement counted afresh from the stored verdicts (all replicas' and before a restart).
+        """The LLM's agreement and the evidence book counted afresh from the stored verdicts (all replicas' and before a restart).
         A verdict observed in memory while this reads may be counted twice until the next recount: harmless."""
         if self.verdicts is None:
             return
         try:
-            self.agreement = LLMAgreement.from_verdicts(self.verdicts())
+            verdicts = list(self.verdicts())
+            self.agreement = LLMAgreement.from_verdicts(verdicts)
+            self.evidence = EvidenceBook.from_verdicts(verdicts)
         except SQLAlchemyError as e:  # database down: keep counting in memory, recount at the next training
             log.warning("LLM agreement not recounted, database unavailable: %s", e)
 
@@ -92,7 +114,8 @@ class Trainer:
                 return None
             history, vectors = self.source()
         with self._lock:  # one training at a time per process
-            model = train(history, vectors, self.taxonomy, k=self.k, target_precision=self.target_precision)
+            model = train(history, vectors, self.taxonomy, k=self.k, target_precision=self.target_precision,
+                          actions=self.actions_of(history))  # fmt: skip
             self.trainings += 1
             if self.path is not None:
                 save(model, self.path)
@@ -121,6 +144,11 @@ class Trainer:
             except Exception as e:  # a failed training keeps the previous model: never fatal for posting
                 self.status = f"retraining failed, previous model kept: {e}"
                 log.exception("classifier retraining failed")
+
+
+def _fingerprint(inc: HistoricalIncident) -> str:
+    said = [inc.id, inc.source, inc.resolution, inc.labels.get(MITIGATION, [])]
+    return hashlib.sha256(repr(said).encode()).hexdigest()[:24]
 
 
 def trainer_for(

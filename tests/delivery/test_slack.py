@@ -16,8 +16,9 @@ import pytest
 import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
+from bot.clock import utcnow
 from bot.config import Settings
-from bot.models import Feedback
+from bot.models import ChangeEvent, Feedback
 from bot.net import free_port
 from bot.server import create, webhook_signature
 from bot.service import TriageService
@@ -327,3 +328,22 @@ def test_feedback_export_writes_labelled_jsonl(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     mine = next(r for r in rows if r["id"] == key)
     assert mine["labels"] == {"symptom": ["unavailability"]} and "Restarted auth" in mine["resolution"]
+
+
+def test_slash_changes_lists_a_services_recent_changes(bot: Bot) -> None:
+    change = ChangeEvent(id="slash-1", source="launchdarkly", service="chat-api", kind="flag",
+                         summary="turned on the flag router-v2", author="Ariel Flores", at=utcnow())  # fmt: skip
+    assert bot.service.receive_change(change).status == "accepted"
+    form = {
+        "command": "/triage",
+        "channel_id": "C1",
+        "user_id": "U1",
+        "trigger_id": "t",
+        "team_id": "T1",
+        "token": "x",
+    }
+    r = bot.slack(form | {"text": "changes chat-api"})
+    assert "Recent changes to chat-api, newest first" in r.text
+    assert "flag 'turned on the flag router-v2' by Ariel Flores at " in r.text and "[launchdarkly]" in r.text
+    assert "No recorded change to nothing-here" in bot.slack(form | {"text": "changes nothing-here"}).text
+    assert "Usage: /triage changes <service>" in bot.slack(form | {"text": "changes"}).text

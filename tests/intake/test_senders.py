@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.config import AuthScheme, Settings
-from bot.intake.auth import check_webhook_auth, pagerduty_signature, webhook_signature
+from bot.intake.auth import body_signature, check_webhook_auth, pagerduty_signature, webhook_signature
 from bot.intake.occurrences import Outcome, decide
 from bot.intake.senders import SENDERS, EventKind, WebhookEvent, accepted_auth, parse, severity_map
 from bot.models import SenderIncident
@@ -67,6 +67,13 @@ def credentials(scheme: AuthScheme, body: bytes, *, wrong: bool = False) -> tupl
         return "", {
             "x-pagerduty-signature": pagerduty_signature(SECRETS["pagerduty_webhook_secret"] + bad, body)
         }
+    # Change senders' schemes (tests/intake/test_changes.py): alert senders refuse them.
+    if scheme == AuthScheme.GITHUB:
+        return "", {"x-hub-signature-256": "sha256=" + body_signature("github-secret" + bad, body)}
+    if scheme == AuthScheme.GITLAB:
+        return "", {"x-gitlab-token": "gitlab-token" + bad}
+    if scheme == AuthScheme.LAUNCHDARKLY:
+        return "", {"x-ld-signature": body_signature("launchdarkly-secret" + bad, body)}
     return f"/{SECRETS['webhook_url_token']}{bad}", {}
 
 

@@ -332,6 +332,8 @@ def test_the_llm_agreement_is_counted_from_the_stored_verdicts_so_every_replica_
         # and each verdict's fix (config-revert) against the LLM's playbook pick, read back from the database
         "m1|_playbook|llm-other": [0, 1.5, 3],
         "m1|_playbook|top-other": [3, 1.5, 3],
+        # the first step these drafts showed was the rule's: kept by t1 and t2, rejected by t0's newest verdict
+        "*|_step|rule": [2, 0.0, 3],
     }
     assert other.agreement.witness("m1", "symptom")[Situation.LLM_OTHER] > 1
 

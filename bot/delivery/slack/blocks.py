@@ -8,8 +8,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.models import Ticket, TriageDraft
-from bot.taxonomy import Taxonomy
+from bot.delivery.context import Line
+from bot.delivery.context import lines as why_now
+from bot.models import FixEvidence, MitigationHypotheses, Ticket, TriageDraft
+from bot.taxonomy import MITIGATION, Taxonomy
+from bot.triage.evidence import describe as describe_evidence
+from bot.triage.hypotheses import headline, hypothesis_text, set_text
+from bot.triage.mitigation import fix_text, past_fixes
+from bot.triage.ttm import ttm_line
 
 if TYPE_CHECKING:
     from bot.watch.report import Report
@@ -63,6 +69,14 @@ def link(url: str, label: str) -> str:
     if _PLAIN_URL.match(url):
         return f"<{escape(url)}|{escape(label)}>"
     return escape(f"{label}: {url}")
+
+
+def context_lines(lines: list[Line]) -> str:
+    """Why-now lines (bot/delivery/context.py) as mrkdwn: text escaped, each URL a link."""
+    return "\n".join(
+        ":mag: " + "".join(escape(t) + (" " + link(u, "link") if u else "") for t, u in line)
+        for line in lines
+    )
 
 
 def _sender_lines(ticket: Ticket, draft: TriageDraft | None, taxonomy: Taxonomy | None) -> list[str]:
@@ -122,6 +136,8 @@ def draft_blocks(
         )
     if draft.warnings:
         blocks.append(context("\n".join(f":warning: {escape(w)}" for w in draft.warnings)))
+    if draft.context is not None and (why := context_lines(why_now(draft.context))):
+        blocks.append(context(why))
     if ticket.text:
         blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=more))
     if draft.privacy_exposure:
@@ -141,12 +157,24 @@ def draft_blocks(
             shown = (
                 "not sure: " + " or ".join(cats[x].title or x if x in cats else x for x in d.candidates) + "?"
             )
+            if taxonomy.fields[name].ordinal and (span := set_text(d, taxonomy.fields[name])):
+                shown = f"not sure: {span}"  # a range says more than "A or B?" on an ordered scale
         note = f"; vote: {d.fallback}" if d.fallback and d.source in ("retrieval", "default") else ""
+        if d.evidence:  # why-now features whose measured worth moved this label
+            note += f"; why now: {describe_evidence(d.evidence)}"
         fields.append({"type": "mrkdwn", "text": clip(f"*{taxonomy.fields[name].title or name}*\n{shown or (cat.title if cat else d.label)} "
                                                       f"({d.confidence:.0%}, {d.source}{escape(note)[:120]})", 2000)})  # fmt: skip
     if fields:
         blocks.append({"type": "section", "fields": fields[:10]})
+    if (m := draft.mitigation) is not None:
+        blocks.append(section(mitigation_text(m)))
     blocks.append(section(f"*First triage step* ({draft.triage_step_source})\n{escape(draft.triage_step)}"))
+    if (
+        draft.ttm is not None
+    ):  # only from an estimator set in `ttm_estimator`, which the eval showed beats the median
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(ttm_line(draft.ttm))}]}
+        )
     steps = "\n".join(
         f"{n}. {s.action}" + (f" _Check: {s.check}_" if s.check else "")
         for n, s in enumerate(draft.playbook.steps, 1)
@@ -160,7 +188,8 @@ def draft_blocks(
         lines = []
         for s in draft.similar:
             name = f"<{s.link}|{escape(s.title)}>" if s.link else escape(s.title)
-            fix = escape(" ".join(s.resolution.split())[:240]) or "no fix recorded"
+            # the sentence that says what was done, never a status line
+            fix = escape(fix_text(s.fix, taxonomy))
             lines.append(f"• {name} ({s.score:.2f}): {fix}")
         blocks.append(section("*Similar past incidents*\n" + "\n".join(lines)))
     else:
@@ -182,6 +211,17 @@ def draft_blocks(
         ],
     })  # fmt: skip
     return blocks[:MAX_BLOCKS]
+
+
+def mitigation_text(m: MitigationHypotheses) -> str:
+    """What may fix it: each hypothesis with its odds and evidence (similar incidents linked), or no clear precedent."""
+
+    def linked(e: FixEvidence) -> str:
+        return f"<{e.link}|{escape(e.title)}>" if e.link else escape(e.title)
+
+    lines = [f"*What may fix it* ({escape(headline(m))})"]
+    lines += [f"• {hypothesis_text(h, linked)}" for h in m.hypotheses]
+    return clip("\n".join(lines))
 
 
 def group_reply(members: list[tuple[str, Ticket]], total: int) -> tuple[str, list[dict[str, Any]]]:
@@ -213,8 +253,9 @@ def fallback_text(ticket: Ticket, draft: TriageDraft) -> str:
 def similar_blocks(similar: list[Any]) -> list[dict[str, Any]]:
     if not similar:
         return [section("No similar incidents in the history.")]
-    lines = [f"• {escape(h.incident.title)} ({h.score:.2f}): {escape(' '.join(h.incident.resolution.split())[:200]) or 'no fix recorded'}"
-             for h in similar]  # fmt: skip
+    fixes = past_fixes([h.incident for h in similar])
+    lines = [f"• {escape(h.incident.title)} ({h.score:.2f}): {escape(fix_text(f, limit=200))}"
+             for h, f in zip(similar, fixes, strict=True)]  # fmt: skip
     return [section("*Similar past incidents*\n" + "\n".join(lines))]
 
 
@@ -222,6 +263,7 @@ HELP = (
     "*/triage <incident text>*: triage free text here (similar incidents, classification, first step, playbook)\n"
     "*/triage similar <text>*: list similar past incidents\n"
     "*/triage mode llm|retrieval-only*: switch the LLM on or off on every replica (admins only)\n"
+    "*/triage changes <service>*: recent deploys, configuration, flag and model changes to a service\n"
     "*/triage help*: this help"
 )
 
@@ -252,6 +294,12 @@ def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> di
                 "element": element,
             }
         )
+    if taxonomy.mitigation is not None:  # the action, stored with the verdict's labels (labels.mitigation)
+        options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
+                   for cid, c in list(taxonomy.mitigation.categories.items())[:100]]  # fmt: skip
+        blocks.append({"type": "input", "block_id": MITIGATION, "optional": True,
+                       "label": {"type": "plain_text", "text": "What fixed it (action)"},
+                       "element": {"type": "static_select", "action_id": "value", "options": options}})  # fmt: skip
     blocks.append(_text_input("fix", "What actually fixed it", optional=True))
     return _modal(CORRECT_SUBMIT, key, "Correct the triage", "Save", blocks)
 

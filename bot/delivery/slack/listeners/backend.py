@@ -8,7 +8,7 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.intake.senders import WebhookEvent
-from bot.models import Feedback, SimilarIncident
+from bot.models import ChangeEvent, Feedback, SimilarIncident
 from bot.store.tickets import TicketRow
 from bot.taxonomy import Taxonomy
 from bot.watch.mode import ModeSwitch
@@ -30,6 +30,10 @@ class Backend(Protocol):
 
     def similar(self, text: str) -> list[SimilarIncident]:
         """Past incidents like `text`, searched as triage searches (redacted first)."""
+        ...
+
+    def recent_changes(self, service: str, limit: int = 20) -> list[ChangeEvent]:
+        """The newest changes recorded for a service."""
         ...
 
     def record_feedback(self, key: str, fb: Feedback) -> str | None:

@@ -1,4 +1,5 @@
-"""/triage <text> | /triage similar <text> | /triage mode llm|retrieval-only | /triage help"""
+"""/triage <text> | /triage similar <text> | /triage changes <service> | /triage mode llm|retrieval-only |
+/triage help"""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.clock import utcnow
+from bot.delivery.context import listing
 from bot.delivery.slack import blocks
 from bot.delivery.slack.listeners.backend import Backend
 from bot.intake.receiver import Backpressure
@@ -31,6 +34,13 @@ def register(app: App, backend: Backend) -> None:
             respond(
                 blocks=blocks.similar_blocks(hits), text="Similar past incidents", response_type="ephemeral"
             )
+            return
+        if word.lower() == "changes":
+            service = rest.strip()
+            if not service:
+                ack(text="Usage: /triage changes <service>")
+                return
+            ack(text=blocks.context_lines(listing(service, backend.recent_changes(service), utcnow()))[:3000])
             return
         if word.lower() == "mode":
             user = command.get("user_id") or ""

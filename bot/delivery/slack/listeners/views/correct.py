@@ -10,6 +10,8 @@ from bot.delivery.slack import blocks
 from bot.delivery.slack.listeners.backend import Backend
 from bot.delivery.slack.listeners.common import submission_ids
 from bot.models import Feedback
+from bot.taxonomy import MITIGATION
+from bot.triage.mitigation import MitigationError, check_action
 
 
 def register(app: App, backend: Backend) -> None:
@@ -23,9 +25,16 @@ def register(app: App, backend: Backend) -> None:
         labels = {
             f: [values[f"label_{f}"]] for f in tax.fields if tax.is_valid(f, values.get(f"label_{f}", ""))
         }
-        missing = [f for f in tax.fields if f not in labels]
-        if missing:
-            ack(response_action="errors", errors={f"label_{f}": "Choose a value" for f in missing})
+        errors = {f"label_{f}": "Choose a value" for f in tax.fields if f not in labels}
+        if raw := values.get(MITIGATION):
+            # The select offers only the vocabulary, but a modal opened before a vocabulary edit (or a forged
+            # payload) can send another value: said in the modal, which keeps everything typed in it.
+            try:
+                labels[MITIGATION] = [check_action(tax, raw)]
+            except MitigationError as e:
+                errors[MITIGATION] = str(e)[:300]
+        if errors:
+            ack(response_action="errors", errors=errors)
             return
         status = backend.record_feedback(
             key, Feedback(action="correct", user_id=user, labels=labels, fix=values.get("fix") or None)

@@ -1,0 +1,203 @@
+"""What may fix a ticket: the mitigation hypotheses of a draft, each with a calibrated probability and its evidence.
+
+The learned action decision (`bot.triage.actions`) scores every action from the ticket's features, its root-cause
+probabilities and the neighbours' mapped fixes; the calibrator turns the top score into how often it is right, and
+below the action's threshold the draft says "no clear precedent". How many to show: the conformal set at
+`hypothesis_coverage` (as many as it takes to hold the right action that often), at most three. Until an action
+model is trained (too few incidents with a known fix, a vocabulary edit) the neighbours' fixes are listed as they
+are, uncalibrated, and never decide the playbook.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from bot.models import (
+    FixEvidence,
+    LabelDecision,
+    MitigationHypotheses,
+    MitigationHypothesis,
+    SimilarIncident,
+    Ticket,
+)
+from bot.store.embeddings import get_embedder
+from bot.taxonomy import LabelField, Taxonomy
+from bot.triage.actions import ROOT_CAUSE, ActionModel
+from bot.triage.learned import LearnedModel
+
+SHOWN = 3
+EVIDENCE = 3  # similar incidents listed per hypothesis
+TERMS = 3  # words of the ticket listed per hypothesis
+NO_PRECEDENT = "no clear precedent"
+
+
+def fix_votes(neighbours: list[SimilarIncident]) -> dict[str, float]:
+    """Share of similarity mass per action among the neighbours whose fix is known (as a field's vote)."""
+    votes: dict[str, float] = defaultdict(float)
+    for s in neighbours:
+        if s.fix is not None:
+            votes[s.fix.action] += max(s.score, 0.0) ** 2
+    total = sum(votes.values())
+    return {a: v / total for a, v in sorted(votes.items(), key=lambda kv: -kv[1])} if total > 0 else {}
+
+
+class MitigationAdvisor:
+    def __init__(self, taxonomy: Taxonomy, coverage: float) -> None:
+        self.taxonomy, self.coverage = taxonomy, coverage
+        self._words: tuple[int, np.ndarray] | None = None  # (id of the model, its word features' names)
+
+    def features(self, learned: LearnedModel | None, ticket: Ticket, text: str, vector: np.ndarray | None):  # type: ignore[no-untyped-def]
+        """The ticket's features for the action model (as the label decision's), None without one."""
+        if learned is None or learned.actions is None:
+            return None
+        vec = vector if vector is not None else get_embedder().embed([text])[0]
+        return learned.features(text, ticket.service, ticket.source, vec)
+
+    def advise(
+        self,
+        learned: LearnedModel | None,
+        X,  # type: ignore[no-untyped-def]
+        neighbours: list[SimilarIncident],
+        similar: list[SimilarIncident],
+    ) -> MitigationHypotheses | None:
+        """The hypotheses from the ticket's features `X` (None: not featurised) and its neighbours, their `fix` set.
+        None when the taxonomy has no mitigation vocabulary."""
+        if self.taxonomy.mitigation is None:
+            return None
+        votes = fix_votes(neighbours)
+        seen = {s.id: s for s in [*neighbours, *similar]}
+        am = learned.actions if learned is not None else None
+        if am is None or X is None or learned is None:
+            why = learned.actions_fallback if learned is not None else "no model trained yet"
+            probs = dict(votes)
+            ranked = list(votes)[:SHOWN]
+            hyps = [self._hypothesis(a, probs[a], seen, []) for a in ranked]
+            note = (
+                f"{NO_PRECEDENT}: the similar incidents' fixes, not calibrated ({why})"
+                if votes
+                else NO_PRECEDENT
+            )
+            return MitigationHypotheses(hypotheses=hyps, abstained=True, source="vote" if votes else "none",
+                                        candidates=ranked, votes=votes, note=note,
+                                        confidence=round(probs[ranked[0]], 4) if ranked else 0.0)  # fmt: skip
+        rc = (
+            learned.proba(ROOT_CAUSE, X)
+            if am.root_cause is not None and ROOT_CAUSE in learned.fields
+            else None
+        )
+        Xa = am.features(X, rc)
+        d = am.decider
+        scores = d.scores_many([(d.clf.proba(Xa)[0], votes)])[0]
+        probs = _probabilities(scores, d.calibrated(np.asarray(list(scores.values()))))
+        ranked = sorted(probs, key=lambda a: (-probs[a], -scores[a]))
+        chosen = d.prediction_set(scores, self.coverage)
+        shown = sorted(chosen, key=lambda a: ranked.index(a))[:SHOWN] or ranked[:1]
+        abstained = probs[ranked[0]] < d.threshold
+        hyps = [self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a)) for a in shown]
+        return MitigationHypotheses(
+            hypotheses=hyps,
+            abstained=abstained,
+            source="classifier",
+            coverage=self.coverage if d.conformal is not None else None,
+            conformal_set=chosen,
+            candidates=ranked[:SHOWN],
+            confidence=round(probs[ranked[0]], 4),
+            votes=votes,
+            note=NO_PRECEDENT if abstained else "",
+        )
+
+    def _hypothesis(
+        self, action: str, p: float, seen: dict[str, SimilarIncident], terms: list[str]
+    ) -> MitigationHypothesis:
+        tax = self.taxonomy
+        cat = tax.mitigation.categories.get(action) if tax.mitigation else None
+        fixed = sorted(
+            (s for s in seen.values() if s.fix is not None and s.fix.action == action), key=lambda s: -s.score
+        )
+        return MitigationHypothesis(
+            action=action,
+            title=(cat.title if cat else "") or action,
+            probability=round(min(max(p, 0.0), 1.0), 3),
+            similar=[
+                FixEvidence(
+                    id=s.id,
+                    title=s.title,
+                    score=round(s.score, 3),
+                    link=s.link,
+                    sentence=s.fix.sentence if s.fix else "",
+                )
+                for s in fixed[:EVIDENCE]
+            ],
+            ticket_terms=terms,
+            playbooks=tax.playbooks_for(action),
+        )
+
+    def _terms(self, learned: LearnedModel, am: ActionModel, Xa, action: str) -> list[str]:  # type: ignore[no-untyped-def]
+        """The ticket's words that raise the action's score most in its linear classifier (weight x TF-IDF)."""
+        clf = am.decider.clf
+        if action not in clf.classes:
+            return []
+        if self._words is None or self._words[0] != id(learned):
+            self._words = (id(learned), learned.featurizer.word.get_feature_names_out())
+        names = self._words[1]
+        ests = clf.model.estimators_  # type: ignore[attr-defined]
+        j = clf.classes.index(action)
+        # two classes: one estimator, for the second class (the first's weights are its negation)
+        coef = ests[j].coef_[0] if len(ests) > 1 else ests[0].coef_[0] * (1 if j == 1 else -1)
+        row = Xa[0, : len(names)].tocoo()
+        contrib = row.data * coef[row.col]
+        best = [
+            (c, names[j]) for c, j in sorted(zip(contrib, row.col, strict=True), key=lambda t: -t[0]) if c > 0
+        ]
+        # service/sender tokens are not words, and "for the" says nothing
+        return [str(w) for _, w in best if not w.startswith("__") and set(w.split()) - ENGLISH_STOP_WORDS][
+            :TERMS
+        ]
+
+
+def _probabilities(scores: dict[str, float], calibrated: np.ndarray) -> dict[str, float]:
+    """Calibrated probability per action. The calibrator maps the top score to how often it is right; applied to
+    the others it keeps their order, and they are scaled down where together they would pass 1 - P(top)."""
+    p = {a: float(min(max(x, 0.0), 1.0)) for a, x in zip(scores, calibrated, strict=True)}
+    top = max(p, key=lambda a: (p[a], scores[a]))
+    rest = sum(v for a, v in p.items() if a != top)
+    if rest > 1 - p[top] and rest > 0:
+        scale = (1 - p[top]) / rest
+        p = {a: (v if a == top else v * scale) for a, v in p.items()}
+    return p
+
+
+def headline(m: MitigationHypotheses) -> str:
+    """The hypotheses' heading line: how they were chosen, or "no clear precedent"."""
+    if not m.hypotheses:
+        return m.note or NO_PRECEDENT
+    if m.source != "classifier":
+        return m.note
+    more = len(m.conformal_set) - len(m.hypotheses)
+    cov = f"the {m.coverage:.0%} set" if m.coverage is not None else "the likeliest"
+    extra = f", {more} more in the set" if more > 0 else ""
+    return (NO_PRECEDENT + "; " if m.abstained else "") + f"{cov}{extra}"
+
+
+def hypothesis_text(h: MitigationHypothesis, link: Callable[[FixEvidence], str] | None = None) -> str:
+    """ "Rollback 62%: fixed 'X' (0.81), 'Y'; ticket: "rollout", "500"": the action, its odds and evidence."""
+    show = link or (lambda e: f"'{e.title}' ({e.score:.2f})")
+    parts = [f"{h.title or h.action} {h.probability:.0%}"]
+    if h.similar:
+        parts.append("fixed this way: " + ", ".join(show(e) for e in h.similar))
+    if h.ticket_terms:
+        parts.append("ticket says: " + ", ".join(f'"{t}"' for t in h.ticket_terms))
+    return "; ".join(parts)
+
+
+def set_text(d: LabelDecision, fld: LabelField) -> str:
+    """An abstaining field's conformal set: "SEV2 major - SEV3 minor (85% set)" ("" when there is none)."""
+    if not d.label_set or d.set_coverage is None:
+        return ""
+    names = [fld.categories[x].title or x if x in fld.categories else x for x in d.label_set]
+    shown = f"{names[0]} - {names[-1]}" if fld.ordinal and len(names) > 1 else " or ".join(names)
+    return f"{shown} ({d.set_coverage:.0%} set)"
