@@ -30,7 +30,9 @@ def test_terminal_triage_shows_recent_changes_from_the_database(tmp_path: Path, 
     shown = runner.invoke(app, ["triage", "--ticket", str(ticket), "--no-llm"], env={"COLUMNS": "300"})
     assert shown.exit_code == 0, shown.output
     flat = re.sub(r"[\s│╭╮╰╯─]+", " ", shown.output)  # however the terminal's width wrapped the panel
-    assert "Recent changes to chat-api: deploy 'router v2.3.1' by ci-bot, 12 min before the alert" in flat, flat
+    assert "Recent changes to chat-api: deploy 'router v2.3.1' by ci-bot, 12 min before the alert" in flat, (
+        flat
+    )
     as_json = runner.invoke(app, ["triage", "--ticket", str(ticket), "--no-llm", "--json"])
     assert as_json.exit_code == 0, as_json.output
     ctx = json.loads(as_json.output)["context"]
