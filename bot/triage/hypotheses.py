@@ -195,8 +195,10 @@ def hypothesis_text(h: MitigationHypothesis, link: Callable[[FixEvidence], str] 
 
 
 def set_text(d: LabelDecision, fld: LabelField) -> str:
-    """An abstaining field's conformal set: "SEV2 major - SEV3 minor (85% set)" ("" when there is none)."""
-    if not d.label_set or d.set_coverage is None:
+    """An abstaining field's conformal set: "SEV2 major - SEV3 minor (85% set)" ("" when there is none, or when it
+    holds one label only: next to a field that is "not sure" of that very label it would read as a contradiction, so
+    the candidates are asked instead)."""
+    if len(d.label_set) < 2 or d.set_coverage is None:
         return ""
     names = [fld.categories[x].title or x if x in fld.categories else x for x in d.label_set]
     shown = f"{names[0]} - {names[-1]}" if fld.ordinal and len(names) > 1 else " or ".join(names)

@@ -154,3 +154,17 @@ def test_conformal_sets_cover_as_stated_on_synthetic_scores() -> None:
     assert sizes[0] < sizes[1]  # a higher coverage takes more hypotheses
     assert ConformalSet.fit(classes, [0.5] * 5) is None  # too few rows: no set rather than a guessed coverage
     assert ordinal_range(["sev3", "sev1"], ["sev1", "sev2", "sev3", "sev4"]) == ["sev1", "sev2", "sev3"]
+
+
+def test_an_abstaining_fields_set_is_shown_only_when_it_says_more_than_one_label() -> None:
+    from bot.models import LabelDecision
+    from bot.taxonomy import Taxonomy
+    from bot.triage.hypotheses import set_text
+    from tests.helpers import REPO
+
+    sev = Taxonomy.load(REPO / "taxonomies" / "genai.yaml").fields["severity"]
+    d = LabelDecision(field="severity", label="sev3", confidence=0.69, source="classifier", abstained=True, set_coverage=0.85,
+                      label_set=["sev2", "sev3"])  # fmt: skip
+    assert set_text(d, sev).endswith("(85% set)") and " - " in set_text(d, sev)
+    # one label "not sure" beside a set of that one label would contradict itself: the candidates are asked
+    assert set_text(d.model_copy(update={"label_set": ["sev3"]}), sev) == ""
