@@ -98,11 +98,8 @@ def apply(d: LabelDecision, feats: list[str], book: EvidenceBook, threshold: flo
     ranked = sorted(moved, key=lambda c: -moved[c])
     label, conf = ranked[0], moved[ranked[0]]
     labels = [label, *[x for x in d.labels if x != label]] if d.labels else [label]
-    named = [
-        f"{f} x{book.ratio([f], d.field, label):.2f}"
-        for f in feats
-        if abs(math.log(book.ratio([f], d.field, label))) >= math.log(MIN_RATIO_SHOWN)
-    ]
+    own = {f: book.ratio([f], d.field, label) for f in feats}  # each feature's say in the label chosen
+    named = [f"{f} x{r:.2f}" for f, r in own.items() if abs(math.log(r)) >= math.log(MIN_RATIO_SHOWN)]
     return d.model_copy(
         update={
             "label": label,

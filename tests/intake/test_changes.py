@@ -101,13 +101,6 @@ def send(client: TestClient, sender: str, payload: Any, scheme: AuthScheme | Non
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[SlackEmulator]:
-    e = SlackEmulator()
-    yield e
-    e.close()
-
-
-@pytest.fixture(scope="module")
 def bot(
     emu: SlackEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, TriageService]]:

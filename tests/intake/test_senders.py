@@ -78,13 +78,6 @@ def credentials(scheme: AuthScheme, body: bytes, *, wrong: bool = False) -> tupl
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[SlackEmulator]:
-    e = SlackEmulator()
-    yield e
-    e.close()
-
-
-@pytest.fixture(scope="module")
 def bot(
     emu: SlackEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, TriageService]]:
