@@ -296,6 +296,13 @@ def eval_cmd(
             "(title and text only, for every method)."
         ),
     ] = "published",
+    cases: Annotated[
+        str,
+        typer.Option(
+            help="all (every case of the split) or with-action (only those whose own mitigation action is "
+            "known: the action's figures, with the LLM, at a fraction of the run)."
+        ),
+    ] = "all",
 ) -> None:
     """Score every method on labelled incident history, replayed as it was visible when each case opened."""
     try:
@@ -329,6 +336,7 @@ def eval_cmd(
         verdict_delay_h=verdict_delay,
         verdict_rate=verdict_rate,
         split=split,
+        cases=cases,
     )
     result = run_eval(ds, Settings(), cfg, err)
     folder = write_report(result["report"], result["cases"], out_dir)

@@ -191,7 +191,7 @@ class MitigationHypotheses(BaseModel):
 
     hypotheses: list[MitigationHypothesis] = Field(default_factory=list)
     abstained: bool = True
-    source: Literal["classifier", "vote", "none"] = "none"
+    source: Literal["classifier", "vote", "prior", "none"] = "none"  # prior: the history's base rate alone
     coverage: float | None = None  # nominal coverage of the set; None: no conformal set (vote, untrained)
     conformal_set: list[str] = Field(
         default_factory=list

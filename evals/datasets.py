@@ -69,6 +69,8 @@ class Dataset:
 SPECS: dict[str, tuple[list[str], str, Relevance]] = {
     "genai-status": (["genai-status"], "genai-status", _status_relevance),
     "cloud-labeled": (["azure", "gcp"], "cloud-labeled", _cloud_relevance),
+    # the same cases, with Google's unlabelled status feed 2016-2022 as bulk history (what a deployed bot would hold)
+    "cloud-bulk": (["azure", "gcp", "gcp-feed"], "cloud-labeled", _cloud_relevance),
     "azure": (["azure"], "cloud-labeled", _cloud_relevance),
     "gcp": (["gcp"], "cloud-labeled", _cloud_relevance),
     "github-status": (["github-status"], "github-status", _status_relevance),

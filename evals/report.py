@@ -142,6 +142,8 @@ def _history_lines(report: dict[str, Any]) -> list[str]:
         f"- split: {report.get('split', 'test')}; ticket fields: {report.get('ticket_fields', 'published')}"
         " (published: what the source published with the incident; text: title and text only)"
     ]
+    if report.get("case_selection", "all") != "all":
+        lines.append(f"- cases: {report['case_selection']} only (the label figures are of those cases alone)")
     vis = report.get("visibility")
     if isinstance(vis, dict):
         lines.append(

@@ -19,7 +19,7 @@ from scipy.sparse import csr_matrix, hstack
 
 from bot.models import HistoricalIncident
 from bot.taxonomy import MITIGATION, Category, LabelField, Taxonomy
-from bot.triage.classifier import FieldClassifier, NotEnoughData, field_labels
+from bot.triage.classifier import MIN_LABELLED, FieldClassifier, NotEnoughData, field_labels
 from bot.triage.decision import FieldDecider
 from bot.triage.folds import aligned, fit_field, neighbour_votes, thinned
 
@@ -75,6 +75,8 @@ def fit_actions(
     """The action's decision on the history in time order (`actions` aligned with `order`), or why there is none."""
     view = action_view(tax)
     labels = [[a] if a and view.is_valid(MITIGATION, a) else [] for a in actions]
+    if (n_known := sum(1 for lab in labels if lab)) < MIN_LABELLED:
+        return f"{n_known} incidents with a known fix (< {MIN_LABELLED})"
     rc = fields.get(ROOT_CAUSE)
     Xa = X
     if rc is not None and not rc.clf.multi:
@@ -95,7 +97,7 @@ def fit_actions(
     except NotEnoughData as e:
         return f"{e} (incidents with a known fix)"
     rc_classes = list(rc.clf.classes) if Xa is not X and rc is not None else None
-    return ActionModel(decider, view.fields[MITIGATION].ids, rc_classes, sum(1 for lab in labels if lab))
+    return ActionModel(decider, view.fields[MITIGATION].ids, rc_classes, n_known)
 
 
 def _cross_fitted(rc: FieldDecider, X, labels: list[list[str]]) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -73,15 +73,15 @@ class MitigationAdvisor:
         am = learned.actions if learned is not None else None
         if am is None or X is None or learned is None:
             why = learned.actions_fallback if learned is not None else "no model trained yet"
-            probs = dict(votes)
-            ranked = list(votes)[:SHOWN]
+            base = learned.action_base if learned is not None else {}
+            probs = with_prior(votes, sum(1 for s in neighbours if s.fix is not None), base, len(neighbours))
+            ranked = sorted(probs, key=lambda a: -probs[a])[:SHOWN]
             hyps = [self._hypothesis(a, probs[a], seen, []) for a in ranked]
-            note = (
-                f"{NO_PRECEDENT}: the similar incidents' fixes, not calibrated ({why})"
-                if votes
-                else NO_PRECEDENT
-            )
-            return MitigationHypotheses(hypotheses=hyps, abstained=True, source="vote" if votes else "none",
+            how = "the similar incidents' fixes" if votes else ""
+            how = " and ".join(x for x in (how, "how past incidents here were fixed" if base else "") if x)
+            note = f"{NO_PRECEDENT}: {how}, not calibrated ({why})" if how else NO_PRECEDENT
+            source = "vote" if votes else ("prior" if base else "none")
+            return MitigationHypotheses(hypotheses=hyps, abstained=True, source=source,
                                         candidates=ranked, votes=votes, note=note,
                                         confidence=round(probs[ranked[0]], 4) if ranked else 0.0)  # fmt: skip
         rc = (
@@ -157,6 +157,17 @@ class MitigationAdvisor:
         return [str(w) for _, w in best if not w.startswith("__") and set(w.split()) - ENGLISH_STOP_WORDS][
             :TERMS
         ]
+
+
+def with_prior(votes: dict[str, float], n_fixed: int, base: dict[str, float], k: int) -> dict[str, float]:
+    """Without an action model: the neighbours' fixes (`n_fixed` of them known, shares `votes`) on top of the
+    history's base rate, which counts as much as a whole neighbourhood (`k`): one neighbour's fix does not outrank
+    what usually fixed incidents here, five agreeing ones do."""
+    if not base:
+        return dict(votes)
+    w = max(k, 1)
+    out = {a: (w * base.get(a, 0.0) + n_fixed * votes.get(a, 0.0)) / (w + n_fixed) for a in {*base, *votes}}
+    return {a: round(p, 4) for a, p in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 def _probabilities(scores: dict[str, float], calibrated: np.ndarray) -> dict[str, float]:

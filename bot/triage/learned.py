@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ FOLD_STARTS_SMALL = (0.4, 0.55, 0.7, 0.85)
 FOLD_STARTS_LARGE = (0.5, 0.75)
 LARGE_HISTORY = 2000
 MAX_OOF_PER_FOLD = 1000
-FORMAT = 4  # bumped whenever the pickled classes change shape
+FORMAT = 5  # bumped whenever the pickled classes change shape
 
 
 def taxonomy_key(tax: Taxonomy) -> str:
@@ -61,6 +62,10 @@ class LearnedModel:
         None  # the mitigation action's decision (None: no vocabulary, too few actions)
     )
     actions_fallback: str = ""  # why there is none
+    # share of each action among the history's incidents with a known fix: the prior of the hypotheses when no
+    # action model could be trained (too few known fixes), so they rank by what usually fixed incidents here
+    action_base: dict[str, float] = field(default_factory=dict)
+    n_actions: int = 0  # history incidents with a known fix
 
     def features(self, text: str, service: str | None, source: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
         """One ticket's features, computed once and shared by every field."""
@@ -103,17 +108,20 @@ def train(
     feats = Featurizer()
     counts = {f: sum(1 for labs in labels[f] if labs) for f in tax.fields}
     n_acts = sum(1 for a in acts or [] if a)
+    base = {a: c / n_acts for a, c in Counter(a for a in acts or [] if a).most_common()} if n_acts else {}
     no_actions = "no mitigation vocabulary" if tax.mitigation is None else "no actions given"
     if max([*counts.values(), n_acts], default=0) < MIN_LABELLED:
         why = {f: f"{c} labelled incidents (< {MIN_LABELLED})" for f, c in counts.items()}
         return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0,
-                            actions_fallback=f"{n_acts} incidents with a known fix (< {MIN_LABELLED})")  # fmt: skip
+                            actions_fallback=f"{n_acts} incidents with a known fix (< {MIN_LABELLED})",
+                            action_base=base, n_actions=n_acts)  # fmt: skip
     try:
         X = feats.fit_transform(texts, vecs)
     except ValueError as e:  # e.g. no words at all
         why = {f: f"no usable text features: {e}" for f in tax.fields}
         return LearnedModel(taxonomy_key(tax), feats, {}, why, n, train_s=time.perf_counter() - t0,
-                            actions_fallback=f"no usable text features: {e}")  # fmt: skip
+                            actions_fallback=f"no usable text features: {e}", action_base=base,
+                            n_actions=n_acts)  # fmt: skip
     starts = FOLD_STARTS_LARGE if n >= LARGE_HISTORY else FOLD_STARTS_SMALL
     bounds = [int(n * b) for b in starts] + [n]
     folds = [
@@ -132,7 +140,7 @@ def train(
             )
         except NotEnoughData as e:
             fallback[f] = str(e)
-    model = LearnedModel(taxonomy_key(tax), feats, fields, fallback, n)
+    model = LearnedModel(taxonomy_key(tax), feats, fields, fallback, n, action_base=base, n_actions=n_acts)
     if acts is not None:
         fit = fit_actions(tax, order, vecs, X, acts, bounds, fields, k=k, target_precision=target_precision,
                           per_fold=MAX_OOF_PER_FOLD)  # fmt: skip

@@ -7,9 +7,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.config import Settings
+from bot.intake.files import InputError
 from evals import datasets
 from evals.actions import scores
 from evals.harness import EvalConfig, run_eval
@@ -58,3 +60,27 @@ def test_an_eval_taxonomy_without_a_mitigation_section_gets_the_default_vocabula
     for s in action["methods"].values():
         assert s["n"] == 12 and 0 <= s["top1"] <= s["top3"] <= 1 and 0 <= s["ece"] <= 1
     assert "mitigation action (vocabulary: genai" in markdown(report)
+
+
+def test_only_the_cases_with_a_known_action_can_be_run(tmp_path: Path) -> None:
+    """`--cases with-action`: the same split, only its cases whose own action is known (the history is unchanged)."""
+    recs = [
+        {"id": f"r{i}", "title": SMALL_HISTORY[i % 6].title, "text": f"update {i}", "labels": SMALL_HISTORY[i % 6].labels,
+         "created_at": (T0 + timedelta(hours=i)).isoformat(), "resolved_at": (T0 + timedelta(hours=i, minutes=30)).isoformat(),
+         "resolution": FIXES[i % 3]}
+        for i in range(60)
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    ds = datasets.load(str(data), taxonomy_path=Path(Settings().taxonomy_path))
+    cfg = EvalConfig(
+        methods=("majority", "classifier"), test_fraction=0.3, out=tmp_path / "o", cases="with-action"
+    )
+    result = run_eval(ds, Settings(data_dir=tmp_path / "s"), cfg)
+    report = result["report"]
+    assert report["case_selection"] == "with-action"
+    assert report["cases"] == 12 and report["action"]["with_action"] == 12  # 18 in the split, 6 say no fix
+    assert all(c.action_gold for c in result["cases"])
+    assert "with-action only" in markdown(report)
+    with pytest.raises(InputError, match="--cases"):
+        run_eval(ds, Settings(data_dir=tmp_path / "s"), EvalConfig(methods=("majority",), cases="some"))

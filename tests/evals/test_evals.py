@@ -138,7 +138,8 @@ def test_every_shared_dataset_loads_with_its_taxonomy(name: str) -> None:
     ds = datasets.load(name)
     assert len(ds.incidents) > 90 and len({i.id for i in ds.incidents}) == len(ds.incidents)
     labelled = [i for i in ds.incidents if i.labels]
-    assert len(labelled) > 0.5 * len(ds.incidents)
+    # most records are labelled; cloud-bulk adds Google's unlabelled feed as history (about three records in four)
+    assert len(labelled) > (0.2 if name == "cloud-bulk" else 0.5) * len(ds.incidents)
     for inc in labelled:
         for f, values in inc.labels.items():
             assert all(ds.taxonomy.is_valid(f, v) for v in values)

@@ -9,6 +9,8 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from bot.config import Settings
@@ -136,3 +138,47 @@ def test_report_scores_all_cases_and_the_unflagged_ones(tmp_path: Path) -> None:
     assert atf["flagged"] == 15 and atf["by_kind"] == {"resolved": 15}
     assert atf["scores_unflagged"]["knn"]["symptom"]["n"] == 15
     assert json.dumps(report)  # metrics.json-ready
+
+
+def test_googles_status_feed_is_bulk_history_and_merges_with_its_labelled_twins(tmp_path: Path) -> None:
+    """`cloud-bulk`: the labelled rows plus Google's unlabelled feed (Parquet). A feed incident is history only (no
+    labels), dated and resolved by the feed, its resolution the last updates; the feed's copy of a labelled row merges
+    with it (same text and time), and an id listed twice is one incident (the fuller copy)."""
+    folder = tmp_path / "cloud-labeled"
+    folder.mkdir()
+    (folder / "azure_label.csv").write_text(",".join(["", "description"]) + "\n")
+
+    def update(when: str, words: str) -> dict:
+        return {"when": when, "created": when, "text": words}
+
+    first = "We are investigating elevated errors in Cloud Spanner."
+    twin = {"id": "a1", "service_name": "Cloud Spanner", "external_desc": "Cloud Spanner errors",
+            "event_start_time": "2022-03-01T10:00:00Z", "event_end_time": "2022-03-01T12:00:00Z",
+            "updates": [update("2022-03-01T10:05:00Z", first),
+                        update("2022-03-01T11:50:00Z", "We rolled back the faulty configuration change."),
+                        update("2022-03-01T12:00:00Z", "The issue with Cloud Spanner has been resolved.")]}  # fmt: skip
+    other = {**twin, "id": "b2", "external_desc": "Cloud DNS latency", "service_name": "Cloud DNS",
+             "event_start_time": "2021-05-01T10:00:00Z", "event_end_time": "2021-05-01T11:00:00Z",
+             "updates": [update("2021-05-01T10:05:00Z", "Cloud DNS queries are slow."),
+                         update("2021-05-01T10:40:00Z", "Engineers added capacity to the resolvers.")]}  # fmt: skip
+    stale = {**other, "updates": other["updates"][:1]}  # the same incident listed again with fewer updates
+    pq.write_table(pa.Table.from_pylist([twin, other, stale]), folder / "gcp_provider.parquet")
+    row = dict.fromkeys(GCP_COLUMNS, "")
+    row.update({"": "7", "service": "Cloud Spanner", "external_description": "Cloud Spanner errors",
+                "description": f"[{{'created': '2022-03-01T10:05:00+00:00', 'text': '{first}'}}]",
+                "label_root_cause_category": ROOT_CAUSES[0]})  # fmt: skip
+    with (folder / "gcp_label.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, GCP_COLUMNS)
+        w.writeheader()
+        w.writerow(row)
+
+    ds = datasets.load("cloud-bulk", root=tmp_path)
+    assert len(ds.incidents) == 2 and len(ds.duplicates) == 1  # the twin merged; "b2" once
+    merged = next(i for i in ds.incidents if "Spanner" in i.title)
+    assert merged.labels == {"root_cause": [ROOT_CAUSES[0]]}  # the labelled row's labels survive the merge
+    dns = next(i for i in ds.incidents if "DNS" in i.title)
+    assert dns.id == "gcp-feed:b2" and dns.labels == {} and dns.service == "Cloud DNS"
+    assert dns.text == "Cloud DNS queries are slow." and "added capacity" in dns.resolution
+    assert dns.resolved_at is not None and dns.resolved_at.hour == 11
+    # the labelled cases are the same with or without the feed
+    assert [i.labels for i in datasets.load("cloud-labeled", root=tmp_path).incidents] == [merged.labels]

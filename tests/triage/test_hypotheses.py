@@ -18,6 +18,7 @@ from bot.models import HistoricalIncident, Ticket
 from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
 from bot.triage.conformal import ConformalSet, ordinal_range
+from bot.triage.hypotheses import with_prior
 from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer
 from tests.conftest import T0
@@ -113,6 +114,36 @@ def test_no_fix_sentence_anywhere_in_the_history(tmp_path: Path) -> None:
     assert d.mitigation is not None and d.mitigation.hypotheses == [] and d.mitigation.source == "none"
     assert d.mitigation.note == "no clear precedent"
     assert d.playbook.source != "classifier"  # the mix decides, as before actions were learned
+
+
+def test_too_few_known_fixes_rank_by_what_usually_fixed_incidents_here(tmp_path: Path) -> None:
+    # 12 known fixes (< 20): no action model; the hypotheses are the history's base rate, the neighbours' fixes on top
+    incs = [
+        i.model_copy(
+            update={"resolution": FIXES["deployment"] if n % 9 == 0 else "This incident has been resolved."}
+        )
+        for n, i in enumerate(history(100))
+    ]
+    t = triager(tmp_path, incs)
+    learned = t.trainer.current
+    assert learned is not None and learned.actions is None and learned.n_actions == 12
+    assert learned.action_base == {"rollback": 1.0}
+    m = t.triage(GPU_TICKET, use_llm=False).mitigation
+    assert m is not None and m.abstained and m.candidates[0] == "rollback"
+    assert m.source in ("prior", "vote") and "how past incidents here were fixed" in m.note
+    assert "12 incidents with a known fix" in m.note  # why there is no calibrated model
+
+
+def test_the_prior_counts_as_much_as_a_whole_neighbourhood() -> None:
+    base = {"fix_forward": 0.6, "rollback": 0.4}
+    # one neighbour of five fixed by a restart: the base rate still leads
+    one = with_prior({"restart": 1.0}, 1, base, 5)
+    assert next(iter(one)) == "fix_forward" and one["restart"] == round(1 / 6, 4)
+    # five agreeing neighbours: their fix leads, at odds it has earned from them
+    five = with_prior({"restart": 1.0}, 5, base, 5)
+    assert next(iter(five)) == "restart" and five["restart"] == 0.5
+    assert with_prior({"rollback": 1.0}, 1, {}, 5) == {"rollback": 1.0}  # no base rate: the vote as before
+    assert abs(sum(with_prior({"restart": 0.7, "rollback": 0.3}, 3, base, 5).values()) - 1) < 1e-3
 
 
 def test_a_verdict_naming_an_action_outside_the_vocabulary_is_not_trained_on(tmp_path: Path) -> None:
