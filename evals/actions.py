@@ -22,6 +22,9 @@ from bot.taxonomy import MITIGATION, Taxonomy
 from evals import metrics
 
 TOP = 3
+# Fewer cases with a known action than this: the targets are reported but not judged (a 95% interval on a rate from
+# 20 cases spans about +-0.2, wider than every margin the targets ask for).
+ENOUGH = 30
 ACTION_METHODS = ("majority", "knn", "classifier", "combined")
 
 
@@ -127,7 +130,7 @@ def _targets(per: dict[str, dict[str, Any]], coverage: float) -> dict[str, Any]:
     s = per.get(m)
     if s is None:
         return {}
-    out: dict[str, Any] = {"method": m}
+    out: dict[str, Any] = {"method": m, "judged": s["n"] >= ENOUGH}
     if "majority" in per:
         out["top3_vs_majority_plus_0.15"] = s["top3"] >= per["majority"]["top3"] + 0.15
     if "knn" in per:
@@ -193,8 +196,11 @@ def markdown_lines(action: dict[str, Any] | None) -> list[str]:
                     )
                 )
     if t := action.get("targets"):
+        judged = t.get("judged", True)
         lines.append(
-            f"  - targets ({t['method']}): "
-            + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in t.items() if k != "method")
+            f"  - targets ({t['method']}{'' if judged else f'; too few cases to judge, n < {ENOUGH}'}): "
+            + ", ".join(
+                f"{k} {'met' if v else 'NOT met'}" for k, v in t.items() if k not in ("method", "judged")
+            )
         )
     return lines

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from evals.actions import markdown_lines
-from evals.harness import CaseResult, write_cases
+from evals.cases import CaseResult
+from evals.summary import write_cases
 
 
 def score_table(report: dict[str, Any]) -> list[list[str]]:

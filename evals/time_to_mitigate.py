@@ -36,7 +36,8 @@ from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer
 from bot.triage.ttm import SEVERITY, DurationBook, likely_action
 from evals import datasets
-from evals.harness import Replay, eval_store, select_cases
+from evals.cases import Replay
+from evals.harness import eval_store, select_cases
 
 METHODS = ("base", "neighbours", "action", "severity", "service")
 HINDSIGHT = ("action*", "severity*")

@@ -4,8 +4,8 @@ The learned action decision (`bot.triage.actions`) scores every action from the 
 probabilities and the neighbours' mapped fixes; the calibrator turns the top score into how often it is right, and
 below the action's threshold the draft says "no clear precedent". How many to show: the conformal set at
 `hypothesis_coverage` (as many as it takes to hold the right action that often), at most three. Until an action
-model is trained (too few incidents with a known fix, a vocabulary edit) the neighbours' fixes are listed as they
-are, uncalibrated, and never decide the playbook.
+model is trained (too few incidents with a known fix, a vocabulary edit) the history's base rate of fixes, with the
+neighbours' fixes on top (`with_prior`), is listed as it is, uncalibrated, and never decides the playbook.
 """
 
 from __future__ import annotations

@@ -22,6 +22,20 @@ FIXES = ["We rolled back the deployment to the previous version.", "Engineers re
          "This incident has been resolved."]  # fmt: skip
 
 
+def sixty_incidents(tmp_path: Path) -> Path:
+    """60 incidents an hour apart as a canonical JSONL file, fixed in turn by a rollback, a traffic shift and
+    nothing said (so 1 in 3 has no known action)."""
+    recs = [
+        {"id": f"r{i}", "title": SMALL_HISTORY[i % 6].title, "text": f"update {i}", "labels": SMALL_HISTORY[i % 6].labels,
+         "created_at": (T0 + timedelta(hours=i)).isoformat(), "resolved_at": (T0 + timedelta(hours=i, minutes=30)).isoformat(),
+         "resolution": FIXES[i % 3]}
+        for i in range(60)
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    return data
+
+
 def test_action_scores_on_known_rows() -> None:
     rows = [
         ("rollback", {"ranked": ["rollback", "restart"], "confidence": 0.9, "abstained": False, "set": ["rollback"]}),
@@ -39,14 +53,7 @@ def test_an_eval_taxonomy_without_a_mitigation_section_gets_the_default_vocabula
     spec.pop("mitigation")
     tax_path = tmp_path / "no-mitigation.yaml"
     tax_path.write_text(yaml.safe_dump(spec))
-    recs = [
-        {"id": f"r{i}", "title": SMALL_HISTORY[i % 6].title, "text": f"update {i}", "labels": SMALL_HISTORY[i % 6].labels,
-         "created_at": (T0 + timedelta(hours=i)).isoformat(), "resolved_at": (T0 + timedelta(hours=i, minutes=30)).isoformat(),
-         "resolution": FIXES[i % 3]}
-        for i in range(60)
-    ]  # fmt: skip
-    data = tmp_path / "d.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    data = sixty_incidents(tmp_path)
     ds = datasets.load(str(data), taxonomy_path=tax_path)
     assert ds.taxonomy.mitigation is None
     cfg = EvalConfig(methods=("majority", "knn", "classifier"), test_fraction=0.3, out=tmp_path / "out")
@@ -64,14 +71,7 @@ def test_an_eval_taxonomy_without_a_mitigation_section_gets_the_default_vocabula
 
 def test_only_the_cases_with_a_known_action_can_be_run(tmp_path: Path) -> None:
     """`--cases with-action`: the same split, only its cases whose own action is known (the history is unchanged)."""
-    recs = [
-        {"id": f"r{i}", "title": SMALL_HISTORY[i % 6].title, "text": f"update {i}", "labels": SMALL_HISTORY[i % 6].labels,
-         "created_at": (T0 + timedelta(hours=i)).isoformat(), "resolved_at": (T0 + timedelta(hours=i, minutes=30)).isoformat(),
-         "resolution": FIXES[i % 3]}
-        for i in range(60)
-    ]  # fmt: skip
-    data = tmp_path / "d.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    data = sixty_incidents(tmp_path)
     ds = datasets.load(str(data), taxonomy_path=Path(Settings().taxonomy_path))
     cfg = EvalConfig(
         methods=("majority", "classifier"), test_fraction=0.3, out=tmp_path / "o", cases="with-action"
@@ -82,5 +82,7 @@ def test_only_the_cases_with_a_known_action_can_be_run(tmp_path: Path) -> None:
     assert report["cases"] == 12 and report["action"]["with_action"] == 12  # 18 in the split, 6 say no fix
     assert all(c.action_gold for c in result["cases"])
     assert "with-action only" in markdown(report)
+    # 12 cases: the targets are reported, not judged
+    assert report["action"]["targets"]["judged"] is False and "too few cases to judge" in markdown(report)
     with pytest.raises(InputError, match="--cases"):
         run_eval(ds, Settings(data_dir=tmp_path / "s"), EvalConfig(methods=("majority",), cases="some"))

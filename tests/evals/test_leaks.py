@@ -216,8 +216,9 @@ def test_store_filter_is_the_visibility_rule(tmp_path: Path, resolved: datetime 
 
 def test_multi_label_numbers_say_what_right_means() -> None:
     """Exact set in the table, top label in gold beside it; calibration under both, each named."""
-    from evals.harness import CaseResult, _calibration, _field_scores
+    from evals.cases import CaseResult
     from evals.report import markdown, score_table
+    from evals.summary import _calibration, _field_scores
 
     tax = adapters.dataset_taxonomy("cloud-labeled")
     d = Dataset("t", tax, [], lambda q, s: False, "")
