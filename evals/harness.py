@@ -38,7 +38,7 @@ from evals import actions, metrics
 from evals.after_the_fact import hindsight
 from evals.cases import LLM_METHODS, METHODS, CaseResult, EvalConfig, Replay, Verdict
 from evals.datasets import Dataset
-from evals.summary import summarise
+from evals.summary import summarise, write_cases
 
 SPLITS = ("test", "validation")
 
@@ -164,7 +164,15 @@ def run_eval(
                     pending.append((_verdict_time(case, cfg, replay), verdict))
                 bar.advance(task)
             pending_left = len(pending)
-    out = summarise(ds, cfg, results, settings)
+    try:
+        out = summarise(ds, cfg, results, settings)
+    except Exception:
+        # the cases took minutes to hours (the LLM): kept whatever goes wrong in scoring them
+        folder = cfg.out / ds.name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_cases(folder / "cases.partial.jsonl", results)
+        console.print(f"[red]scoring failed; the cases are kept in {folder / 'cases.partial.jsonl'}[/red]")
+        raise
     out["report"]["classifier"] = {"status": trainer.status, "train_s": train_s}
     first = [r for r in results if r.rep == 0]
     out["report"]["action"] = actions.summarise(

@@ -29,15 +29,20 @@ def multi_label(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
     mlb = MultiLabelBinarizer()
     mlb.fit(gold + pred)
     g, p = mlb.transform(gold), mlb.transform(pred)
+    if g.shape[1] < 2:
+        # one label in all (a small resample): sklearn would read one column as binary and refuse "samples"; an
+        # all-zero column changes no count
+        g, p = (np.hstack([m, np.zeros((m.shape[0], 2 - m.shape[1]), dtype=m.dtype)]) for m in (g, p))
     present = np.asarray(g).sum(axis=0) > 0  # macro over labels that occur in gold
-    macro = f1_score(g[:, present], p[:, present], average="macro", zero_division=0) if present.any() else 0.0
+    # per label, then the mean over those in gold (a one-column slice would be read as binary, averaging in "absent")
+    macro = f1_score(g, p, average=None, zero_division=0)[present].mean() if present.any() else 0.0
     return {
         "n": len(gold),
         "accuracy": float(accuracy_score(g, p)),  # exact set match
         "micro_f1": float(f1_score(g, p, average="micro", zero_division=0)),
         "macro_f1": float(macro),
         "samples_f1": float(f1_score(g, p, average="samples", zero_division=0)),
-        "macro_f1_labels": [str(c) for c in mlb.classes_[present]],  # macro over the labels in gold
+        "macro_f1_labels": [str(c) for c in mlb.classes_[present[: len(mlb.classes_)]]],  # labels in gold
     }
 
 

@@ -86,3 +86,18 @@ def test_only_the_cases_with_a_known_action_can_be_run(tmp_path: Path) -> None:
     assert report["action"]["targets"]["judged"] is False and "too few cases to judge" in markdown(report)
     with pytest.raises(InputError, match="--cases"):
         run_eval(ds, Settings(data_dir=tmp_path / "s"), EvalConfig(methods=("majority",), cases="some"))
+
+
+def test_cases_are_kept_when_scoring_them_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM run takes hours: a failure in the scoring after it loses nothing (cases.partial.jsonl), and says so."""
+    ds = datasets.load(str(sixty_incidents(tmp_path)), taxonomy_path=Path(Settings().taxonomy_path))
+
+    def broken(*args: object) -> None:
+        raise ValueError("a metric that cannot take this set")
+
+    monkeypatch.setattr("evals.harness.summarise", broken)
+    cfg = EvalConfig(methods=("majority",), test_fraction=0.1, out=tmp_path / "out")
+    with pytest.raises(ValueError, match="cannot take"):
+        run_eval(ds, Settings(data_dir=tmp_path / "s"), cfg)
+    kept = (tmp_path / "out" / "d" / "cases.partial.jsonl").read_text().splitlines()
+    assert len(kept) == 6 and all(json.loads(line)["pred"]["majority"] for line in kept)

@@ -170,3 +170,11 @@ def test_markdown_tolerates_missing_keys() -> None:
     md = markdown(_tiny_report({"combined": {"severity": {"ece": 0.1}, "service": {"selective": {}}}}))
     assert "- calibration combined/severity: ECE 0.100" in md
     assert "- calibration combined/service: no data" in md
+
+
+def test_multi_label_scores_with_one_label_in_all() -> None:
+    """A small set (or a bootstrap resample of one) where a single label occurs: sklearn would read the one column
+    as binary (refusing samples-F1 and averaging in "absent"); the scores are those of that label."""
+    s = metrics.multi_label([["a"], ["a"], []], [["a"], [], ["a"]])
+    assert s["macro_f1"] == 0.5 and s["micro_f1"] == 0.5 and s["macro_f1_labels"] == ["a"]
+    assert s["accuracy"] == 1 / 3 and s["samples_f1"] == 1 / 3
