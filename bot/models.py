@@ -196,6 +196,9 @@ class MitigationHypotheses(BaseModel):
     conformal_set: list[str] = Field(
         default_factory=list
     )  # every action in the set (more than shown if above 3)
+    from_set: bool = (
+        False  # the hypotheses shown are the set's (else the likeliest: the set held one or none)
+    )
     candidates: list[str] = Field(default_factory=list)  # the three likeliest actions, best first
     confidence: float = 0.0  # calibrated probability of the likeliest (vote: its share, uncalibrated)
     votes: dict[str, float] = Field(

@@ -95,8 +95,8 @@ class MitigationAdvisor:
         probs = _probabilities(scores, d.calibrated(np.asarray(list(scores.values()))))
         ranked = sorted(probs, key=lambda a: (-probs[a], -scores[a]))
         chosen = d.prediction_set(scores, self.coverage)
-        shown = sorted(chosen, key=lambda a: ranked.index(a))[:SHOWN] or ranked[:1]
         abstained = probs[ranked[0]] < d.threshold
+        shown, from_set = shown_actions(chosen, ranked, abstained)
         hyps = [self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a)) for a in shown]
         return MitigationHypotheses(
             hypotheses=hyps,
@@ -104,6 +104,7 @@ class MitigationAdvisor:
             source="classifier",
             coverage=self.coverage if d.conformal is not None else None,
             conformal_set=chosen,
+            from_set=from_set,
             candidates=ranked[:SHOWN],
             confidence=round(probs[ranked[0]], 4),
             votes=votes,
@@ -159,6 +160,16 @@ class MitigationAdvisor:
         ]
 
 
+def shown_actions(chosen: list[str], ranked: list[str], abstained: bool) -> tuple[list[str], bool]:
+    """Which actions a draft lists, and whether they are the conformal set's. The set says how many when it holds
+    two or more (or one that is confident). A single action at odds below the coverage beside "the 85% set" reads as
+    a contradiction, and an empty set says nothing: then the likeliest three, each with its odds, when the draft
+    abstains (the one when it is confident)."""
+    if len(chosen) >= 2 or (len(chosen) == 1 and not abstained):
+        return sorted(chosen, key=ranked.index)[:SHOWN], True
+    return ranked[: SHOWN if abstained else 1], False
+
+
 def with_prior(votes: dict[str, float], n_fixed: int, base: dict[str, float], k: int) -> dict[str, float]:
     """Without an action model: the neighbours' fixes (`n_fixed` of them known, shares `votes`) on top of the
     history's base rate, which counts as much as a whole neighbourhood (`k`): one neighbour's fix does not outrank
@@ -188,8 +199,8 @@ def headline(m: MitigationHypotheses) -> str:
         return m.note or NO_PRECEDENT
     if m.source != "classifier":
         return m.note
-    more = len(m.conformal_set) - len(m.hypotheses)
-    cov = f"the {m.coverage:.0%} set" if m.coverage is not None else "the likeliest"
+    more = len(m.conformal_set) - len(m.hypotheses) if m.from_set else 0
+    cov = f"the {m.coverage:.0%} set" if m.coverage is not None and m.from_set else "the likeliest"
     extra = f", {more} more in the set" if more > 0 else ""
     return (NO_PRECEDENT + "; " if m.abstained else "") + f"{cov}{extra}"
 

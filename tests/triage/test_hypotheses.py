@@ -14,11 +14,11 @@ import numpy as np
 
 from bot.config import Settings
 from bot.delivery.slack.blocks import draft_blocks
-from bot.models import HistoricalIncident, Ticket
+from bot.models import HistoricalIncident, MitigationHypotheses, MitigationHypothesis, Ticket
 from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
 from bot.triage.conformal import ConformalSet, ordinal_range
-from bot.triage.hypotheses import with_prior
+from bot.triage.hypotheses import headline, shown_actions, with_prior
 from bot.triage.pipeline import Triager
 from bot.triage.trainer import Trainer
 from tests.conftest import T0
@@ -199,3 +199,22 @@ def test_an_abstaining_fields_set_is_shown_only_when_it_says_more_than_one_label
     assert set_text(d, sev).endswith("(85% set)") and " - " in set_text(d, sev)
     # one label "not sure" beside a set of that one label would contradict itself: the candidates are asked
     assert set_text(d.model_copy(update={"label_set": ["sev3"]}), sev) == ""
+
+
+def test_a_set_of_one_below_its_coverage_lists_the_likeliest_three_instead() -> None:
+    ranked = ["fix_forward", "config_change", "traffic_shift", "rollback"]
+    # the set holds two or more: those, best first
+    assert shown_actions(["traffic_shift", "fix_forward"], ranked, True) == (
+        ["fix_forward", "traffic_shift"],
+        True,
+    )
+    # one action at odds below the coverage (abstained): "Fix forward 69%" beside "the 85% set" would contradict
+    assert shown_actions(["fix_forward"], ranked, True) == (ranked[:3], False)
+    assert shown_actions([], ranked, True) == (ranked[:3], False)  # an empty set says nothing
+    assert shown_actions(["fix_forward"], ranked, False) == (["fix_forward"], True)  # confident: the one
+    hyps = [MitigationHypothesis(action=a, title=a, probability=0.2) for a in ranked[:3]]
+    m = MitigationHypotheses(hypotheses=hyps, abstained=True, source="classifier", coverage=0.85,
+                             conformal_set=["fix_forward"], from_set=False, candidates=ranked[:3])  # fmt: skip
+    assert headline(m) == "no clear precedent; the likeliest"
+    m2 = m.model_copy(update={"conformal_set": ranked, "from_set": True})
+    assert headline(m2) == "no clear precedent; the 85% set, 1 more in the set"
