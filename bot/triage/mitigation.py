@@ -106,6 +106,7 @@ class MitigationExtractor:
             reject_texts=NO_FIX_TEXTS,
             require_keyword=True,
             keep=done,
+            latest=True,
         )
 
     def summaries(self, resolutions: list[str]) -> list[FixSummary | None]:

@@ -231,6 +231,7 @@ class SentenceMapper:
         reject_texts: list[str] | None = None,
         require_keyword: bool = False,
         keep: Callable[[str], bool] | None = None,
+        latest: bool = False,
     ) -> None:
         if embedder is None:
             from bot.store.embeddings import get_embedder
@@ -239,6 +240,9 @@ class SentenceMapper:
         self.embedder, self.min_score, self.cache_size = embedder, min_score, cache_size
         self.lexical_bonus, self.margin, self.require_keyword = lexical_bonus, margin, require_keyword
         self.keep = keep or (lambda _s: True)  # which fix sentences may count at all
+        # the text's last qualifying sentence rather than its best-scoring one: updates are in time order, and what
+        # was done last is what ended the incident ("a fix is being deployed" ... "we are rolling back")
+        self.latest = latest
         self.ids = [t.id for t in targets]
         owners = [j for j, t in enumerate(targets) for _ in t.texts]
         texts = [x for t in targets for x in t.texts]
@@ -299,6 +303,9 @@ class SentenceMapper:
     def _best(self, scores: np.ndarray, ok: np.ndarray, parts: list[tuple[str, str]]) -> SentenceMatch | None:
         masked = np.where(ok & (scores >= self.min_score), scores, -np.inf)
         i, j = np.unravel_index(int(np.argmax(masked)), masked.shape)
+        if self.latest and np.isfinite(masked).any():
+            i = int(np.flatnonzero(np.isfinite(masked).any(axis=1))[-1])
+            j = int(np.argmax(masked[i]))
         if not np.isfinite(masked[i, j]):
             return None
         sent, stamp = parts[i]

@@ -70,6 +70,15 @@ def test_the_sentence_that_says_what_was_done_and_its_action(text: str, action: 
     assert not BOILERPLATE.search(fix.sentence), fix.sentence
 
 
+def test_the_last_thing_done_is_the_fix() -> None:
+    """Updates are in time order: a fix first deployed, then a rollback "to fully resolve" it: the rollback."""
+    fix = extractor().summary(
+        "As of 3:01p pacific a fix has been identified and is in the process of being deployed. As of 6:09p pacific "
+        "we are in the process of rolling back changes to fully resolve the elevated errors in the API."
+    )
+    assert fix is not None and fix.action == "rollback" and "rolling back" in fix.sentence
+
+
 def test_when_is_taken_from_the_sentence_or_its_timeline_stamp() -> None:
     fix = extractor().summary("Impact began at 10:00 UTC.\n10:40 UTC - We rolled back the faulty release.")
     assert fix is not None and fix.action == "rollback" and fix.when == "10:40 UTC"
