@@ -82,7 +82,7 @@ class LearnedModel:
         if self.actions is not None:
             parts.append(self.actions.describe())
         elif self.actions_fallback:
-            parts.append(f"mitigation: neighbours' fixes ({self.actions_fallback})")
+            parts.append(f"mitigation: base rate and neighbours' fixes ({self.actions_fallback})")
         return "; ".join(parts)
 
 
