@@ -3,7 +3,6 @@ gives the lane back), one runs the LLM edit pass. Both keep going through databa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -43,6 +42,9 @@ class Workers:
         self.wake = threading.Event()  # set when this replica stores work: no poll delay for its own tickets
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # lanes whose release failed with the database down: this replica's heartbeat would renew their leases for
+        # as long as it lives, so they are given back first once the database answers (post thread only)
+        self._stranded: list[Claim] = []
 
     def start(self) -> None:
         loops: list[tuple[str, Callable[[], bool]]] = [("post", self.post_one), ("lease", self.renew_leases)]
@@ -82,6 +84,9 @@ class Workers:
 
     def post_one(self) -> bool:
         """Claim and do one piece of posting work; False if nothing was ready."""
+        while self._stranded:  # raises while the database is still down: the loop waits and comes back
+            self.queue.release(self._stranded[0], sent=0)
+            self._stranded.pop(0)
         claim = self.queue.claim(self.announce_every_s)
         if claim is None:
             self.feeder.retry_pending()  # verdicts the history could not take while it was down
@@ -122,5 +127,9 @@ class Workers:
         self.queue.release(claim, sent=sent)
 
     def _release_quietly(self, claim: Claim) -> None:
-        with contextlib.suppress(DBAPIError):  # still down: the lease runs out by itself
+        try:
             self.queue.release(claim, sent=0)
+        except (
+            DBAPIError
+        ):  # still down: released by post_one once it answers (a renewed lease never runs out)
+            self._stranded.append(claim)

@@ -157,3 +157,47 @@ def test_the_llm_edit_is_claimed_by_one_replica_until_its_lease_runs_out(store: 
     assert b.claim_edit() is None
     time.sleep(1.25)
     assert b.claim_edit() == "generic:e1"
+
+
+def test_a_lane_stranded_by_a_database_outage_is_given_back_once_it_answers(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database dies during a post, and the lane cannot be released (still down): the replica's heartbeat would
+    renew that lease as long as it lives, so no ticket of the channel would ever post again. The worker gives the
+    lane back first thing once the database answers, and the channel's tickets post."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.delivery.workers import Workers
+
+    down = DBAPIError("claim", {}, ConnectionError("database down"))
+    queue = WorkQueue(store.engine, "a", 30, PACE)
+    add(store, "t1", "#one")
+    posted: list[str] = []
+
+    class Poster:
+        fail = True
+
+        def post(self, claim: object) -> int:
+            if Poster.fail:
+                Poster.fail = False
+                raise down
+            posted.append(claim.key)  # type: ignore[attr-defined]
+            return 1
+
+        announce = post
+
+    class Feeder:
+        def retry_pending(self) -> None:
+            pass
+
+    workers = Workers(store, queue, Poster(), None, Feeder(), 0.01, 3600)  # type: ignore[arg-type]
+    real_release = queue.release
+    monkeypatch.setattr(queue, "release", lambda *a, **k: (_ for _ in ()).throw(down))
+    with pytest.raises(DBAPIError):
+        workers.post_one()  # the post fails and the lane stays leased to "a"
+    queue.heartbeat()  # ... and renewed
+    with pytest.raises(DBAPIError):
+        workers.post_one()  # still down: nothing claimed
+    monkeypatch.setattr(queue, "release", real_release)  # the database is back
+    assert workers.post_one() is True
+    assert posted == ["generic:t1"]
