@@ -138,9 +138,12 @@ class FieldDecider:
         votes: dict[str, float],
         llm_labels: list[str],
         witness: dict[Situation, float] | None,
+        coverage: float | None = None,
     ) -> LabelDecision:
-        """The label and its confidence; `witness` is the LLM's measured odds ratio per situation (None: no say)."""
+        """The label and its confidence; `witness` is the LLM's measured odds ratio per situation (None: no say);
+        with `coverage`, the conformal set of the same stacked scores at it (`label_set`)."""
         s = self.scores_many([(proba, votes)])[0]
+        label_set = self.prediction_set(s, coverage) if coverage is not None else []
         ranked = sorted(s, key=lambda c: -s[c])
         top = ranked[0]
         # calibrated once, for the labels the decision can use: the top one and the LLM's
@@ -184,6 +187,8 @@ class FieldDecider:
             prior_label=top,
             prior_confidence=round(cal[top], 4),
             calibrated=self._calibrated(ranked[:CANDIDATES_SHOWN], s, cal),
+            label_set=label_set,
+            set_coverage=coverage if label_set else None,
             llm_prior_confidence=round(cal.get(llm0, 0.0), 4) if llm0 is not None else None,
         )
 

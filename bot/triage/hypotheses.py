@@ -22,9 +22,7 @@ from bot.models import (
     MitigationHypotheses,
     MitigationHypothesis,
     SimilarIncident,
-    Ticket,
 )
-from bot.store.embeddings import get_embedder
 from bot.taxonomy import LabelField, Taxonomy
 from bot.triage.actions import ROOT_CAUSE, ActionModel
 from bot.triage.learned import LearnedModel
@@ -49,13 +47,6 @@ class MitigationAdvisor:
     def __init__(self, taxonomy: Taxonomy, coverage: float) -> None:
         self.taxonomy, self.coverage = taxonomy, coverage
         self._words: tuple[int, np.ndarray] | None = None  # (id of the model, its word features' names)
-
-    def features(self, learned: LearnedModel | None, ticket: Ticket, text: str, vector: np.ndarray | None):  # type: ignore[no-untyped-def]
-        """The ticket's features for the action model (as the label decision's), None without one."""
-        if learned is None or learned.actions is None:
-            return None
-        vec = vector if vector is not None else get_embedder().embed([text])[0]
-        return learned.features(text, ticket.service, ticket.source, vec)
 
     def advise(
         self,

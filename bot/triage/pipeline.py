@@ -199,8 +199,16 @@ class Triager:
     ) -> TriageDraft:
         """The draft from its parts: labels, the privacy rule, the playbook, the first step and notes."""
         tax = self.taxonomy
+        # the model and the ticket's features once: the label fields and the mitigation action read the same
+        feats = self.labels.features(ticket, redacted or text, vector)
         labels = self.labels.decide(
-            ticket, redacted or text, neighbours or similar, answer, usage, vector, evidence=evidence or []
+            ticket,
+            redacted or text,
+            neighbours or similar,
+            answer,
+            usage,
+            evidence=evidence or [],
+            features=feats,
         )
         privacy_hit = tax.privacy_match(text)
         if privacy_hit:
@@ -210,9 +218,7 @@ class Triager:
         # status line; then what may fix this one, which the playbook follows (bot/triage/hypotheses.py).
         similar = self.mitigations.annotate(similar)
         near = self.mitigations.annotate(neighbours) if neighbours else similar
-        learned = self.trainer.current if self.settings.learned_decision else None
-        X = self.advisor.features(learned, ticket, redacted or text, vector)
-        mitigation = self.advisor.advise(learned, X, near, similar)
+        mitigation = self.advisor.advise(feats.model, feats.X, near, similar)
         choice = self.playbook_choice.choose(labels, answer, privacy_hit, similar, usage.model, mitigation)
         playbook = choice.playbook
         # The check that separates the two likeliest hypotheses when they are close, else the playbook's first check,
