@@ -347,10 +347,12 @@ class LLMAgreement:
         }
 
     @staticmethod
-    def odds_ratio(kept: float, predicted: float, n: float) -> float:
+    def odds_ratio(kept: float, predicted: float, n: float, prior: float = AGREEMENT_PRIOR) -> float:
+        """Observed over predicted odds of being kept, the observed rate shrunk towards the prediction by `prior`
+        pseudo-observations (1 with no record)."""
         if not n:
             return 1.0
         q = min(max(predicted / n, 0.01), 0.99)  # what the classifier predicted, on average
-        r = (kept + AGREEMENT_PRIOR * q) / (n + AGREEMENT_PRIOR)  # what happened, shrunk towards it
+        r = (kept + prior * q) / (n + prior)  # what happened, shrunk towards it
         r = min(max(r, 0.005), 0.995)
         return (r / (1 - r)) / (q / (1 - q))

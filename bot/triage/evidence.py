@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.models import Context, LabelDecision, TriageDraft, Verdict
-from bot.triage.decision import shifted
+from bot.triage.decision import LLMAgreement, shifted
 
 EVIDENCE_PRIOR = 10  # as AGREEMENT_PRIOR: a feature's word counts once it has a record
 MIN_RATIO_SHOWN = 1.25  # an odds ratio at least this far from 1 is named as evidence on the draft
@@ -76,13 +76,7 @@ class EvidenceBook:
         return math.prod(self._one(f"{f}|{fld}|{label}") for f in feats)
 
     def _one(self, key: str) -> float:
-        kept, predicted, n = self.counts.get(key, [0, 0.0, 0])
-        if not n:
-            return 1.0
-        q = min(max(predicted / n, 0.01), 0.99)
-        r = (kept + EVIDENCE_PRIOR * q) / (n + EVIDENCE_PRIOR)
-        r = min(max(r, 0.005), 0.995)
-        return (r / (1 - r)) / (q / (1 - q))
+        return LLMAgreement.odds_ratio(*self.counts.get(key, [0, 0.0, 0]), prior=EVIDENCE_PRIOR)
 
 
 def apply(d: LabelDecision, feats: list[str], book: EvidenceBook, threshold: float) -> LabelDecision:
