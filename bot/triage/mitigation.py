@@ -130,45 +130,33 @@ class MitigationExtractor:
         text = self.summaries(resolutions)
         out: list[FixSummary | None] = []
         for labs, verdict, from_text in zip(labels, verdicts, text, strict=True):
-            said = from_text.sentence if from_text else ""
-            if action := self.known(next(iter(labs.get(MITIGATION, [])), None)):
-                out.append(
-                    FixSummary(
-                        action=action, sentence=said if _same(from_text, action) else "", source="label"
-                    )
-                )
-            elif action := self.known(verdict):
-                out.append(
-                    FixSummary(
-                        action=action, sentence=said if _same(from_text, action) else "", source="verdict"
-                    )
-                )
-            else:
+            labelled = self.known(next(iter(labs.get(MITIGATION, [])), None))
+            action, source = (labelled, "label") if labelled else (self.known(verdict), "verdict")
+            if action is None:
                 out.append(from_text)
+                continue
+            said = from_text.sentence if _same(from_text, action) else ""
+            out.append(FixSummary(action=action, sentence=said, source=source))
         return out
 
-    def of_history(self, incidents: list[HistoricalIncident]) -> list[FixSummary | None]:
-        """Per history record: an engineer's verdict is stored as its labels (`source` feedback:...)."""
+    def of_history(
+        self, incidents: list[HistoricalIncident] | list[SimilarIncident]
+    ) -> list[FixSummary | None]:
+        """Per history record (or similar incident): an engineer's verdict ("what fixed it" in the Correct modal)
+        is stored as the labels of a record whose `source` is feedback:..."""
         from_verdict = [i.source.startswith("feedback:") for i in incidents]
-        labels = [{} if v else i.labels for i, v in zip(incidents, from_verdict, strict=True)]
-        verdicts = [
-            next(iter(i.labels.get(MITIGATION, [])), None) if v else None
-            for i, v in zip(incidents, from_verdict, strict=True)
-        ]
-        return self.of_incidents(labels, [i.resolution for i in incidents], verdicts)
+        return self.of_incidents(
+            [{} if v else i.labels for i, v in zip(incidents, from_verdict, strict=True)],
+            [i.resolution for i in incidents],
+            [
+                next(iter(i.labels.get(MITIGATION, [])), None) if v else None
+                for i, v in zip(incidents, from_verdict, strict=True)
+            ],
+        )
 
     def annotate(self, similar: list[SimilarIncident]) -> list[SimilarIncident]:
         """The similar incidents with what fixed each (`fix`), in one batched pass."""
-        # A record an engineer's verdict labelled ("what fixed it" in the Correct modal) says so, as in of_history.
-        by_verdict = [s.source.startswith("feedback:") for s in similar]
-        fixes = self.of_incidents(
-            [{} if v else s.labels for s, v in zip(similar, by_verdict, strict=True)],
-            [s.resolution for s in similar],
-            [
-                next(iter(s.labels.get(MITIGATION, [])), None) if v else None
-                for s, v in zip(similar, by_verdict, strict=True)
-            ],
-        )
+        fixes = self.of_history(similar)
         return [s.model_copy(update={"fix": f}) for s, f in zip(similar, fixes, strict=True)]
 
 
