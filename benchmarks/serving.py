@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,7 @@ def tally(
     posts = emu.of("chat.postMessage")
     return {
         "tickets": len(sent) + len(refused), "over_s": seconds, "accepted": len(sent), "refused": len(refused),
+        "refused_status": dict(Counter(refused)),  # HTTP status per refusal (0: the connection failed)
         "lost": len(set(sent) - set(got)), "duplicated": sum(len(v) - 1 for v in got.values()),
         "top_level_posts": len([p for p in posts if not p.get("thread_ts")]),
         "thread_replies": len([p for p in posts if p.get("thread_ts")]),
