@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -21,6 +25,12 @@ from bot.visibility import UNRESOLVED_DELAY
 # Operator-editable files live at the top of the checkout, beside the package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "INCIBOT_CONFIG"
+ENV_PREFIX = "INCIBOT_"
+# INCIBOT_* variables read outside Settings (the CLI, scripts/setup.sh, scripts/test.sh, the model server's
+# process): not typos of a setting.
+ENV_NOT_SETTINGS = frozenset(
+    {CONFIG_ENV, "INCIBOT_DEBUG", "INCIBOT_LOCAL_LLM", "INCIBOT_TEST_WORKERS", "INCIBOT_PARENT_PID"}
+)
 
 
 class AuthScheme(StrEnum):
@@ -46,7 +56,7 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INCIBOT_", extra="forbid", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_nested_delimiter="__")
 
     # --- files operators edit
     taxonomy_path: Path = PROJECT_ROOT / "taxonomies" / "genai.yaml"
@@ -108,6 +118,9 @@ class Settings(BaseSettings):
         default=0.5, ge=0.0, le=1.0
     )  # the vote's LLM share, where no classifier is trained
     learned_decision: bool = True  # per-field classifiers + learned weights; False: the vote alone
+    # A fresh install trains its classifier at start; the bot's first posts wait this long for it (then the vote
+    # decides and the draft says the classifier is still training).
+    first_training_wait_s: float = Field(default=120.0, ge=0.0)
     target_precision: float = Field(
         default=0.85, gt=0.0, le=1.0
     )  # abstention thresholds are chosen to reach it
@@ -153,7 +166,7 @@ class Settings(BaseSettings):
     queue_poll_s: float = Field(default=0.2, gt=0)  # how often an idle replica looks for work others stored
     max_backlog: int = Field(default=5000, ge=1)  # tickets waiting to be posted; beyond it webhooks get 429
 
-    # --- webhook senders (README: per-sender configuration). Nothing configured: webhooks are open (local use).
+    # --- webhook senders (docs/senders.md). Nothing configured: webhooks are open (local use).
     webhook_secret: SecretStr | None = None  # HMAC-SHA256 of "v0:<timestamp>:<body>" (X-Incibot-Signature)
     webhook_token: SecretStr | None = None  # Authorization: Bearer <token>
     webhook_basic_user: str | None = None  # Authorization: Basic, with webhook_basic_password
@@ -167,7 +180,16 @@ class Settings(BaseSettings):
     # An open sender incident that said nothing new for this long, firing again with none of its earlier alerts,
     # is a new ticket (a resolve always ends an occurrence).
     occurrence_quiet_s: float = Field(default=3600.0, gt=0)
-    # Change senders (README: "Connecting change sources"); argocd uses webhook_token or Basic
+    clock_skew_max_h: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 366,
+        description="How far ahead of the bot's clock a sender's timestamp may be. A change stamped later is "
+        "refused (422: it would be listed as the latest change and never pruned); a ticket's time later than "
+        "this, or not after 1970, is replaced by the time it was received (the alert is still posted). Past "
+        "times are not bounded: alerts fire for weeks and webhooks are redelivered days late.",
+    )
+    # Change senders (docs/senders.md, "Connecting change sources"); argocd uses webhook_token or Basic
     github_webhook_secret: SecretStr | None = None  # the GitHub webhook's secret (X-Hub-Signature-256)
     gitlab_webhook_token: SecretStr | None = None  # the GitLab webhook's secret token (X-Gitlab-Token)
     launchdarkly_webhook_secret: SecretStr | None = None  # the LaunchDarkly webhook's secret (X-LD-Signature)
@@ -210,6 +232,43 @@ class Settings(BaseSettings):
     storm_window_s: float = 1800.0  # an incident stays open for grouping this long after its newest ticket
     storm_flush_s: float = 15.0  # per incident: one thread reply + one counter edit at most this often
     storm_reply_batch: int = Field(default=25, ge=1, le=40)  # tickets listed per thread reply
+
+    # --- telemetry around a ticket (bot/telemetry/): a Prometheus-compatible API, read-only (query_range)
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Base URL of a Prometheus-compatible API (Prometheus, Thanos, Mimir's /prometheus, "
+        "VictoriaMetrics, Grafana Cloud); `/api/v1/query_range` is appended. Unset: no telemetry.",
+    )
+    prometheus_token: SecretStr | None = Field(default=None, description="Sent as `Authorization: Bearer`.")
+    prometheus_basic_user: str | None = Field(default=None, description="Basic auth user, with the password.")
+    prometheus_basic_password: SecretStr | None = Field(default=None, description="Basic auth password.")
+    prometheus_headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers, e.g. Mimir's `X-Scope-OrgID`."
+    )
+    signals_path: Path = Field(
+        default=PROJECT_ROOT / "taxonomies" / "signals.yaml",
+        description="The signal catalogue: PromQL per signal and the per-service label selectors.",
+    )
+    telemetry_before_min: float = Field(
+        default=60.0, gt=0, description="Minutes of metrics read before the ticket opened (up to now)."
+    )
+    telemetry_step_s: float = Field(default=30.0, ge=1, description="Resolution of the read, in seconds.")
+    telemetry_budget_s: float = Field(
+        default=1.5, gt=0, description="Seconds the whole read may take; queries still out then are errors."
+    )
+    telemetry_max_series: int = Field(default=20, ge=1, description="Series kept per signal (query).")
+    telemetry_max_points: int = Field(
+        default=1000, ge=10, description="Points per series; longer windows are read at a coarser step."
+    )
+    telemetry_max_bytes: int = Field(
+        default=5_000_000, ge=10_000, description="Bytes one query's answer may have; more is an error."
+    )
+    telemetry_breaker_failures: int = Field(
+        default=3, ge=1, description="Reads in a row whose every query failed open the circuit..."
+    )
+    telemetry_breaker_reset_s: float = Field(
+        default=60.0, gt=0, description="...for this long: telemetry is skipped meanwhile."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -271,3 +330,72 @@ class Settings(BaseSettings):
     def external_llm(self) -> bool:
         """True when ticket text would leave this process for an LLM."""
         return self.llm_backend in ("openai", "azure")
+
+
+def _env(environ: Mapping[str, str] | None) -> dict[str, str]:
+    # pydantic-settings matches variable names in any case
+    return {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+
+
+def _closest(name: str) -> str | None:
+    """The setting `name` (no prefix, any case) was probably meant to be."""
+    close = difflib.get_close_matches(name.lower(), list(Settings.model_fields), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line per INCIBOT_* variable that names no setting, with the closest real name: pydantic-settings ignores
+    such a variable, so a typo would silently leave the setting at its default."""
+    known = {ENV_PREFIX + f.upper() for f in Settings.model_fields} | ENV_NOT_SETTINGS
+    lines = []
+    for var in sorted(_env(environ)):
+        if not var.startswith(ENV_PREFIX) or var.split("__")[0] in known:  # FIELD__KEY: a nested value
+            continue
+        close = _closest(var.removeprefix(ENV_PREFIX).split("__")[0])
+        lines.append(
+            f"{var} is not a setting" + (f"; did you mean {ENV_PREFIX}{close.upper()}?" if close else "")
+        )
+    return lines
+
+
+def settings_error_message(e: BaseException, environ: Mapping[str, str] | None = None) -> str | None:
+    """Settings that do not validate as one line, each named as the operator set it with its value and what is
+    expected: `INCIBOT_PORT='abc': Input should be a valid integer` ('; ' between several). None: `e` is not
+    about Settings."""
+    env = _env(environ)
+
+    def where(field: str) -> str:
+        var = ENV_PREFIX + field.upper()
+        if var in env or any(k.startswith(var + "__") for k in env):
+            return var
+        return f"{field} (in {env[CONFIG_ENV]})" if CONFIG_ENV in env else field
+
+    def shown(field: str, value: object) -> str:
+        info = Settings.model_fields.get(field)
+        secret = info is not None and "SecretStr" in str(info.annotation)
+        text = "'***'" if secret else repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    if isinstance(e, SettingsError):  # a complex setting (dict, list) whose value is not JSON
+        m = re.search(r'field "(\w+)"', str(e))
+        if m is None:
+            return None
+        field = m[1]
+        value = env.get(ENV_PREFIX + field.upper())
+        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        given = f"={shown(field, value)}" if value is not None else ""
+        return f"{where(field)}{given}: expected JSON{cause}"
+    if not isinstance(e, ValidationError) or e.title != Settings.__name__:
+        return None
+    parts = []
+    for x in e.errors():
+        field, *rest = [str(p) for p in x["loc"]] or ["?"]
+        name = ".".join([where(field), *rest])
+        if x["type"] == "extra_forbidden":  # a key of the YAML file
+            close = _closest(field)
+            parts.append(f"{name} is not a setting" + (f"; did you mean {close}?" if close else ""))
+        elif x["type"] == "missing":
+            parts.append(f"{name}: {x['msg']}")
+        else:
+            parts.append(f"{name}={shown(field, x.get('input'))}: {x['msg']}")
+    return "; ".join(parts)

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.intake.auth import HideUrlTokens, check_webhook_auth, webhook_signature
+from bot.intake.auth import HideUrlTokens, authorization, check_webhook_auth, webhook_signature
 from bot.intake.changes import Ignored, accepted_auth, parse_change
 from bot.intake.receiver import Backpressure
 from bot.intake.senders import WebhookError, parse
@@ -115,7 +115,7 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         if isinstance(payload, Response):
             return payload
         try:
-            event = parse(source, payload)
+            event = parse(source, payload, settings)
         except WebhookError as e:
             return _error(e.status, str(e))
         if event.kind == "ignore":
@@ -147,7 +147,7 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         if isinstance(payload, Response):
             return payload
         try:
-            change = parse_change(name, payload, request.headers)
+            change = parse_change(name, payload, request.headers, settings)
         except WebhookError as e:
             return _error(e.status, str(e))
         if isinstance(change, Ignored):
@@ -203,8 +203,10 @@ def build_server(settings: Settings, service: TriageService, slack_app: App | No
         """Operators only: the configured ops token as a Bearer token (none configured: nobody)."""
         if settings.ops_token is None:
             return False
-        given = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(given, f"Bearer {settings.ops_token.get_secret_value()}".encode())
+        given = authorization(request.headers, "bearer")
+        return given is not None and hmac.compare_digest(
+            given.encode(), settings.ops_token.get_secret_value().encode()
+        )
 
     async def health(request: Request) -> Response:
         try:

@@ -53,9 +53,11 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _authorization(headers: Mapping[str, str], scheme: str) -> str | None:
+def authorization(headers: Mapping[str, str], scheme: str) -> str | None:
+    """The credentials of an `Authorization: <scheme> <credentials>` header, or None if it names another
+    scheme. The scheme is matched in any case (RFC 7235: "bearer" is Bearer), for webhooks and /metrics alike."""
     kind, _, value = headers.get("authorization", "").strip().partition(" ")
-    return value.strip() if kind.lower() == scheme else None
+    return value.strip() if kind.lower() == scheme.lower() else None
 
 
 def _hmac(s: Settings, headers: Mapping[str, str], body: bytes, _: str | None, now: float) -> str | None:
@@ -80,7 +82,7 @@ def _hmac(s: Settings, headers: Mapping[str, str], body: bytes, _: str | None, n
 
 def _bearer(s: Settings, headers: Mapping[str, str], *_: Any) -> str | None:
     assert s.webhook_token is not None
-    token = _authorization(headers, "bearer")
+    token = authorization(headers, "bearer")
     if token is None:
         return ""
     return None if _same(token, s.webhook_token.get_secret_value()) else "wrong bearer token"
@@ -88,7 +90,7 @@ def _bearer(s: Settings, headers: Mapping[str, str], *_: Any) -> str | None:
 
 def _basic(s: Settings, headers: Mapping[str, str], *_: Any) -> str | None:
     assert s.webhook_basic_user is not None and s.webhook_basic_password is not None
-    value = _authorization(headers, "basic")
+    value = authorization(headers, "basic")
     if value is None:
         return ""
     try:

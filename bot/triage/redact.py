@@ -105,7 +105,9 @@ EXTRA_PATTERNS: dict[str, list[str]] = {
     ],
     "BEARER_TOKEN": [r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9._~+/-]{12,}=*)"],
     "PASSWORD": [
-        r"://[^/\s:@]*:(?P<v>[^/\s@]+)@",  # user:password@ in URLs and connection strings
+        # user:password@ in URLs and connection strings, up to the last @ before the host: a password typed
+        # unencoded can hold "/" and "@" (a path with an "@" in it is hidden too: better more than less).
+        r"://[^/\s:@]*:(?P<v>[^\s?#\"'<>]+)@",
         r"(?i)\b(?:AccountKey|SharedAccessKey|SharedAccessSignature|sig)=(?P<v>[^\s;&]+)",
         # `<prefix_>password = value`, `api_key: value`, `password is value`; the value must hold a digit or a
         # symbol, so "the token is expired" stays readable.

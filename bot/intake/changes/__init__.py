@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.clock import utcnow
 from bot.config import AuthScheme, Settings
 from bot.intake.changes import argocd, generic, github, gitlab, launchdarkly
 from bot.intake.changes.base import ChangeSender, Ignored, Parsed
-from bot.intake.senders.base import WebhookError
+from bot.intake.senders.base import WebhookError, clock_skew, implausible
 from bot.models import ChangeEvent
 
 __all__ = [
@@ -32,8 +33,12 @@ CHANGE_SENDERS: dict[str, ChangeSender] = {
 }
 
 
-def parse_change(name: str, payload: Any, headers: Mapping[str, str]) -> Parsed:
-    """What a change sender's payload means, or a WebhookError with the HTTP status to answer."""
+def parse_change(
+    name: str, payload: Any, headers: Mapping[str, str], settings: Settings | None = None
+) -> Parsed:
+    """What a change sender's payload means, or a WebhookError with the HTTP status to answer. A change
+    stamped beyond the senders' clock skew (`settings.clock_skew_max_h`) is refused: it would be listed as the
+    latest change on its service, and kept past retention, for as long as its time lies ahead."""
     sender = CHANGE_SENDERS.get(name)
     if sender is None:
         raise WebhookError(
@@ -42,11 +47,14 @@ def parse_change(name: str, payload: Any, headers: Mapping[str, str]) -> Parsed:
     if not isinstance(payload, dict):
         raise WebhookError("the body must be a JSON object", status=400)
     try:
-        return sender.parse(payload, headers)
+        parsed = sender.parse(payload, headers)
     except WebhookError:
         raise
     except (TypeError, AttributeError, ValueError) as e:  # wrong types deep inside a payload
         raise WebhookError(f"malformed {name} payload: {type(e).__name__}: {e}") from e
+    if isinstance(parsed, ChangeEvent) and (why := implausible(parsed.at, utcnow(), clock_skew(settings))):
+        raise WebhookError(f"the change's time {why}; fix the sender's clock or the time it sends")
+    return parsed
 
 
 def accepted_auth(settings: Settings, name: str) -> Sequence[AuthScheme]:

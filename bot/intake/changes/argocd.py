@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import AuthScheme
-from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change, when
-from bot.intake.senders.base import as_str, need
+from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change
+from bot.intake.senders.base import as_str, need, read_time
 
 FINISHED = ("Succeeded", "Failed", "Error")
 
@@ -32,7 +32,7 @@ def parse(p: dict[str, Any], _: Mapping[str, str]) -> Parsed:
         what += f", health {health}"
     return make_change(
         id=f"{app}@{revision or '-'}@{finished or '-'}", source="argocd", service=app, kind="deploy", summary=what,
-        at=when(finished, "finishedAt"), author=as_str(p.get("initiatedBy")) or "automated sync",
+        at=read_time(finished, "finishedAt"), author=as_str(p.get("initiatedBy")) or "automated sync",
         link=as_str(p.get("url")) or None, environment=as_str(p.get("environment")) or None,
     )  # fmt: skip
 

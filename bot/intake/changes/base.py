@@ -1,11 +1,11 @@
 """What every change sender's parser produces (a ChangeEvent, or Ignored with the reason), the `ChangeSender`
-record the registry holds, and small readers for untrusted JSON shared with the alert senders."""
+record the registry holds. The readers for untrusted JSON (timestamps included) are the alert senders'
+(`bot/intake/senders/base.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -48,17 +48,3 @@ def make_change(**kw: Any) -> ChangeEvent:
     except ValidationError as e:
         err = e.errors()[0]
         raise WebhookError(f"invalid field {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
-
-
-def when(value: Any, field: str) -> datetime:
-    """A sender's timestamp: ISO 8601 (GitHub, Argo CD), GitLab's "2021-04-28 21:50:00 +0200", or epoch ms."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
-    if isinstance(value, str) and value.strip():
-        v = value.strip()
-        for parse in (datetime.fromisoformat, lambda x: datetime.strptime(x, "%Y-%m-%d %H:%M:%S %z")):
-            try:
-                return parse(v)
-            except ValueError:
-                continue
-    raise WebhookError(f"missing or unreadable time in field {field}")

@@ -9,15 +9,15 @@ from typing import Any
 
 from bot.clock import utcnow
 from bot.config import AuthScheme
-from bot.intake.changes.base import ChangeSender, Parsed, make_change, when
-from bot.intake.senders.base import need
+from bot.intake.changes.base import ChangeSender, Parsed, make_change
+from bot.intake.senders.base import need, read_time
 
 FIELDS = ("summary", "link", "author", "environment")
 
 
 def parse(p: dict[str, Any], _: Mapping[str, str]) -> Parsed:
     extra = {k: p[k] for k in FIELDS if p.get(k) is not None}
-    at = when(p["at"], "at") if p.get("at") not in (None, "") else utcnow()
+    at = read_time(p["at"], "at") if p.get("at") not in (None, "") else utcnow()
     return make_change(id=str(need(p, "id")), source="change", service=need(p, "service"), kind=need(p, "kind"),
                        at=at, **extra)  # fmt: skip
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import AuthScheme
-from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change, when
-from bot.intake.senders.base import WebhookError, as_obj, as_str, need
+from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change
+from bot.intake.senders.base import WebhookError, as_obj, as_str, need, read_time
 
 FINISHED = ("success", "failure", "error")
 
@@ -40,7 +40,8 @@ def parse(p: dict[str, Any], headers: Mapping[str, str]) -> Parsed:
             as_obj(p.get("sender")).get("login")
         )
         return make_change(id=f"{name}/deployments/{dep_id}", summary=f"{what} (started)",
-                           at=when(dep.get("created_at"), "deployment.created_at"), author=creator or None,
+                           at=read_time(dep.get("created_at"), "deployment.created_at"),
+                           author=creator or None,
                            link=as_str(repo.get("html_url")) + "/deployments" if repo.get("html_url") else None,
                            **fields)  # fmt: skip
     st = as_obj(status)
@@ -50,8 +51,8 @@ def parse(p: dict[str, Any], headers: Mapping[str, str]) -> Parsed:
     creator = as_str(as_obj(st.get("creator")).get("login")) or as_str(as_obj(p.get("sender")).get("login"))
     link = as_str(st.get("log_url")) or as_str(st.get("target_url")) or as_str(st.get("environment_url"))
     summary = what if state == "success" else f"{what} ({state})"
-    return make_change(id=f"{name}/deployments/{dep_id}/statuses/{need(st, 'id')}", summary=summary,
-                       at=when(st.get("updated_at") or st.get("created_at"), "deployment_status.updated_at"),
+    at = read_time(st.get("updated_at") or st.get("created_at"), "deployment_status.updated_at")
+    return make_change(id=f"{name}/deployments/{dep_id}/statuses/{need(st, 'id')}", summary=summary, at=at,
                        author=creator or None, link=link or None, **fields)  # fmt: skip
 
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import AuthScheme
-from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change, when
-from bot.intake.senders.base import as_obj, as_str, need
+from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change
+from bot.intake.senders.base import as_obj, as_str, need, read_time
 
 FINISHED = ("success", "failed", "canceled")
 
@@ -36,7 +36,7 @@ def parse(p: dict[str, Any], _: Mapping[str, str]) -> Parsed:
         summary += f" ({status})"
     return make_change(
         id=f"{name}/deployments/{dep}/{status}", source="gitlab", service=name, kind="deploy", summary=summary,
-        at=when(p.get("status_changed_at"), "status_changed_at"),
+        at=read_time(p.get("status_changed_at"), "status_changed_at"),
         author=as_str(user.get("username")) or as_str(user.get("name")) or None,
         link=as_str(p.get("deployable_url")) or as_str(p.get("commit_url")) or None,
         environment=as_str(p.get("environment")) or None,

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import AuthScheme
-from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change, when
-from bot.intake.senders.base import as_obj, as_str, need
+from bot.intake.changes.base import ChangeSender, Ignored, Parsed, make_change
+from bot.intake.senders.base import as_obj, as_str, need, read_time
 
 KINDS = {"flag": "flag", "environment": "config", "project": "config", "segment": "config"}
 SITE = "https://app.launchdarkly.com"
@@ -33,7 +33,7 @@ def parse(p: dict[str, Any], _: Mapping[str, str]) -> Parsed:
     href = as_str(as_obj(as_obj(p.get("_links")).get("site")).get("href"))
     return make_change(
         id=need(p, "_id"), source="launchdarkly", service=name, kind=KINDS[kind],
-        summary=f"{verb} {as_str(p.get('name')) or name}", at=when(need(p, "date"), "date"),
+        summary=f"{verb} {as_str(p.get('name')) or name}", at=read_time(need(p, "date"), "date"),
         author=author or as_str(member.get("email")) or None, environment=parts.get("env"),
         link=(SITE + href if href.startswith("/") else href) or None,
     )  # fmt: skip

@@ -10,12 +10,22 @@ add its row to the README's *Connecting alert sources*.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.clock import utcnow
 from bot.config import AuthScheme, Settings
 from bot.intake.senders import alertmanager, generic, opsgenie, pagerduty, statuspage
-from bot.intake.senders.base import EventKind, Sender, WebhookError, WebhookEvent, listed
+from bot.intake.senders.base import (
+    EventKind,
+    Sender,
+    WebhookError,
+    WebhookEvent,
+    clock_skew,
+    implausible,
+    listed,
+)
 
 __all__ = [
     "SENDERS",
@@ -42,9 +52,10 @@ SENDERS: dict[str, Sender] = {
     )
 }
 SOURCES = tuple(SENDERS)
+log = logging.getLogger("incibot")
 
 
-def parse(source: str, payload: Any) -> WebhookEvent:
+def parse(source: str, payload: Any, settings: Settings | None = None) -> WebhookEvent:
     """The event a sender's payload means, or a WebhookError with the HTTP status to answer."""
     sender = SENDERS.get(source)
     if sender is None:
@@ -52,11 +63,19 @@ def parse(source: str, payload: Any) -> WebhookEvent:
     if not isinstance(payload, dict):
         raise WebhookError("the body must be a JSON object", status=400)
     try:
-        return sender.parse(payload)
+        event = sender.parse(payload)
     except WebhookError:
         raise
     except (TypeError, AttributeError, ValueError) as e:  # wrong types deep inside a payload
         raise WebhookError(f"malformed {source} payload: {type(e).__name__}: {e}") from e
+    ticket, now = event.ticket, utcnow()
+    if ticket is not None and (why := implausible(ticket.created_at, now, clock_skew(settings))):
+        # Clamped, not refused: an alert from a sender whose clock is wrong must still reach the on-call, so
+        # it is stamped when received (an unreadable time is refused by its parser, 422, as any bad field).
+        # Kept as sent, a time in 2999 sorts first forever; one in year 1 overflows the change lookup near it.
+        log.warning("%s ticket: created_at %s; stamped with the time it was received", source, why)
+        event = event.model_copy(update={"ticket": ticket.model_copy(update={"created_at": now})})
+    return event
 
 
 def accepted_auth(settings: Settings, source: str) -> Sequence[AuthScheme]:

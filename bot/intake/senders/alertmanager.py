@@ -19,6 +19,7 @@ from bot.intake.senders.base import (
     listed,
     make_ticket,
     need,
+    read_time,
     sender_severity,
 )
 
@@ -91,7 +92,7 @@ def parse(p: dict[str, Any]) -> WebhookEvent:
     ticket = make_ticket(
         id=thread, title=title, text="\n".join(f for f in facts if f), source="alertmanager", raw=p, links=links,
         service=common_l.get("service") or labels.get("service") or labels.get("job"),
-        created_at=first.get("startsAt") or utcnow(),
+        created_at=read_time(first.get("startsAt") or utcnow(), "alerts[].startsAt"),
         severity=sender_severity("severity", common_l.get("severity") or labels.get("severity")),
     )  # fmt: skip
     new_links = links_of(*(("Runbook", as_obj(a.get("annotations")).get("runbook_url")) for a in firing),

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bot.config import AuthScheme
+from bot.config import AuthScheme, Settings
 from bot.models import Link, SenderSeverity, Ticket
 
 MAX_LINES = 20  # alerts or updates listed in one ticket or thread reply; the rest are counted
@@ -83,7 +83,10 @@ def as_str(value: Any) -> str:
 
 
 def make_ticket(**kw: Any) -> Ticket:
-    """A Ticket, or a WebhookError (422) naming the first invalid field."""
+    """A Ticket, or a WebhookError (422) naming the first invalid field. Its time is read as every sender's is
+    (`read_time`); whether it is plausible is the registry's call (`bot/intake/senders/__init__.py`)."""
+    if kw.get("created_at") is not None:
+        kw["created_at"] = read_time(kw["created_at"], "created_at")
     try:
         return Ticket.model_validate(kw)
     except ValidationError as e:
@@ -91,8 +94,58 @@ def make_ticket(**kw: Any) -> Ticket:
         raise WebhookError(f"invalid field {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
 
 
-def from_ms(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value / 1000, UTC) if isinstance(value, int | float) else None
+# --- a sender's timestamps, read in this one place by the alert and the change senders ---------------------
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS_ABOVE = (
+    2e10  # a Unix time above this is in milliseconds (in seconds: after the year 2603), as pydantic reads it
+)
+_GITLAB = "%Y-%m-%d %H:%M:%S %z"  # "2021-04-28 21:50:00 +0200"
+
+
+def read_time(value: Any, field: str) -> datetime:
+    """A sender's timestamp as an aware UTC datetime: a datetime, ISO 8601, GitLab's "2021-04-28 21:50:00
+    +0200", or a Unix time in seconds or milliseconds (Opsgenie, LaunchDarkly). A WebhookError (422) naming
+    the field when it is none of those or no datetime holds it in UTC (1e20, Infinity, NaN,
+    "9999-12-31T23:59:59-05:00"): Python raises OverflowError or OSError there, not only ValueError."""
+    try:
+        if isinstance(value, datetime):
+            t = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            t = datetime.fromtimestamp(value / 1000 if abs(value) > MS_ABOVE else value, UTC)
+        elif isinstance(value, str) and value.strip():
+            t = _iso_or_gitlab(value.strip())
+        else:
+            raise ValueError("not a time")
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)  # naive: UTC by convention
+    except (ValueError, OverflowError, OSError) as e:
+        raise WebhookError(f"missing or unreadable time in field {field}: {str(value)[:40]!r}") from e
+
+
+def _iso_or_gitlab(v: str) -> datetime:
+    try:
+        return datetime.fromisoformat(v)
+    except ValueError:
+        return datetime.strptime(v, _GITLAB)
+
+
+def clock_skew(settings: Settings | None) -> timedelta:
+    """How far ahead of ours a sender's clock may be (`clock_skew_max_h`; its default without settings)."""
+    if settings is None:
+        return timedelta(hours=Settings.model_fields["clock_skew_max_h"].default)
+    return timedelta(hours=settings.clock_skew_max_h)
+
+
+def implausible(t: datetime, now: datetime, skew: timedelta) -> str | None:
+    """Why `t` cannot be when something a sender reports now happened, or None. Only the future is bounded by
+    the skew: an alert can have fired for weeks and a webhook be redelivered days later, but nothing reported
+    now happened tomorrow. Before the Unix epoch is an unset or corrupt stamp (and near year 1 the change
+    lookup around it overflows). Comparing aware datetimes never overflows, whatever their offsets."""
+    if t > now + skew:
+        hours = skew / timedelta(hours=1)
+        return f"{t.isoformat()} is more than {hours:g} h ahead of this bot's clock (clock_skew_max_h)"
+    if t <= EPOCH:
+        return f"{t.isoformat()} is not after 1970-01-01 (an unset or corrupt time)"
+    return None
 
 
 def links_of(*pairs: tuple[str, Any]) -> list[Link]:

@@ -14,9 +14,9 @@ from bot.intake.senders.base import (
     WebhookEvent,
     as_obj,
     as_str,
-    from_ms,
     make_ticket,
     need,
+    read_time,
     sender_severity,
 )
 from bot.models import SenderSeverity
@@ -70,7 +70,7 @@ def parse(p: dict[str, Any]) -> WebhookEvent:
     service = as_str(alert.get("entity")) or as_str(details.get("service")) or None
     ticket = make_ticket(
         id=thread, title=str(need(p, "alert", "message")), text="\n".join(x for x in lines if x), service=service,
-        source="opsgenie", created_at=from_ms(alert.get("createdAt")) or utcnow(), raw=p,
+        source="opsgenie", created_at=read_time(alert.get("createdAt") or utcnow(), "alert.createdAt"), raw=p,
         severity=_priority(alert),
     )  # fmt: skip
     return WebhookEvent(

@@ -20,6 +20,7 @@ from bot.intake.senders.base import (
     links_of,
     make_ticket,
     need,
+    read_time,
     sender_severity,
 )
 from bot.models import Link, SenderSeverity, Ticket
@@ -75,7 +76,9 @@ def _ticket(thread: str, event: dict[str, Any], data: dict[str, Any]) -> Ticket:
         text=f"{number}: " + "; ".join(f for f in facts if f) + "." if any(facts) else "",
         service=service,
         source="pagerduty",
-        created_at=data.get("created_at") or event.get("occurred_at") or utcnow(),
+        created_at=read_time(
+            data.get("created_at") or event.get("occurred_at") or utcnow(), "event.data.created_at"
+        ),
         raw={"event": event},
         link=as_str(data.get("html_url")) or None,
         links=links_of(("Conference bridge", as_obj(data.get("conference_bridge")).get("conference_url"))),

@@ -47,7 +47,8 @@ def register(app: App, backend: Backend) -> None:
             try:
                 change = backend.mode.set(rest, user) if rest.strip() else backend.mode.current()
             except ModeRefused as e:
-                ack(text=f"Mode not changed: {e}.")
+                # It quotes what was typed: "<!channel>" unescaped would notify the whole channel.
+                ack(text=f"Mode not changed: {blocks.escape(str(e))}.")
                 return
             if change is None:
                 ack(text="Mode: llm (never switched). Usage: /triage mode llm|retrieval-only")
