@@ -103,3 +103,31 @@ def llm() -> Iterator[OpenAIEmulator]:
     emu = OpenAIEmulator(lambda request: tool_answer(request))
     yield emu
     emu.close()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[object | None]:
+    """A real PostgreSQL server for the module (None where its binaries are not installed)."""
+    from benchmarks.backends import Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        yield None
+        return
+    server = Postgres()
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path, pg: object | None) -> object:
+    """The SQL store on SQLite, then on a fresh database of the module's PostgreSQL (skipped without one)."""
+    import time
+
+    from bot.store.sql import Store
+
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'incibot.db'}")
+    if pg is None:
+        pytest.skip("PostgreSQL server binaries not installed")
+    return Store(pg.database(f"t{time.time_ns()}"))  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@
 Storing a change is one INSERT, deduplicated by its primary key (source, id): a CI system deploying 1,000 times an
 hour costs 1,000 small inserts, and nothing on the posting path waits for them. A ticket's context is two indexed
 range reads: the changes on its service by (service, at), and the other tickets on its service by
-(service, created_at) or, for a dedicated channel, by (route, created_at). Each reads a bounded number of rows.
+(service, created_at) or, for a dedicated channel, by (route, created_at). Each reads the few rows it lists and
+counts the rest in SQL, over the same index: a flood on one service costs a COUNT, and "and N more" is exact.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select
+from sqlalchemy import Engine, Select, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import aware, utcnow
@@ -21,7 +22,6 @@ from bot.store.schema import changes, tickets
 from bot.store.tickets import TicketKind, TicketState
 
 SHOWN = 5  # changes and concurrent tickets listed with a ticket; the rest are counted
-SCAN = 50  # rows read per lookup at most: a flood on one service costs no more than this
 # Tickets that are, or are about to be, an incident of their own (not storm members, not thread replies).
 OWN_POST = (TicketState.RECEIVED, TicketState.POSTING, TicketState.POSTED, TicketState.DRAFTED)
 
@@ -62,18 +62,15 @@ class ChangeStore:
         """Changes to `service` from `window.before` before `at` up to `window.skew` after it, newest first; and
         how many more there are beyond those listed."""
         lo, hi = at - window.before, at + window.skew
+        within = (changes.c.service == service, changes.c.at >= lo, changes.c.at <= hi)
         with self.engine.connect() as c:
             rows = c.execute(
-                select(changes)
-                .where(changes.c.service == service, changes.c.at >= lo, changes.c.at <= hi)
-                .order_by(changes.c.at.desc())
-                .limit(SCAN)
+                select(changes).where(*within).order_by(changes.c.at.desc()).limit(SHOWN)
             ).mappings()
             found = [_change(r) for r in rows]
-        shown = [
-            RecentChange(change=x, minutes_before=(at - x.at).total_seconds() / 60) for x in found[:SHOWN]
-        ]
-        return shown, len(found) - len(shown)
+            total = int(c.execute(select(func.count()).select_from(changes).where(*within)).scalar() or 0)
+        shown = [RecentChange(change=x, minutes_before=(at - x.at).total_seconds() / 60) for x in found]
+        return shown, max(0, total - len(shown))
 
     def latest(self, service: str, limit: int = 20) -> list[ChangeEvent]:
         """`/triage changes <service>`: its newest changes."""
@@ -101,22 +98,28 @@ class ChangeStore:
             or_(tickets.c.created_at >= lo_window, func.coalesce(tickets.c.resolved, 0) == 0),
         ]
         found: dict[str, ConcurrentSignal] = {}
+        on = [(column, value, same) for column, value, same in
+              ((tickets.c.service, service, True), (tickets.c.route, route, False)) if value]  # fmt: skip
         with self.engine.connect() as c:
-            for column, value, same in ((tickets.c.service, service, True), (tickets.c.route, route, False)):
-                if not value:
-                    continue
+            # The newest SHOWN of each lookup hold the newest SHOWN of both together.
+            for column, value, same in on:
                 rows = c.execute(
                     select(tickets.c.key, tickets.c.shown, tickets.c.ticket, tickets.c.created_at,
                            tickets.c.resolved, tickets.c.service)
                     .where(column == value, tickets.c.created_at >= lo_open, *where)
                     .order_by(tickets.c.created_at.desc())
-                    .limit(SCAN)
+                    .limit(SHOWN)
                 ).mappings()  # fmt: skip
                 for r in rows:
                     if r["key"] not in found:
                         found[r["key"]] = _signal(r, same or r["service"] == service)
-        listed = sorted(found.values(), key=lambda s: s.since, reverse=True)
-        return listed[:SHOWN], max(0, len(listed) - SHOWN)
+            # One COUNT over both: a ticket on the service and in the channel is counted once.
+            either = or_(*(column == value for column, value, _ in on))
+            total = c.execute(
+                select(func.count()).where(either, tickets.c.created_at >= lo_open, *where)
+            ).scalar()
+        listed = sorted(found.values(), key=lambda s: s.since, reverse=True)[:SHOWN]
+        return listed, max(0, int(total or 0) - len(listed))
 
     def context(
         self,
@@ -156,12 +159,9 @@ class ChangeStore:
         return [OpenIncident(key=k, channel=ch, route=rt or ch) for k, ch, rt in rows]
 
     def replies(self, parent_key: str) -> int:
-        """Change replies already queued or posted under an incident (their keys: `<parent>~change:...`)."""
+        """Change replies already queued or posted under an incident."""
         with self.engine.connect() as c:
-            q = select(func.count()).where(
-                tickets.c.parent_key == parent_key, tickets.c.key.like(f"{parent_key}~change:%")
-            )
-            return int(c.execute(q).scalar() or 0)
+            return int(c.execute(count_replies(parent_key)).scalar() or 0)
 
     def prune(self, before: datetime) -> int:
         """Drop changes that happened before `before` (change_retention_days)."""
@@ -171,6 +171,13 @@ class ChangeStore:
     def count(self) -> int:
         with self.engine.connect() as c:
             return int(c.execute(select(func.count()).select_from(changes)).scalar() or 0)
+
+
+def count_replies(parent_key: str) -> Select[tuple[int]]:
+    """How many change replies an incident has (their keys: `<parent>~change:...`)."""
+    return select(func.count()).where(
+        tickets.c.parent_key == parent_key, tickets.c.key.like(f"{parent_key}~change:%")
+    )
 
 
 def _change(r: Any) -> ChangeEvent:

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import Engine, create_engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import utcnow
 from bot.models import Feedback, HistoricalIncident, SenderIncident, Ticket, TriageDraft
-from bot.store.changes import ChangeStore
+from bot.store.changes import ChangeStore, count_replies
 from bot.store.migrations import upgrade
 from bot.store.schema import feedback, threads, tickets
+from bot.store.sqlite import sqlite_engine
 from bot.store.tickets import TicketRow, TicketState
 from bot.store.watch import WatchStore
 
@@ -38,11 +38,15 @@ class _Changed(Exception):
     """The thread was changed by another delivery between read and write."""
 
 
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return sqlite_engine(url)  # the embedded default, set up for bursts (bot/store/sqlite.py)
+    return create_engine(url, pool_pre_ping=True)
+
+
 class Store:
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, future=True, pool_pre_ping=True)
+        self.engine = _engine(url)
         upgrade(self.engine)  # schema versions (bot/migrations), safe when several replicas start at once
         self.watch = WatchStore(self.engine)
         self.changes = ChangeStore(self.engine)
@@ -93,18 +97,25 @@ class Store:
         except (IntegrityError, _Changed):
             return False
 
-    def add_rows(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Insert ticket rows (thread replies about a change) one by one; the keys stored (a key stored before,
-        by a racing replica, is skipped)."""
-        now, stored = utcnow(), []
-        for row in rows:
-            try:
-                with self.engine.begin() as c:
-                    c.execute(insert(tickets).values(created_at=now, updated_at=now, **_plain(row)))
-                stored.append(row["key"])
-            except IntegrityError:
-                continue
-        return stored
+    def add_reply(self, row: dict[str, Any], cap: int) -> bool:
+        """Insert a change's thread reply under its incident (`row["parent_key"]`) unless the incident has `cap`
+        change replies already, or is gone, or this reply was stored before (by a racing replica)."""
+        now, parent = utcnow(), row["parent_key"]
+        try:
+            with self.engine.begin() as c:
+                # Count under a lock, or concurrent changes each see room for one more. A no-op UPDATE of the
+                # incident's row is that lock on both backends: PostgreSQL's row lock (held to commit; the COUNT
+                # after it, in READ COMMITTED, sees what the previous holder inserted) and SQLite's write lock
+                # (pysqlite opens the transaction at the first write; SELECT ... FOR UPDATE is a no-op there).
+                lock = (
+                    update(tickets).where(tickets.c.key == parent).values(group_count=tickets.c.group_count)
+                )
+                if c.execute(lock).rowcount != 1 or (c.execute(count_replies(parent)).scalar() or 0) >= cap:
+                    return False
+                c.execute(insert(tickets).values(created_at=now, updated_at=now, **_plain(row)))
+            return True
+        except IntegrityError:
+            return False
 
     def get(self, key: str) -> TicketRow | None:
         with self.engine.connect() as c:

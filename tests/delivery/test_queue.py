@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from benchmarks.backends import Postgres, postgres_bin
 from bot.delivery.queue import Job, Pace, WorkQueue
 from bot.store.sql import Store
 from bot.store.tickets import Priority
@@ -19,24 +16,9 @@ from tests.helpers import receive
 PACE = Pace(per_s=20.0, burst=2, backoff_max_s=1.0)
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres | None]:
-    if postgres_bin() is None:
-        yield None
-        return
-    server = Postgres()
-    yield server
-    server.stop()
-    server.remove()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, pg: Postgres | None) -> Store:
-    if request.param == "sqlite":
-        return Store(f"sqlite:///{tmp_path / 'q.db'}")
-    if pg is None:
-        pytest.skip("PostgreSQL server binaries not installed")
-    return Store(pg.database(f"q{time.time_ns()}"))
+@pytest.fixture
+def store(sql_store: Store) -> Store:
+    return sql_store
 
 
 def add(store: Store, key: str, channel: str, urgent: bool = False) -> None:

@@ -60,8 +60,10 @@ class ChangeIntake:
         if not (self.settings.redact_in_slack or self.settings.redact_in_history):
             return change
         red = self.redactor.redact
-        update = {f: red(v).text for f in ("service", "summary", "link", "author", "environment")
+        update = {f: red(v).text for f in ("id", "service", "summary", "link", "author", "environment")
                   if isinstance(v := getattr(change, f), str) and v}  # fmt: skip
+        if update["id"] != change.id:  # ids differing only in what is hidden stay two changes (dedupe by id)
+            update["id"] = f"{update['id'][:183]}~{digest(change.id)}"
         return change.model_copy(update=update)
 
     def _replies(self, change: ChangeEvent) -> list[str]:
@@ -73,9 +75,9 @@ class ChangeIntake:
         incidents = self.store.changes.open_incidents(
             change.service, now, timedelta(hours=s.concurrent_open_h)
         )
-        rows = [self._reply(change, inc) for inc in incidents
-                if self.store.changes.replies(inc.key) < s.change_replies_max]  # fmt: skip
-        return self.store.add_rows(rows) if rows else []
+        # Counted and inserted in one locked transaction per incident: the cap holds under concurrent changes.
+        rows = [self._reply(change, inc) for inc in incidents]
+        return [row["key"] for row in rows if self.store.add_reply(row, s.change_replies_max)]
 
     @staticmethod
     def _reply(change: ChangeEvent, incident: OpenIncident) -> dict[str, Any]:
