@@ -151,6 +151,8 @@ class DraftPlaybook(BaseModel):
     # Both candidates, so a verdict's fix can measure the LLM's pick against the choice without it.
     rule_choice: str | None = None
     llm_choice: str | None = None
+    # Why this playbook, where it is not the one the top mitigation hypothesis leads to (or that it is).
+    reason: str = ""
 
 
 class LLMUsage(BaseModel):
@@ -182,6 +184,10 @@ class MitigationHypothesis(BaseModel):
     probability: float = Field(ge=0.0, le=1.0)
     similar: list[FixEvidence] = Field(default_factory=list)  # similar incidents fixed this way
     ticket_terms: list[str] = Field(default_factory=list)  # words of the ticket that point to it
+    # Without a learned action, from the neighbours alone: how many of them were fixed this way, out of how many
+    # (a share of a handful is not odds: "1 of 5 similar incidents", never "100%").
+    fixed_count: int | None = None
+    of_count: int | None = None
     playbooks: list[str] = Field(default_factory=list)  # the playbooks the taxonomy maps the action to
 
 

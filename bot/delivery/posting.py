@@ -69,6 +69,9 @@ class TicketPoster:
             # Why now, looked up first: evidence for the decision as well as a section of the post (never raises: a
             # failed lookup is logged and the ticket is decided and posted without it).
             context = self.context.for_row(row) if self.context is not None else None
+            # On a fresh install the classifier trains at start: a post drafted before it ends would say "Other 0%"
+            # on every field, so the first posts wait for it (bounded; past that the draft says it is training).
+            self.triager.trainer.wait_first(self.settings.first_training_wait_s)
             draft = self.triager.triage(
                 row.ticket, use_llm=False, history_required=False, prepared=prepared, context=context
             )

@@ -12,7 +12,7 @@ from bot.models import FixEvidence, TriageDraft
 from bot.taxonomy import Taxonomy
 from bot.triage.evidence import describe as describe_evidence
 from bot.triage.hypotheses import headline, hypothesis_text, set_text
-from bot.triage.mitigation import fix_text
+from bot.triage.mitigation import fix_text, without_fix
 from bot.triage.ttm import ttm_line
 
 
@@ -45,6 +45,9 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
             f"\nPRIVACY: possible personal-data exposure ({draft.privacy_reason}). Top priority.", "bold red"
         )
 
+    for w in draft.warnings:  # a cut text, a history or LLM outage: as on the Slack post
+        head.append(f"\nwarning: {w}", "yellow")
+
     labels = Table(show_header=True, header_style="bold", box=None)
     for col in ("field", "label", "confidence", "from"):
         labels.add_column(col)
@@ -63,11 +66,14 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
     for col in ("score", "past incident", "how it was fixed"):
         similar.add_column(col, overflow="fold")
     for s in draft.similar:
+        if s.fix is None:
+            continue  # listed in one line below the fixes
         fix = fix_text(s.fix, taxonomy)  # the sentence that says what was done, never a status line
         title = s.title + (f"\n{s.link}" if s.link else "") + f"\n({s.id})"
         similar.add_row(f"{s.score:.2f}", title, fix)
     if not draft.similar:
         similar.add_row("-", "no similar incidents in history", "-")
+    unfixed = without_fix(draft.similar, lambda s: f"'{s.title}' ({s.score:.2f}, {s.id})")
 
     steps = Text()
     for n, step in enumerate(draft.playbook.steps, 1):
@@ -87,11 +93,13 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
                 *_hypotheses(draft),
                 Text("\nSimilar past incidents", "bold underline"),
                 similar,
+                Text(unfixed, "dim") if unfixed else Text(""),
                 Text("\nFirst triage step", "bold underline") + Text(f"  (from {draft.triage_step_source})"),
                 Text(draft.triage_step),
                 Text(f"\n{ttm_line(draft.ttm)}", "dim") if draft.ttm else Text(""),
                 Text(f"\nPlaybook: {draft.playbook.title}", "bold underline")
                 + Text(f"  [{draft.playbook.id}, from {draft.playbook.source}]"),
+                Text(draft.playbook.reason, "dim") if draft.playbook.reason else Text(""),
                 steps,
                 Text(
                     f"model {draft.llm.model}, {draft.llm.prompt_tokens}+{draft.llm.completion_tokens} tokens, "

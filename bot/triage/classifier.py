@@ -21,6 +21,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
+from bot.triage.negation import mark_negated
 
 MIN_LABELLED = 20  # fewer labelled incidents than this for a field: the vote decides, not a classifier
 MAX_CHARS = 2000
@@ -28,11 +29,12 @@ VECTOR_DIMS = 64  # principal components of the MiniLM vector used as features
 
 
 def features_text(body: str, service: str | None, source: str | None) -> str:
-    """The ticket's (redacted) text with its service and sender as tokens of their own."""
+    """The ticket's (redacted) text with its service and sender as tokens of their own. A denied or supposed word
+    ("No deployment announced") is a token of its own (`not_deployment`): it must not count for what it denies."""
     meta = " ".join(
         f"__{k}_{v}".lower().replace(" ", "_") for k, v in (("svc", service), ("src", source)) if v
     )
-    return f"{body[:MAX_CHARS]} {meta}"
+    return f"{mark_negated(body[:MAX_CHARS])} {meta}"
 
 
 class Featurizer:

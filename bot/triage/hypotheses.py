@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from bot.models import (
     FixEvidence,
@@ -26,6 +25,7 @@ from bot.models import (
 from bot.taxonomy import LabelField, Taxonomy
 from bot.triage.actions import ROOT_CAUSE, ActionModel
 from bot.triage.learned import LearnedModel
+from bot.triage.terms import ActionTerms
 
 SHOWN = 3
 EVIDENCE = 3  # similar incidents listed per hypothesis
@@ -46,6 +46,7 @@ def fix_votes(neighbours: list[SimilarIncident]) -> dict[str, float]:
 class MitigationAdvisor:
     def __init__(self, taxonomy: Taxonomy, coverage: float) -> None:
         self.taxonomy, self.coverage = taxonomy, coverage
+        self.terms = ActionTerms(taxonomy)
         self._words: tuple[int, np.ndarray] | None = None  # (id of the model, its word features' names)
 
     def advise(
@@ -54,9 +55,11 @@ class MitigationAdvisor:
         X,  # type: ignore[no-untyped-def]
         neighbours: list[SimilarIncident],
         similar: list[SimilarIncident],
+        text: str = "",
     ) -> MitigationHypotheses | None:
-        """The hypotheses from the ticket's features `X` (None: not featurised) and its neighbours, their `fix` set.
-        None when the taxonomy has no mitigation vocabulary."""
+        """The hypotheses from the ticket's features `X` (None: not featurised) and its neighbours, their `fix` set;
+        `text` is the ticket's (redacted) text, which its shown words must assert. None when the taxonomy has no
+        mitigation vocabulary."""
         if self.taxonomy.mitigation is None:
             return None
         votes = fix_votes(neighbours)
@@ -68,6 +71,8 @@ class MitigationAdvisor:
             probs = with_prior(votes, sum(1 for s in neighbours if s.fix is not None), base, len(neighbours))
             ranked = sorted(probs, key=lambda a: -probs[a])[:SHOWN]
             hyps = [self._hypothesis(a, probs[a], seen, []) for a in ranked]
+            if not base:  # the neighbours alone: a share of a handful is a count, not odds
+                hyps = [h.model_copy(update=_counted(h.action, neighbours)) for h in hyps]
             how = "the similar incidents' fixes" if votes else ""
             how = " and ".join(x for x in (how, "how past incidents here were fixed" if base else "") if x)
             note = f"{NO_PRECEDENT}: {how}, not calibrated ({why})" if how else NO_PRECEDENT
@@ -88,7 +93,7 @@ class MitigationAdvisor:
         chosen = d.prediction_set(scores, self.coverage)
         abstained = probs[ranked[0]] < d.threshold
         shown, from_set = shown_actions(chosen, ranked, abstained)
-        hyps = [self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a)) for a in shown]
+        hyps = [self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a, text)) for a in shown]
         return MitigationHypotheses(
             hypotheses=hyps,
             abstained=abstained,
@@ -128,8 +133,9 @@ class MitigationAdvisor:
             playbooks=tax.playbooks_for(action),
         )
 
-    def _terms(self, learned: LearnedModel, am: ActionModel, Xa, action: str) -> list[str]:  # type: ignore[no-untyped-def]
-        """The ticket's words that raise the action's score most in its linear classifier (weight x TF-IDF)."""
+    def _terms(self, learned: LearnedModel, am: ActionModel, Xa, action: str, text: str) -> list[str]:  # type: ignore[no-untyped-def]
+        """The ticket's words that raise the action's score most in its linear classifier (weight x TF-IDF), of
+        those that carry the action's meaning and that the ticket asserts (bot/triage/terms.py)."""
         clf = am.decider.clf
         if action not in clf.classes:
             return []
@@ -145,10 +151,15 @@ class MitigationAdvisor:
         best = [
             (c, names[j]) for c, j in sorted(zip(contrib, row.col, strict=True), key=lambda t: -t[0]) if c > 0
         ]
-        # service/sender tokens are not words, and "for the" says nothing
-        return [str(w) for _, w in best if not w.startswith("__") and set(w.split()) - ENGLISH_STOP_WORDS][
-            :TERMS
-        ]
+        # service/sender tokens are not words; a model name, a clock or "for the" changes no one's mind
+        return [
+            str(w) for _, w in best if not w.startswith("__") and self.terms.is_evidence(action, w, text)
+        ][:TERMS]
+
+
+def _counted(action: str, neighbours: list[SimilarIncident]) -> dict[str, int]:
+    fixed = sum(1 for s in neighbours if s.fix is not None and s.fix.action == action)
+    return {"fixed_count": fixed, "of_count": len(neighbours)}
 
 
 def shown_actions(chosen: list[str], ranked: list[str], abstained: bool) -> tuple[list[str], bool]:
@@ -199,9 +210,16 @@ def headline(m: MitigationHypotheses) -> str:
 def hypothesis_text(h: MitigationHypothesis, link: Callable[[FixEvidence], str] | None = None) -> str:
     """ "Rollback 62%: fixed 'X' (0.81), 'Y'; ticket: "rollout", "500"": the action, its odds and evidence."""
     show = link or (lambda e: f"'{e.title}' ({e.score:.2f})")
-    parts = [f"{h.title or h.action} {h.probability:.0%}"]
-    if h.similar:
-        parts.append("fixed this way: " + ", ".join(show(e) for e in h.similar))
+    fixed = ", ".join(show(e) for e in h.similar)
+    if h.fixed_count is not None and h.of_count:
+        n = h.fixed_count
+        were = "was" if n == 1 else "were"
+        parts = [f"{h.title or h.action}: {n} of {h.of_count} similar incidents {were} fixed this way"
+                 + (f" ({fixed})" if fixed else "")]  # fmt: skip
+    else:
+        parts = [f"{h.title or h.action} {h.probability:.0%}"]
+        if fixed:
+            parts.append("fixed this way: " + fixed)
     if h.ticket_terms:
         parts.append("ticket says: " + ", ".join(f'"{t}"' for t in h.ticket_terms))
     return "; ".join(parts)

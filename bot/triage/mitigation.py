@@ -12,6 +12,7 @@ will or should happen never counts. No sentence -> None: "no fix recorded", neve
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from bot.models import FixSummary, HistoricalIncident, SimilarIncident
@@ -200,3 +201,13 @@ def fix_text(fix: FixSummary | None, taxonomy: Taxonomy | None = None, limit: in
     by = {"label": " (labelled)", "verdict": " (engineer's verdict)"}.get(fix.source, "")
     line = f"{name}{by}: {said}{at}" if said else f"{name}{by}"
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def without_fix(similar: list[SimilarIncident], show: Callable[[SimilarIncident], str]) -> str:
+    """The similar incidents that record no fix, in one line under those that do ("" when every one does): a row of
+    "no fix recorded" each buried the fixes an engineer reads the list for."""
+    none = [s for s in similar if s.fix is None]
+    if not none:
+        return ""
+    what = "records" if len(none) == 1 else "record"
+    return f"{len(none)} of {len(similar)} {what} no fix: " + ", ".join(show(s) for s in none)

@@ -24,6 +24,7 @@ from bot.triage.labels import LabelDecider
 from bot.triage.llm import build_chat_model, model_label
 from bot.triage.mitigation import MitigationExtractor, fix_text
 from bot.triage.playbook_choice import PlaybookChooser
+from bot.triage.playbook_choice import reason as playbook_reason
 from bot.triage.playbooks import PlaybookLibrary
 from bot.triage.prepare import Prepared, Preparer
 from bot.triage.redact import Redaction, redactor
@@ -77,13 +78,23 @@ class Triager:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, history: VectorStore | None = None, verdicts: VerdictSource | None = None
+        cls,
+        settings: Settings,
+        history: VectorStore | None = None,
+        verdicts: VerdictSource | None = None,
+        *,
+        train_now: bool = False,
     ) -> Triager:
+        """The triager of the configured history. Without a saved model the classifier is trained: in the
+        foreground with `train_now` (a one-shot command needs it before its only draft), else in the background."""
         history = history or open_history(settings)
         taxonomy = Taxonomy.load(settings.taxonomy_path)
         trainer = trainer_for(settings, history, taxonomy, verdicts)
         if settings.learned_decision and not trainer.load():
-            trainer.request()  # in the background: the vote decides until it is done
+            if train_now:
+                trainer.train_now()
+            else:
+                trainer.request()  # in the background: the bot's first posts wait for it (Trainer.wait_first)
         return cls(settings, history, build_chat_model(settings), taxonomy, trainer=trainer)
 
     # ---- stages -------------------------------------------------------------------------------------------
@@ -138,7 +149,7 @@ class Triager:
         text = self.preparer.text(ticket)
         red = prepared.redaction if prepared is not None else self.redactor.redact(text)
         query = prepared.vector if prepared is not None else query
-        warnings: list[str] = []
+        warnings: list[str] = [note] if (note := self.preparer.cut_note(ticket)) else []
         try:
             # Retrieval runs in process; it embeds the redacted text, as history is stored redacted.
             found = self.retrieve(ticket, red.text, before, query, visible_at)
@@ -218,7 +229,7 @@ class Triager:
         # status line; then what may fix this one, which the playbook follows (bot/triage/hypotheses.py).
         similar = self.mitigations.annotate(similar)
         near = self.mitigations.annotate(neighbours) if neighbours else similar
-        mitigation = self.advisor.advise(feats.model, feats.X, near, similar)
+        mitigation = self.advisor.advise(feats.model, feats.X, near, similar, redacted or text)
         choice = self.playbook_choice.choose(labels, answer, privacy_hit, similar, usage.model, mitigation)
         playbook = choice.playbook
         # The check that separates the two likeliest hypotheses when they are close, else the playbook's first check,
@@ -260,6 +271,7 @@ class Triager:
                 source=choice.source,  # type: ignore[arg-type]
                 rule_choice=choice.rule_choice,
                 llm_choice=choice.llm_choice,
+                reason=playbook_reason(choice, mitigation),
                 steps=playbook.steps,
                 adapted_notes=notes,
             ),

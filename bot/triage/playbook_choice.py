@@ -120,3 +120,27 @@ class PlaybookChooser:
             cause = self.taxonomy.to_default(ROOT_CAUSE, rc.label)
             pool = [p for p in self.playbooks.by_id.values() if cause in p.applies_to.get(ROOT_CAUSE, [])]
         return max(pool, key=lambda p: p.match(decided, weights)) if pool else None
+
+
+def reason(choice: PlaybookChoice, mitigation: MitigationHypotheses | None) -> str:
+    """Why the playbook, said beside "What may fix it": a playbook that is not where the likeliest fix leads reads as
+    a contradiction unless the post says why it was chosen instead."""
+    top = mitigation.hypotheses[0] if mitigation is not None and mitigation.hypotheses else None
+    name = (top.title or top.action) if top is not None else ""
+    if choice.source == "rule":
+        return "privacy rule: the ticket suggests personal-data exposure"
+    if choice.source == "classifier":
+        return f"follows the likeliest fix, {name}"
+    if choice.source == "llm":
+        return "the LLM's pick: verdicts show it right more often than the choice without it"
+    how = (
+        "the general playbook: none fits the labels or the similar incidents' fixes"
+        if choice.source == "default"
+        else "chosen by the labels and how similar incidents were fixed"
+    )
+    if top is None:
+        return how
+    if choice.playbook.id in top.playbooks:
+        return f"{how}; it fits the likeliest fix, {name}"
+    why = "no fix is likely enough to follow" if mitigation is not None and mitigation.abstained else ""
+    return f"{how}, not the likeliest fix ({name}){': ' + why if why else ''}"

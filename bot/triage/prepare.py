@@ -41,6 +41,13 @@ class Preparer:
         """The text triage reads (raw; TicketError if there is none)."""
         return require_text(ticket)[: self.max_chars]
 
+    def cut_note(self, ticket: Ticket) -> str | None:
+        """What the draft says when the text was longer than triage reads (else None): a cut is never silent."""
+        n = len(require_text(ticket))
+        if n <= self.max_chars:
+            return None
+        return f"Ticket text cut to its first {self.max_chars:,} of {n:,} characters (max_text_chars) for triage"
+
     def prepare(self, ticket: Ticket) -> Prepared:
         red = self.redactor.redact(self.text(ticket))
         return Prepared(red, get_embedder().embed([red.text])[0])

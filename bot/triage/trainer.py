@@ -3,6 +3,11 @@
 Any number of retrain requests while a training runs (a feedback flood) give one more training, not one each.
 Until a model exists (or when the file is corrupt or stale), `current` is None and the vote decides: the draft
 says so. The newest model is swapped in atomically; a triage in flight keeps the one it started with.
+
+The training thread is not a daemon: the interpreter waits for it at exit, so a short-lived process never dies
+with it inside native code (an abort, exit 134), and the model it was writing is saved. A one-shot command trains
+in the foreground instead (`Triager.from_settings(train_now=True)`); the bot's first posts wait for the first
+training, up to `first_training_wait_s` (`wait_first`).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class Trainer:
         self.evidence = EvidenceBook()  # the why-now features' measured worth (bot/triage/evidence.py)
         self.recount()
         self._wanted = threading.Event()
+        self._first_done = threading.Event()  # a first training attempt ended (or a model was loaded)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._state = threading.Lock()
@@ -81,6 +87,7 @@ class Trainer:
         try:
             self.current = load(self.path, self.taxonomy)
             self.status = f"loaded {self.path.name}: {self.current.describe()}"
+            self._first_done.set()
             return True
         except FileNotFoundError:
             self.status = "no model file yet"
@@ -104,6 +111,23 @@ class Trainer:
     def set(self, model: LearnedModel) -> None:
         self.current = model
         self.status = f"trained on {model.n_history} incidents in {model.train_s:.1f}s: {model.describe()}"
+        self._first_done.set()
+
+    def wait_first(self, timeout: float) -> bool:
+        """Block until a model exists or the first training attempt has ended, at most `timeout` seconds; True at
+        once when no training is under way. False: it is still training (the vote decides meanwhile)."""
+        with self._state:
+            training = self._thread is not None
+        if self.current is not None or not training:
+            return True
+        return self._first_done.wait(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a background training to end (shutdown, tests)."""
+        with self._state:
+            t = self._thread
+        if t is not None:
+            t.join(timeout)
 
     def train_now(
         self, history: list[HistoricalIncident] | None = None, vectors: np.ndarray | None = None
@@ -129,7 +153,10 @@ class Trainer:
         with self._state:
             self._wanted.set()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="incibot-trainer", daemon=True)
+                if self.current is None:
+                    self.status = "training the classifier (first start): the vote decides until it is done"
+                # not a daemon: exit waits for it (a daemon thread killed in native code aborts the process)
+                self._thread = threading.Thread(target=self._run, name="incibot-trainer", daemon=False)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -144,6 +171,8 @@ class Trainer:
             except Exception as e:  # a failed training keeps the previous model: never fatal for posting
                 self.status = f"retraining failed, previous model kept: {e}"
                 log.exception("classifier retraining failed")
+            finally:
+                self._first_done.set()
 
 
 def _fingerprint(inc: HistoricalIncident) -> str:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.delivery.context import Line
 from bot.delivery.context import lines as why_now
-from bot.models import FixEvidence, MitigationHypotheses, Ticket, TriageDraft
+from bot.models import FixEvidence, MitigationHypotheses, SimilarIncident, Ticket, TriageDraft
 from bot.taxonomy import MITIGATION, Taxonomy
 from bot.triage.evidence import describe as describe_evidence
 from bot.triage.hypotheses import headline, hypothesis_text, set_text
-from bot.triage.mitigation import fix_text, past_fixes
+from bot.triage.mitigation import fix_text, past_fixes, without_fix
 from bot.triage.ttm import ttm_line
 
 if TYPE_CHECKING:
@@ -181,16 +181,20 @@ def draft_blocks(
     )
     blocks.append(
         section(
-            f"*Playbook: {draft.playbook.title}* (`{draft.playbook.id}`, {draft.playbook.source})\n{steps}"
+            f"*Playbook: {draft.playbook.title}* (`{draft.playbook.id}`, {draft.playbook.source})\n"
+            + (f"_{escape(draft.playbook.reason)}_\n" if draft.playbook.reason else "")
+            + steps
         )
     )
     if draft.similar:
         lines = []
         for s in draft.similar:
-            name = f"<{s.link}|{escape(s.title)}>" if s.link else escape(s.title)
+            if s.fix is None:
+                continue  # in one line below the fixes
             # the sentence that says what was done, never a status line
-            fix = escape(fix_text(s.fix, taxonomy))
-            lines.append(f"• {name} ({s.score:.2f}): {fix}")
+            lines.append(f"• {_linked(s)} ({s.score:.2f}): {escape(fix_text(s.fix, taxonomy))}")
+        if unfixed := without_fix(draft.similar, lambda s: f"{_linked(s)} ({s.score:.2f})"):
+            lines.append(f"• {unfixed}")
         blocks.append(section("*Similar past incidents*\n" + "\n".join(lines)))
     else:
         blocks.append(section("*Similar past incidents*\nnone found in the history"))
@@ -211,6 +215,10 @@ def draft_blocks(
         ],
     })  # fmt: skip
     return blocks[:MAX_BLOCKS]
+
+
+def _linked(s: SimilarIncident) -> str:
+    return f"<{s.link}|{escape(s.title)}>" if s.link else escape(s.title)
 
 
 def mitigation_text(m: MitigationHypotheses) -> str:
