@@ -6,75 +6,124 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer import _click  # typer 0.29 vendors click: its usage errors are these classes, not click's
+from typer.core import TyperGroup
 
-from bot.config import Settings
-from bot.fileio import replace_atomically
-from bot.intake.files import FORMATS, InputError, read_history, read_ticket
-from bot.models import Context, Ticket
-from bot.store.vectors import HistoryError, VectorStore
-from bot.taxonomy import Taxonomy, TaxonomyError
-from bot.triage.drafting import Prompts  # noqa: F401  (imported so prompt errors surface as one line)
-from bot.triage.llm import LLMConfigError
-from bot.triage.playbooks import PlaybookError
-from bot.triage.prepare import TicketError
-from bot.triage.trainer import trainer_for
-from bot.watch.mode import ModeRefused
-from bot.watch.report import ReportError
+# Nothing of the bot at the top: every command, `--help` and a usage error included, pays for what is imported
+# here (pydantic-settings alone is a third of a second). Each command imports what it uses; langchain,
+# chromadb, scikit-learn and Presidio load only in those that need them (tests/test_cli_startup.py guards it).
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.models import Context, Ticket
+    from bot.store.vectors import VectorStore
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A usage error as the README promises every error, one line on stderr and exit 2, instead of typer's boxed
+    panel under the usage."""
+    try:
+        yield
+    except _click.exceptions.NoArgsIsHelpError:
+        raise  # `incibot` alone: the help is the answer
+    except _click.exceptions.UsageError as e:
+        hint = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+        msg = " ".join(e.format_message().split())
+        err.print(f"[red]error:[/red] {escape(msg)}{escape(hint)}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+class _Group(TyperGroup):
+    """The top-level group: usage errors as one line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: _click.Context | None = None, **extra: Any
+    ) -> _click.Context:
+        with _usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        with _usage_errors():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services."
+    cls=_Group, no_args_is_help=True, add_completion=False, help="Incident triage for GenAI cloud services."
 )
 history_app = typer.Typer(no_args_is_help=True, help="The history of past incidents (Chroma).")
 app.add_typer(history_app, name="history")
 feedback_app = typer.Typer(no_args_is_help=True, help="Engineers' confirmations and corrections.")
 app.add_typer(feedback_app, name="feedback")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-KNOWN_ERRORS = (
-    InputError,
-    ModeRefused,
-    ReportError,
-    TicketError,
-    HistoryError,
-    TaxonomyError,
-    PlaybookError,
-    LLMConfigError,
-    FileNotFoundError,
-    ValidationError,
-)
+# Failures that mean the input or the setup is wrong (one line, exit 2), named by their module rather than
+# imported: importing them would load langchain, chromadb and scikit-learn for every command. An error whose
+# module was never imported cannot have been raised. tests/test_cli_startup.py checks each name resolves.
+KNOWN_ERRORS: dict[str, tuple[str, ...]] = {
+    "bot.intake.files": ("InputError",),
+    "bot.watch.mode": ("ModeRefused",),
+    "bot.watch.report": ("ReportError",),
+    "bot.triage.prepare": ("TicketError",),
+    "bot.store.vectors": ("HistoryError",),
+    "bot.taxonomy": ("TaxonomyError",),
+    "bot.triage.playbooks": ("PlaybookError",),
+    "bot.triage.llm": ("LLMConfigError",),
+    "pydantic": ("ValidationError",),
+    "pydantic_settings": ("SettingsError",),  # a setting's JSON that does not parse
+}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def known_error(e: BaseException) -> bool:
+    if isinstance(e, FileNotFoundError):
+        return True
+    return any(
+        (module := sys.modules.get(name)) is not None
+        and isinstance(e, tuple(getattr(module, c) for c in classes))
+        for name, classes in KNOWN_ERRORS.items()
+    )
+
+
+def _debug() -> bool:
+    return os.environ.get("INCIBOT_DEBUG", "") not in ("", "0")
+
+
 def one_line_errors(fn: F) -> F:
-    """Known failures print one line and exit 2; anything else one line and exit 1 (INCIBOT_DEBUG=1: traceback)."""
+    """Known failures print one line and exit 2; anything else one line and exit 1 (INCIBOT_DEBUG=1: the traceback
+    first, for either)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from bot.config import settings_error_message, unknown_env_warnings
+
+        for warning in unknown_env_warnings():  # here, not in the group: `--help` needs no settings
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:
+        except (typer.Exit, _click.ClickException):
             raise
-        except KNOWN_ERRORS as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as e:
-            if os.environ.get("INCIBOT_DEBUG"):
+            if _debug():
                 traceback.print_exc()
-            err.print(f"[red]unexpected error:[/red] {type(e).__name__}: {str(e)[:300]}", highlight=False)
+            if known_error(e):
+                msg = settings_error_message(e) or (str(e).splitlines() or [type(e).__name__])[0]
+                err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
+                raise typer.Exit(2) from None
+            err.print(
+                f"[red]unexpected error:[/red] {type(e).__name__}: {escape(str(e)[:300])}", highlight=False
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -95,14 +144,44 @@ def open_store(settings: Settings, collection: str | None = None, seed: bool = T
     return store
 
 
+def _has_database(settings: Settings) -> bool:
+    """The bot's database is configured or exists: a terminal triage reads it but never creates it."""
+    return settings.database_url is not None or Path(settings.db_url.removeprefix("sqlite:///")).is_file()
+
+
+def _mode_allows_llm(settings: Settings) -> bool:
+    """`incibot mode retrieval-only` is the fleet's rollback of the LLM: a terminal triage honours it too, where
+    the bot has a database (no database, no switch: the LLM is on). Says so on stderr when it turns the LLM off."""
+    if not _has_database(settings):
+        return True
+    from bot.models import Mode
+    from bot.store.factory import open_sql
+    from bot.watch.mode import ModeSwitch
+
+    try:
+        change = ModeSwitch(open_sql(settings).watch, settings.admin_user_ids).current()
+    except Exception as e:  # the triage stands without it, as the bot drafts with the LLM when never switched
+        err.print(
+            f"[yellow]drafting mode unknown, the bot's database is unavailable ({type(e).__name__})[/yellow]"
+        )
+        return True
+    if change is None or change.mode != Mode.RETRIEVAL_ONLY:
+        return True
+    err.print(
+        f"[yellow]retrieval-only mode (set by {escape(change.user_id)} at {change.created_at:%Y-%m-%d %H:%M} UTC): "
+        "the LLM is off; `incibot mode llm` turns it back on[/yellow]",
+        highlight=False,
+    )
+    return False
+
+
 def _context(settings: Settings, ticket: Ticket) -> Context | None:
     """Why now, from the bot's database (recent changes to the ticket's service, what else fires there), when
     there is one: a terminal triage never creates it, and a failed lookup only costs the section."""
     from bot.delivery.context import ContextLookup
     from bot.store.factory import open_sql
 
-    db = settings.db_url.removeprefix("sqlite:///")
-    if settings.database_url is None and not Path(db).is_file():
+    if not _has_database(settings):
         return None
     try:
         store = open_sql(settings)
@@ -119,7 +198,12 @@ def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm:
 
     require_text(ticket)  # refuse empty input before loading anything
     logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # the draft says why the LLM failed
-    triager = Triager.from_settings(settings, open_store(settings))
+    store = open_store(settings)
+    # A one-shot command trains in the foreground when no model is saved yet: its only draft needs it, and the
+    # model is saved for the next run (a background training would still be running at exit).
+    triager = Triager.from_settings(settings, store, train_now=True)
+    if triager.trainer.trainings:
+        err.print(f"[dim]first use of this history: classifier {escape(triager.trainer.status)}[/dim]")
     shown = ticket
     if ticket.service and (settings.redact_in_slack or settings.redact_in_history):  # as stored by the bot
         shown = ticket.model_copy(update={"service": triager.redactor.redact(ticket.service).text})
@@ -144,6 +228,10 @@ def triage(
     service: Annotated[str | None, typer.Option(help="Service or provider the ticket is about.")] = None,
 ) -> None:
     """Classify an incident, find similar past incidents, draft the first triage step and a playbook."""
+    from bot.config import Settings
+    from bot.intake.files import InputError, read_ticket
+    from bot.models import Ticket
+
     if (text is None) == (ticket is None):
         raise InputError("give either incident TEXT or --ticket FILE")
     settings = Settings()
@@ -152,37 +240,61 @@ def triage(
     else:
         raw = sys.stdin.read() if text == "-" else text
         t = Ticket(id="cli", title="", text=clean_text(raw or ""), service=service, source="cli")
-    _triage_and_show(settings, t, as_json, use_llm=not no_llm)
+    _triage_and_show(settings, t, as_json, use_llm=not no_llm and _mode_allows_llm(settings))
 
 
 @app.command()
 @one_line_errors
 def demo(no_llm: Annotated[bool, typer.Option("--no-llm")] = False) -> None:
     """Triage a sample ticket against the bundled demo history (offline, no keys)."""
+    from bot.config import Settings
     from bot.store.demo import SAMPLE_TICKET
 
     settings = Settings()
     out.print(f"[bold]Sample ticket:[/bold] {SAMPLE_TICKET.title}\n{SAMPLE_TICKET.text}\n")
-    _triage_and_show(settings, SAMPLE_TICKET, as_json=False, use_llm=not no_llm)
+    _triage_and_show(
+        settings, SAMPLE_TICKET, as_json=False, use_llm=not no_llm and _mode_allows_llm(settings)
+    )
 
 
 @history_app.command("import")
 @one_line_errors
 def history_import(
     file: Path,
-    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl or statuspage (README: History import).")
+    ] = "jsonl",
     collection: Annotated[str | None, typer.Option(help="Collection name (default from settings).")] = None,
+    with_demo: Annotated[
+        bool, typer.Option("--with-demo", help="Also import the bundled demo history (public incidents).")
+    ] = False,
 ) -> None:
     """Import incidents (idempotent upsert by id). The whole file is validated before anything is written."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.config import Settings
+    from bot.intake.files import read_history
+    from bot.store.demo import demo_history
+    from bot.taxonomy import Taxonomy
+    from bot.triage.trainer import trainer_for
+
     settings = Settings()
     incidents = read_history(file, fmt)
+    # Not seeded: after this import the collection is not empty, so first use would never add the demo
+    # history either; it comes on request, and the output says when the collection has none.
     store = open_store(settings, collection, seed=False)
+    demo = demo_history()
+    if with_demo:  # one upsert; the file's record wins over a demo record with the same id
+        incidents = list({i.id: i for i in [*demo, *incidents]}.values())
     with Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
     ) as bar:
         task = bar.add_task("import", total=len(incidents))
         written = store.upsert(incidents, progress=lambda n: bar.advance(task, n))
-    out.print(f"imported {written} incidents into '{store.name}' ({store.count()} in total)")
+    with_ = f" ({len(demo)} of them the demo history)" if with_demo else ""
+    out.print(f"imported {written} incidents{with_} into '{store.name}' ({store.count()} in total)")
+    if not with_demo and not store.get([i.id for i in demo]):
+        out.print(f"'{store.name}' holds no demo history: --with-demo adds it ({len(demo)} incidents)")
     if settings.learned_decision:
         trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
         trainer.train_now()
@@ -199,6 +311,9 @@ def history_search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the history for incidents similar to TEXT."""
+    from bot.config import Settings
+    from bot.intake.files import InputError
+
     settings = Settings()
     text = clean_text(text)
     if not text.strip():
@@ -305,6 +420,9 @@ def eval_cmd(
     ] = "all",
 ) -> None:
     """Score every method on labelled incident history, replayed as it was visible when each case opened."""
+    from bot.config import Settings
+    from bot.intake.files import InputError
+
     try:
         from evals import datasets
         from evals.harness import METHODS, EvalConfig, run_eval
@@ -344,6 +462,15 @@ def eval_cmd(
     out.print(f"report written to {folder}")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name
+        return host.lower() in ("localhost", "localhost.localdomain")
+
+
 @app.command()
 @one_line_errors
 def serve(
@@ -354,6 +481,8 @@ def serve(
     """Run the bot: ticket webhooks and Slack (HTTP mode, or Socket Mode with --socket-mode)."""
     import uvicorn
 
+    from bot.config import Settings
+    from bot.intake.files import InputError
     from bot.server import create
     from bot.triage.model_server import stop_all
 
@@ -369,6 +498,12 @@ def serve(
 
         SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).connect()  # type: ignore[union-attr]
     err.print(f"incibot listening on http://{settings.host}:{settings.port} (webhooks: /webhooks/<format>)")
+    if not socket_mode and _is_loopback(settings.host):
+        err.print(
+            f"[yellow]Slack cannot reach {settings.host}, nor can remote webhook senders: behind a TLS proxy, set "
+            "INCIBOT_HOST=0.0.0.0 (or use --socket-mode)[/yellow]",
+            highlight=False,
+        )
     try:
         uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
     finally:
@@ -382,6 +517,8 @@ def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write.")] = Path("feedback.jsonl"),
 ) -> None:
     """Write confirmed and corrected incidents as labelled JSONL (the eval harness's canonical format)."""
+    from bot.config import Settings
+    from bot.fileio import replace_atomically
     from bot.store.factory import open_sql
 
     settings = Settings()
@@ -401,6 +538,7 @@ def mode(
     """Show or switch the drafting mode of every replica: retrieval-only turns the LLM off (the rollback)."""
     import getpass
 
+    from bot.config import Settings
     from bot.store.factory import open_sql
     from bot.watch.mode import ModeSwitch
 
@@ -424,9 +562,10 @@ def report(
     ),
 ) -> None:
     """Write a report a manager can read: triages, acceptance, confident-label precision, latency, cost."""
+    from bot.config import Settings
     from bot.store.factory import open_sql
     from bot.watch.metrics import known_prices
-    from bot.watch.report import build, parse_since, write
+    from bot.watch.report import NOT_RECORDED, build, parse_since, write
 
     settings = Settings()
     r = build(open_sql(settings), parse_since(since), known_prices(settings), settings.confident_at)
@@ -434,6 +573,7 @@ def report(
     out.print(
         f"{r.triages} triages, {sum(r.verdicts.values())} verdicts; wrote " + ", ".join(map(str, files))
     )
+    out.print(f"({NOT_RECORDED})", highlight=False)
 
 
 @app.command()
@@ -477,15 +617,20 @@ def bench(
             "and 10,000 open tickets on SQLite: p50/p95 (--quick: 10,000 and 1,000).",
         ),
     ] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON results.")] = Path(
+        "bench-results"
+    ),
 ) -> None:
     """Measure import, retrieval, triage, webhook-to-Slack latency, a burst and memory; prints a table, writes JSON."""
+    from bot.intake.files import InputError
+
     try:
         from benchmarks.run import run, run_backends, run_context, run_replicas, run_triage_only
     except ModuleNotFoundError as e:
         raise InputError(f"incibot bench needs the repository checkout ({e.name} is missing)") from e
 
     if context:
-        run_context(quick=quick, console=out)
+        run_context(quick=quick, console=out, out_dir=out_dir)
         return
 
     if triage_only:
@@ -495,16 +640,30 @@ def bench(
             raise InputError(f"--history takes sizes like 10000,100000 (got {history!r})") from e
         if not sizes or min(sizes) < 100:
             raise InputError(f"--history sizes must be at least 100 (got {history!r})")
-        run_triage_only(sizes, quick=quick, console=out)
+        run_triage_only(sizes, quick=quick, console=out, out_dir=out_dir)
         return
     if replicas:
         try:
             counts = [int(x) for x in replicas.split(",")]
         except ValueError as e:
             raise InputError(f"--replicas takes counts like 1,2 (got {replicas!r})") from e
-        run_replicas(counts, quick=quick, console=out)
+        run_replicas(counts, quick=quick, console=out, out_dir=out_dir)
         return
-    (run_backends if backends else run)(quick=quick, console=out)
+    (run_backends if backends else run)(quick=quick, console=out, out_dir=out_dir)
+
+
+@app.command()
+@one_line_errors
+def doctor(
+    llm: Annotated[
+        bool,
+        typer.Option("--llm", help="Also start the bundled model and time a completion (takes a while)."),
+    ] = False,
+) -> None:
+    """Check the configuration and every configured connection: one line each, OK / WARN / FAIL and the fix."""
+    from bot.doctor import main as run_doctor
+
+    raise typer.Exit(run_doctor(out, run_llm=llm))
 
 
 def main() -> None:  # pragma: no cover

@@ -70,24 +70,47 @@ def read_ticket(path: Path) -> Ticket:
 
 
 def _records(path: Path, text: str) -> list[tuple[int, Any]]:
-    """(line, object) pairs from JSONL, or from one JSON document holding a list or {"incidents": [...]}."""
-    stripped = text.lstrip()
-    if stripped.startswith("[") or (stripped.startswith("{") and '"incidents"' in stripped[:200]):
-        try:
-            doc = json.loads(text)
-            items = doc["incidents"] if isinstance(doc, dict) else doc
-            if isinstance(items, list):
-                return [(i + 1, x) for i, x in enumerate(items)]
-        except (json.JSONDecodeError, KeyError):
-            pass  # fall through: maybe JSONL whose first record mentions "incidents"
-    out = []
+    """(line, object) pairs from one JSON document (a list, {"incidents": [...]}, or one record), else JSONL.
+
+    The whole text is parsed first, never sniffed: Statuspage's `/api/v2/incidents.json`, pretty-printed, opens
+    with its `page` block, so "incidents" can be far from the start. Only a first document followed by more
+    ("Extra data") is read as JSONL, line by line.
+    """
+    if not text.strip():
+        return []
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":  # the first document itself is broken: say where
+            raise InputError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+        return _jsonl(path, text, e)
+    except RecursionError as e:
+        raise InputError(f"{path}: nested too deeply ({type(e).__name__})") from e
+    if isinstance(doc, dict) and "incidents" in doc:
+        doc = doc["incidents"]
+        if not isinstance(doc, list):
+            raise InputError(f'{path}: "incidents" is not a list')
+    if isinstance(doc, list):
+        return [(i + 1, x) for i, x in enumerate(doc)]
+    return [(1, doc)]  # one record: a one-line JSONL file, or a single pretty-printed record
+
+
+def _jsonl(path: Path, text: str, doc_error: json.JSONDecodeError) -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             out.append((n, json.loads(line)))
         except json.JSONDecodeError as e:
+            if not out:  # not JSONL at all: one multi-line document with something after it
+                d = doc_error
+                raise InputError(
+                    f"{path}: not valid JSON (line {d.lineno}, column {d.colno}: {d.msg})"
+                ) from d
             raise InputError(f"{path}: line {n} is not valid JSON ({e.msg})") from e
+        except RecursionError as e:
+            raise InputError(f"{path}: line {n} is nested too deeply ({type(e).__name__})") from e
     return out
 
 

@@ -18,6 +18,10 @@ from bot.store.sql import Store
 from bot.watch.metrics import draft_cost
 from bot.watch.quality import acceptance, confident_precision, field_verdicts
 
+# A terminal triage (`incibot triage`, `incibot demo`) stores nothing: the database it would be recorded in is
+# the bot's, which it never creates, and a try-out with no verdict to follow would count against acceptance.
+NOT_RECORDED = "CLI triages are not recorded; only tickets the bot served are counted"
+
 
 class ReportError(ValueError):
     """A report that cannot be made as asked (one line on the command line)."""
@@ -123,7 +127,8 @@ def markdown(r: Report) -> str:
         f"# incibot report, {r.since:%Y-%m-%d %H:%M} to {r.until:%Y-%m-%d %H:%M} UTC",
         "",
         f"- Triages: **{r.triages}**; verdicts: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items())) or "none"),
+        + (", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items())) or "none")
+        + f" ({NOT_RECORDED})",
         f"- Labels called confident (>= {r.confident_at:.0%}) that engineers kept: "
         f"**{_num(r.confident_precision, '{:.0%}')}** of {r.confident_n}",
         f"- Triage latency: p50 {_num(r.latency_p50_s)} s, p95 {_num(r.latency_p95_s)} s",
