@@ -106,7 +106,8 @@ def one_line_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from bot.config import settings_error_message, unknown_env_warnings
 
-        for warning in unknown_env_warnings():  # here, not in the group: `--help` needs no settings
+        # here, not in the group: `--help` needs no settings; `doctor` reports them as lines of its own
+        for warning in unknown_env_warnings() if fn.__name__ != "doctor" else []:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         try:
             return fn(*args, **kwargs)

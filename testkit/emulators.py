@@ -253,7 +253,8 @@ class SlackEmulator(_LocalServer):
             self.calls.append((method, params))
         if method == "chat.postMessage":
             time.sleep(self.delay_s)
-        return 200, {}, body
+        # As Slack, every answer to a token names the token's scopes (what `incibot doctor` compares)
+        return 200, {"x-oauth-scopes": ",".join(sorted(self.scopes))}, body
 
     def _paced(self, method: str, params: dict[str, Any]) -> float:
         if not self.pacing or method not in METHODS:

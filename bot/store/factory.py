@@ -3,9 +3,13 @@ this file and the backend's own module."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.config import Settings
 from bot.store.sql import Store
-from bot.store.vectors import VectorStore
+
+if TYPE_CHECKING:  # numpy loads with it: not for a command that only opens the database (`incibot mode`)
+    from bot.store.vectors import VectorStore
 
 
 def open_history(settings: Settings, collection: str | None = None) -> VectorStore:

@@ -3,7 +3,7 @@
 provenance in that folder's README) into a `ChangeEvent`, or `Ignored` with the reason.
 
 To add one: write `bot/intake/changes/<name>.py` with `parse(payload, headers)` and `SENDER = ChangeSender(...)`,
-list it in `CHANGE_SENDERS`, add its payloads and its row in the README's *Connecting change sources*.
+list it in `CHANGE_SENDERS` and add its payloads (its row in docs/senders.md is generated: `python -m scripts.gen_docs`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Argo CD notifications: the `webhook` service with the template in the README (*Connecting change sources*),
+"""Argo CD notifications: the `webhook` service with the template in docs/senders.md (*Connecting change sources*),
 which renders `{"app", "project", "revision", "phase", "health", "finishedAt", "initiatedBy", "message", "url",
 "environment"}`. Argo CD signs nothing: the operator adds `Authorization: Bearer <INCIBOT_WEBHOOK_TOKEN>` to the
 service's headers (or `basicAuth`). A sync is recorded when its operation finished (Succeeded, Failed, Error);

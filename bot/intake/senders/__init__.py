@@ -5,7 +5,7 @@ To add a sender: write `bot/intake/senders/<name>.py` with `parse(payload) -> We
 for what cannot be used; `base.py` has helpers for untrusted JSON) and `SENDER = Sender(name, parse, auth,
 severity_map)`; list it in `SENDERS` below; put real payloads under `tests/payloads/<name>/` with their
 provenance in that folder's README (every registered sender must have some: `tests/intake/test_senders.py`);
-add its row to the README's *Connecting alert sources*.
+its row in docs/senders.md is generated from this registry (`python -m scripts.gen_docs`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Our own JSON format (README, *The Slack bot*): `{"id", "title", "text", ...}` opens, `{"id", "status":
+"""Our own JSON format (docs/senders.md): `{"id", "title", "text", ...}` opens, `{"id", "status":
 "resolved", "resolution"}` resolves. For tools without a sender of their own, and signing proxies."""
 
 from __future__ import annotations
