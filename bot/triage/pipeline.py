@@ -161,7 +161,8 @@ class Triager:
         similar = found.shown
         answer: Any = None
         if self.drafter is not None and use_llm:
-            result = self.drafter.draft(red.text if self.settings.redact_llm_input else text, similar)
+            ask = red.text if self.settings.redact_llm_input else text
+            result = self.drafter.draft(ask, self._for_llm(similar))
             answer, usage = result.answer, result.usage
             if answer is not None:
                 answer, usage = self._validated(answer, usage, red, similar)
@@ -185,6 +186,15 @@ class Triager:
         draft.warnings, draft.redactions = warnings, red.counts
         draft.latency_s = round(time.perf_counter() - t0, 4)
         return draft
+
+    def _for_llm(self, similar: list[SimilarIncident]) -> list[SimilarIncident]:
+        """The similar incidents as the prompt shows them: redacted like the ticket when the LLM is external. History
+        imported from files or a team's tools is stored as written, and its notes can hold a key or an address."""
+        if not self.settings.redact_llm_input:
+            return similar
+        red = self.redactor.redact
+        return [s.model_copy(update={"title": red(s.title).text, "resolution": red(s.resolution).text})
+                for s in similar]  # fmt: skip
 
     def _validated(
         self, answer: Any, usage: LLMUsage, red: Redaction, similar: list[SimilarIncident]

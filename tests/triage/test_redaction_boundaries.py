@@ -67,3 +67,20 @@ def test_posts_and_history_show_the_ticket_redacted(tmp_path: Path, slack: Slack
     assert accept(service, resolve) == "resolved"
     stored = service.history.get(["generic:r1"])[0]
     assert "jane@corp.example" not in stored.model_dump_json() and "sk-proj" not in stored.model_dump_json()
+
+
+def test_similar_incidents_reach_the_external_llm_redacted(
+    settings: Settings, store: VectorStore, llm: OpenAIEmulator
+) -> None:
+    """History imported as written (a team's notes) is shown to the LLM in the prompt: redacted like the ticket."""
+    from tests.conftest import incident
+
+    key, mail = "sk-proj-abcdefghijklmnop1234", "oncall.lead@corp.example"
+    store.upsert([incident(50, f"ChatGPT 500 errors, paged {mail}",
+                           resolution=f"Rotated the key {key} and rolled back the deployment.")])  # fmt: skip
+    draft = Triager.from_settings(external(settings, llm), store).triage(
+        Ticket(id="t", title="ChatGPT 500 errors", text="Elevated 500 errors on ChatGPT")
+    )
+    body = llm.bodies[-1].decode()
+    assert any(s.id == "h50" for s in draft.similar) and "rolled back the deployment" in body
+    assert not any(f in body for v in (key, mail) for f in _escaped(v))
