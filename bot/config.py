@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         default=0.5, ge=0.0, le=1.0
     )  # the vote's LLM share, where no classifier is trained
     learned_decision: bool = True  # per-field classifiers + learned weights; False: the vote alone
+    evidence_priors_path: Path | None = Field(
+        default=PROJECT_ROOT / "taxonomies" / "evidence-priors.yaml",
+        description="Why-now evidence priors: odds per label and weight in verdicts for each change, alert and "
+        "signal feature, with their sources (bot/triage/evidence.py); checked against the taxonomy. Empty: none.",
+    )
     # A fresh install trains its classifier at start; the bot's first posts wait this long for it (then the vote
     # decides and the draft says the classifier is still training).
     first_training_wait_s: float = Field(default=120.0, ge=0.0)
@@ -269,6 +274,37 @@ class Settings(BaseSettings):
     telemetry_breaker_reset_s: float = Field(
         default=60.0, gt=0, description="...for this long: telemetry is skipped meanwhile."
     )
+    telemetry_chart: bool = Field(
+        default=True,
+        description="Upload a chart of the signals that moved to the incident's thread (Slack scope files:write).",
+    )
+
+    # --- history importers (bot/intake/importers/): `incibot history import --from pagerduty|opsgenie|markdown`
+    pagerduty_api_url: str = Field(
+        default="https://api.pagerduty.com",
+        description="PagerDuty's REST API v2 (`https://api.eu.pagerduty.com` for an EU account).",
+    )
+    pagerduty_api_token: SecretStr | None = Field(
+        default=None, description="A read-only PagerDuty REST API key, for `history import --from pagerduty`."
+    )
+    opsgenie_api_url: str = Field(
+        default="https://api.opsgenie.com",
+        description="Opsgenie's API (`https://api.eu.opsgenie.com` for an EU account).",
+    )
+    opsgenie_api_key: SecretStr | None = Field(
+        default=None,
+        description="An Opsgenie API key with Read access, for `history import --from opsgenie`.",
+    )
+    import_page_size: int = Field(
+        default=100, ge=1, le=100, description="Records asked per page (both APIs allow 100 at most)."
+    )
+    import_retries: int = Field(
+        default=6, ge=1, le=20, description="Tries per request on a 429 (after Retry-After) or a 5xx."
+    )
+    import_backoff_s: float = Field(
+        default=1.0, ge=0, description="First wait after a 5xx without Retry-After; it doubles, up to 30 s."
+    )
+    import_timeout_s: float = Field(default=30.0, gt=0, description="Seconds one API request may take.")
 
     @classmethod
     def settings_customise_sources(
