@@ -44,6 +44,8 @@ def files(settings: Settings) -> Iterator[Check]:
         yield ok("taxonomy", f"{settings.taxonomy_path} ({', '.join(taxonomy.fields)})")
     except Exception as e:  # any way it fails to load, it is reported here rather than on the first ticket
         yield fail("taxonomy", first_line(e), "fix the file or INCIBOT_TAXONOMY_PATH")
+    else:
+        yield from _priors(settings, taxonomy)
     books = sorted(settings.playbooks_dir.glob("*.md")) if settings.playbooks_dir.is_dir() else []
     if books:
         yield ok("playbooks", f"{len(books)} in {settings.playbooks_dir}")
@@ -58,6 +60,21 @@ def files(settings: Settings) -> Iterator[Check]:
         )
     else:
         yield ok("prompts", str(settings.prompts_dir))
+
+
+def _priors(settings: Settings, taxonomy: Taxonomy) -> Iterator[Check]:
+    """The evidence priors (odds per label for a deploy, an alert, a moved signal), checked against the taxonomy."""
+    from bot.triage.evidence import load_priors
+
+    path = str(settings.evidence_priors_path or "")
+    if path in ("", "."):
+        yield ok("evidence priors", "none: why-now evidence weighs nothing until verdicts show its relation")
+        return
+    try:
+        priors = load_priors(path, taxonomy)
+        yield ok("evidence priors", f"{path} ({len(priors.features)} features)")
+    except Exception as e:
+        yield fail("evidence priors", first_line(e), "fix the file or INCIBOT_EVIDENCE_PRIORS_PATH")
 
 
 def writable(path: Path) -> str | None:

@@ -186,7 +186,7 @@ class FieldDecider:
             scores={c: round(s[c], 3) for c in ranked[:CANDIDATES_SHOWN] if c in s},
             prior_label=top,
             prior_confidence=round(cal[top], 4),
-            calibrated=self._calibrated(ranked[:CANDIDATES_SHOWN], s, cal),
+            calibrated=self._calibrated(ranked, s, cal),  # every candidate: evidence may lift any
             label_set=label_set,
             set_coverage=coverage if label_set else None,
             llm_prior_confidence=round(cal.get(llm0, 0.0), 4) if llm0 is not None else None,

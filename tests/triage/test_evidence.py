@@ -11,7 +11,7 @@ import pytest
 from bot.config import Settings
 from bot.models import ChangeEvent, ChangeKind, ConcurrentSignal, Context, RecentChange, Ticket, Verdict
 from bot.store.factory import open_history
-from bot.triage.evidence import EvidenceBook, features
+from bot.triage.evidence import NO_PRIORS, EvidenceBook, features
 from bot.triage.pipeline import Triager
 from bot.triage.trainer import trainer_for
 from tests.conftest import T0
@@ -34,8 +34,8 @@ def test_features_name_the_change_kinds_and_alert_kinds() -> None:
     )  # nothing recorded: no feature
 
 
-def test_an_unmeasured_feature_has_no_say() -> None:
-    book = EvidenceBook()
+def test_an_unmeasured_feature_without_a_prior_has_no_say() -> None:
+    book = EvidenceBook(priors=NO_PRIORS)
     assert book.ratio(["change:deploy"], "root_cause", "deployment") == 1.0
 
 
@@ -46,6 +46,7 @@ def triager(tmp_path: Path) -> Triager:
     store.upsert(synthetic(90))
     tri = Triager(settings, store, None, trainer=trainer_for(settings, store, TAX))
     tri.trainer.train_now()
+    tri.trainer.evidence = EvidenceBook(priors=NO_PRIORS)  # learning alone (priors: test_evidence_priors)
     return tri
 
 
@@ -56,7 +57,7 @@ def test_verdicts_teach_what_a_recent_deploy_means(triager: Triager) -> None:
                     service="chat-api", created_at=T0 + timedelta(days=30))  # fmt: skip
     plain = triager.triage(ticket)
     rc = plain.labels["root_cause"]
-    assert set(rc.calibrated) == {"infrastructure", "deployment", "external_traffic"}
+    assert {"infrastructure", "deployment", "external_traffic"} <= set(rc.calibrated)
     unmeasured = triager.triage(ticket, context=deploy_context())
     assert unmeasured.evidence == ["change:deploy"] and unmeasured.context is not None
     assert unmeasured.labels == plain.labels  # no verdict yet: the context changes nothing
