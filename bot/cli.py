@@ -176,20 +176,23 @@ def _mode_allows_llm(settings: Settings) -> bool:
     return False
 
 
-def _context(settings: Settings, ticket: Ticket) -> Context | None:
+def _context(settings: Settings, ticket: Ticket, raw: Ticket | None = None) -> Context | None:
     """Why now, from the bot's database (recent changes to the ticket's service, what else fires there), when
-    there is one: a terminal triage never creates it, and a failed lookup only costs the section."""
-    from bot.delivery.context import ContextLookup
+    there is one: a terminal triage never creates it, and a failed lookup only costs the section. The metrics
+    (`prometheus_url`) are read inline, database or not, for the service as `raw` (unredacted) names it."""
+    from bot.delivery.context import ContextLookup, TelemetryLookup, with_telemetry
     from bot.store.factory import open_sql
 
+    telemetry = TelemetryLookup(settings)
     if not _has_database(settings):
-        return None
+        return with_telemetry(None, telemetry.read(raw or ticket), settings)
     try:
         store = open_sql(settings)
     except Exception as e:  # the triage stands without it
         err.print(f"[yellow]no context: the bot's database is unavailable ({type(e).__name__})[/yellow]")
-        return None
-    return ContextLookup(settings, store.changes).for_ticket(ticket, settings.channel_for(ticket.service))
+        return with_telemetry(None, telemetry.read(raw or ticket), settings)
+    lookup = ContextLookup(settings, store.changes, telemetry)
+    return lookup.for_ticket(ticket, settings.channel_for(ticket.service), raw)
 
 
 def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm: bool) -> None:
@@ -209,12 +212,14 @@ def _triage_and_show(settings: Settings, ticket: Ticket, as_json: bool, use_llm:
     if ticket.service and (settings.redact_in_slack or settings.redact_in_history):  # as stored by the bot
         shown = ticket.model_copy(update={"service": triager.redactor.redact(ticket.service).text})
     # the context first: it is evidence for the decision as well as a section of the post
-    draft = triager.triage(ticket, use_llm=use_llm, context=_context(settings, shown))
+    draft = triager.triage(ticket, use_llm=use_llm, context=_context(settings, shown, ticket))
     if draft.llm.status == "unavailable":
         why = escape(draft.llm.error or "")
         err.print(f"[yellow]LLM unavailable, retrieval-only draft:[/yellow] {why}", highlight=False)
     if as_json:
-        out.print_json(draft.model_dump_json())
+        # `telemetry` on top as well: what the metrics showed is read by scripts without knowing the draft's shape
+        dumped = draft.model_dump(mode="json")
+        out.print_json(data=dumped | {"telemetry": (dumped.get("context") or {}).get("telemetry")})
     else:
         render(draft, triager.taxonomy, settings.confident_at, out)
 
@@ -261,10 +266,28 @@ def demo(no_llm: Annotated[bool, typer.Option("--no-llm")] = False) -> None:
 @history_app.command("import")
 @one_line_errors
 def history_import(
-    file: Path,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The file (--format), or the folder of post-mortems (--from markdown)."),
+    ] = None,
     fmt: Annotated[
         str, typer.Option("--format", help="jsonl or statuspage (README: History import).")
     ] = "jsonl",
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Read a tool's history instead of a file: markdown (a folder), pagerduty or opsgenie (their "
+            "APIs; docs/history.md). Resumes where an interrupted import stopped.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="With --from: only incidents opened since this date (2024-01-31).")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="With --from: the YAML mapping of the source's labels onto the taxonomy's."),
+    ] = None,
     collection: Annotated[str | None, typer.Option(help="Collection name (default from settings).")] = None,
     with_demo: Annotated[
         bool, typer.Option("--with-demo", help="Also import the bundled demo history (public incidents).")
@@ -274,12 +297,17 @@ def history_import(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bot.config import Settings
-    from bot.intake.files import read_history
+    from bot.intake.files import InputError, read_history
     from bot.store.demo import demo_history
     from bot.taxonomy import Taxonomy
     from bot.triage.trainer import trainer_for
 
     settings = Settings()
+    if source is not None:
+        _import_from(settings, source, file, since, mapping, collection, with_demo)
+        return
+    if file is None:
+        raise InputError("history import needs a FILE (with --format), or --from markdown|pagerduty|opsgenie")
     incidents = read_history(file, fmt)
     # Not seeded: after this import the collection is not empty, so first use would never add the demo
     # history either; it comes on request, and the output says when the collection has none.
@@ -298,6 +326,67 @@ def history_import(
         out.print(f"'{store.name}' holds no demo history: --with-demo adds it ({len(demo)} incidents)")
     if settings.learned_decision:
         trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
+        trainer.train_now()
+        out.print(f"classifier: {trainer.status}")
+
+
+def _import_from(
+    settings: Settings,
+    source: str,
+    path: Path | None,
+    since: str | None,
+    mapping: Path | None,
+    collection: str | None,
+    with_demo: bool,
+) -> None:
+    """`history import --from`: the mapping and options checked first, then page by page (bot/intake/importers)."""
+    from datetime import datetime
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.clock import aware
+    from bot.intake.files import InputError
+    from bot.intake.importers import ImportOptions, importer
+    from bot.intake.importers.mapping import LabelMapping
+    from bot.intake.importers.run import Outcome, run_import
+    from bot.store.demo import demo_history
+    from bot.taxonomy import Taxonomy
+    from bot.triage.trainer import trainer_for
+
+    imp = importer(source)
+    if imp.needs_path and path is None:
+        raise InputError(f"--from {source} needs the PATH of the folder to read")
+    try:
+        start = aware(datetime.fromisoformat(since)) if since else None
+    except ValueError as e:
+        raise InputError(f"--since takes a date or time such as 2024-01-31 (got {since!r})") from e
+    taxonomy = Taxonomy.load(settings.taxonomy_path)
+    labels = LabelMapping.load(mapping, taxonomy) if mapping else LabelMapping()  # refused before any write
+    options = ImportOptions(settings=settings, mapping=labels, since=start, path=path)
+    store = open_store(settings, collection, seed=False)
+    if with_demo:
+        store.upsert(demo_history())
+    with Progress(
+        TextColumn(f"importing from {source}"), BarColumn(), TextColumn("{task.completed} records"),
+        TimeElapsedColumn(), console=err,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("import", total=None)
+        report = run_import(imp, options, store, progress=lambda n: bar.advance(task, n))
+    counts = ", ".join(f"{o.value} {report.counts[o]}" for o in Outcome)
+    resumed = f" (resumed at {report.resumed_from})" if report.resumed_from else ""
+    out.print(
+        f"{source}{resumed}: {counts}; '{store.name}' holds {store.count()} incidents",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for reason, n in report.reasons().most_common():
+        out.print(f"skipped {n}: {escape(reason)}", highlight=False, soft_wrap=True)
+    for s in report.skipped[:100]:
+        out.print(f"  {escape(s.id)}: {escape(s.reason)}", highlight=False, soft_wrap=True)
+    if len(report.skipped) > 100:
+        out.print(f"  ... and {len(report.skipped) - 100} more", highlight=False, soft_wrap=True)
+    if settings.learned_decision and report.counts[Outcome.IMPORTED]:
+        trainer = trainer_for(settings, store, taxonomy)
         trainer.train_now()
         out.print(f"classifier: {trainer.status}")
 

@@ -366,6 +366,59 @@ class ConcurrentSignal(BaseModel):
     open: bool = True
 
 
+class SignalKind(StrEnum):
+    """What a signal says about the service: the evidence kinds of the decision (`signal:<kind>:<direction>`)."""
+
+    ERRORS = "errors"
+    LATENCY = "latency"
+    TRAFFIC = "traffic"
+    SATURATION = "saturation"
+    QUALITY = "quality"
+    COST = "cost"
+
+
+class Direction(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class MovedSignal(BaseModel):
+    """A series that changed level inside the window, at a level shift a noise-only series rarely shows
+    (bot/telemetry/changepoints.py finds it)."""
+
+    signal: str  # the catalogue name
+    title: str
+    kind: SignalKind
+    unit: str
+    onset: datetime
+    before: float
+    after: float
+    bad: bool  # it moved in the direction the catalogue calls bad
+    labels: dict[str, str] = Field(default_factory=dict)  # the series, when a signal has several
+    score: float  # the shift in robust noise units (MAD of first differences)
+    # The series, thinned to at most ~60 (time, value) points: the terminal's sparkline and the thread's chart.
+    trace: list[tuple[datetime, float]] = Field(default_factory=list)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.UP if self.after > self.before else Direction.DOWN
+
+    @property
+    def feature(self) -> str:
+        """The evidence feature the decision reads: `signal:<kind>:<up|down>`."""
+        return f"signal:{self.kind.value}:{self.direction.value}"
+
+
+class TelemetrySummary(BaseModel):
+    """What the metrics showed around a ticket (`prometheus_url`): the signals that moved, by onset, how many
+    were read, and what could not be read (never raised: a failed read is a line here)."""
+
+    moved: list[MovedSignal] = Field(default_factory=list)  # earliest onset first
+    read: int = 0  # catalogue signals read
+    errors: list[str] = Field(default_factory=list)  # "<signal>: <why>", or the whole read's fault
+    ticket_at: datetime | None = None  # when the ticket opened: the post says "3 min before the ticket"
+
+
 class Context(BaseModel):
     """What an engineer looks at first: what changed on the service and what else is firing, within
     `change_window_min` of the ticket (bot/store/changes.py looks it up; the post shows it)."""
@@ -376,6 +429,8 @@ class Context(BaseModel):
     concurrent: list[ConcurrentSignal] = Field(default_factory=list)  # newest first
     more_changes: int = 0  # beyond those listed
     more_concurrent: int = 0
+    # The metrics around the ticket: None where `prometheus_url` is unset (or not read yet: the first post).
+    telemetry: TelemetrySummary | None = None
 
 
 TriageDraft.model_rebuild()  # its `context` is defined below it

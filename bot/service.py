@@ -166,6 +166,7 @@ class TriageService:
 
     def stop(self) -> None:
         self.workers.stop()
+        self.poster.close()  # metrics reads still in flight: each ends within telemetry_budget_s
 
     # ---- feedback ------------------------------------------------------------------------------------------
     def record_feedback(self, key: str, fb: Feedback) -> str | None:

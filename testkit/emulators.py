@@ -85,7 +85,10 @@ METHODS: dict[str, tuple[str | None, int]] = {
     "views.open": (None, 100),
     "views.publish": (None, 100),
     "apps.connections.open": ("connections:write", 100),  # app-level token (Socket Mode)
+    "files.getUploadURLExternal": ("files:write", 20),
+    "files.completeUploadExternal": ("files:write", 20),
 }
+UPLOAD_PATH = "upload/v1/"  # where files.getUploadURLExternal sends the bytes (files.slack.com's, here local)
 HISTORY_SCOPES = {False: "channels:history", True: "groups:history"}  # by channel.private
 LIST_SCOPES = {"public_channel": "channels:read", "private_channel": "groups:read"}
 MAX_TEXT = 40_000
@@ -162,6 +165,9 @@ class SlackEmulator(_LocalServer):
         self.pacing = False  # Slack's rate limits (429 + Retry-After); off: as fast as the caller goes
         self.post_rate, self.post_burst = 1.0, 4  # chat.postMessage per channel: per second, burst
         self.channels: dict[str, Channel] = {}
+        self.files: dict[
+            str, dict[str, Any]
+        ] = {}  # file id -> name, length, content (bytes once uploaded)...
         self._buckets: dict[str, _Bucket] = {}
         self._ts = time.time()
         self._lock = threading.RLock()
@@ -205,6 +211,8 @@ class SlackEmulator(_LocalServer):
 
     # ---- HTTP ------------------------------------------------------------------------------------------------
     def on_post(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path.lstrip("/").startswith(UPLOAD_PATH):
+            return self._receive_upload(h)
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length).decode("utf-8") if length else ""
         if "json" in h.headers.get("content-type", ""):
@@ -292,6 +300,11 @@ class SlackEmulator(_LocalServer):
             return self._view(method, params)
         if method == "conversations.list":
             return self._list(params)
+        if method == "files.getUploadURLExternal":
+            return self._upload_url(params)
+        if method == "files.completeUploadExternal":
+            self._need("files:write")  # before the channel: Slack checks the token's scope first
+            return self._complete_upload(params)
         scope = METHODS[method][0]
         ids_only = method not in ("chat.postMessage", "chat.postEphemeral")
         ch = self._channel(str(params.get("channel") or ""), ids_only=ids_only)
@@ -437,6 +450,70 @@ class SlackEmulator(_LocalServer):
         except (SlackObjectFormationError, TypeError, ValueError) as e:
             raise SlackRefusal("invalid_arguments", response_metadata={"messages": [str(e)]}) from e
         return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:8].upper(), **view}}
+
+    # ---- files: Slack's upload flow (files_upload_v2) ---------------------------------------------------------
+    def _upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Step 1: a file id and a one-time URL for its bytes (`length` is what the upload must send)."""
+        self._need("files:write")
+        try:
+            length = int(params.get("length") or 0)
+        except ValueError:
+            length = 0
+        if not params.get("filename") or length <= 0:
+            raise SlackRefusal("invalid_arguments")
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self.files[file_id] = {"id": file_id, "name": params["filename"], "length": length, "content": None,
+                               "alt_txt": params.get("alt_txt"), "shared": False}  # fmt: skip
+        return {
+            "ok": True,
+            "file_id": file_id,
+            "upload_url": f"http://127.0.0.1:{self.port}/{UPLOAD_PATH}{file_id}",
+        }
+
+    def _receive_upload(self, h: BaseHTTPRequestHandler) -> None:
+        """Step 2: the bytes, POSTed to the URL step 1 gave (no token: the URL is the credential)."""
+        data = h.rfile.read(int(h.headers.get("content-length") or 0))
+        file_id = h.path.lstrip("/").removeprefix(UPLOAD_PATH)
+        with self._lock:
+            self.calls.append(("upload", {"file_id": file_id, "bytes": len(data)}))
+            f = self.files.get(file_id)
+            ok = f is not None and f["content"] is None and len(data) == f["length"]
+            if ok and f is not None:
+                f["content"] = data
+        body = f"OK - {len(data)}".encode() if ok else b"upload rejected"
+        h.send_response(200 if ok else 400)
+        h.send_header("content-type", "text/plain")
+        h.send_header("content-length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: the uploaded files shared in a channel (a thread with `thread_ts`), by channel id, as a member."""
+        files = _json(params.get("files"))
+        if not isinstance(files, list) or not files:
+            raise SlackRefusal("invalid_arguments")
+        found = [self.files.get(str(f.get("id"))) for f in files if isinstance(f, dict)]
+        if len(found) != len(files) or any(f is None or f["content"] is None for f in found):
+            raise SlackRefusal("file_not_found")  # never issued, or its bytes never arrived
+        channel = str(params.get("channel_id") or "")
+        if not channel:  # no channel: uploaded, shared nowhere
+            return {"ok": True, "files": [{"id": f["id"]} for f in found if f]}
+        ch = self._channel(channel, ids_only=True)
+        if ch is None:
+            raise SlackRefusal("channel_not_found")
+        if not ch.member:
+            raise SlackRefusal("not_in_channel")
+        thread = params.get("thread_ts")
+        if thread and not any(m["ts"] == thread and "thread_ts" not in m for m in ch.messages):
+            raise SlackRefusal("invalid_thread_ts")
+        shared = []
+        for spec, f in zip(files, found, strict=True):
+            assert f is not None
+            f.update(shared=True, title=spec.get("title") or f["name"], channel=ch.id, thread_ts=thread)
+            shared.append({"id": f["id"], "name": f["name"], "title": f["title"]})
+        fields = {"thread_ts": thread, "files": shared, "upload": True}
+        self._append(ch, params.get("initial_comment") or "", [], {k: v for k, v in fields.items() if v})
+        return {"ok": True, "files": shared}
 
     # ---- for tests ------------------------------------------------------------------------------------------
     def of(self, method: str) -> list[dict[str, Any]]:

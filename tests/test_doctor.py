@@ -136,6 +136,19 @@ def test_a_missing_scope_fails_naming_it() -> None:
     assert checks["slack token"].status is Status.OK
 
 
+def test_files_write_is_needed_only_when_the_metrics_chart_is_on() -> None:
+    """An install from the manifest before the chart existed: no FAIL unless the chart would be uploaded."""
+    emu = SlackEmulator(scopes=manifest_scopes() - {"files:write"})
+    emu.add_channel("#incidents")
+    try:
+        off = _slack(emu)["slack scopes"]
+        on = _slack(emu, prometheus_url="http://127.0.0.1:9")["slack scopes"]
+    finally:
+        emu.close()
+    assert off.status is Status.WARN and "files:write" in off.detail
+    assert on.status is Status.FAIL and "files:write" in on.detail
+
+
 def test_unknown_and_unreachable_channels_fail(slack: SlackEmulator) -> None:
     slack.add_channel("G-hidden")  # private, the bot not invited: Slack does not even list it
     slack.add_channel("#archived").member = True

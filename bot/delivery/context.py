@@ -11,12 +11,14 @@ terminal (bot/delivery/terminal.py) render them each in their own way.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 
 from bot.config import Settings
-from bot.models import ChangeEvent, Context, Ticket
+from bot.models import ChangeEvent, Context, TelemetrySummary, Ticket
 from bot.store.changes import ChangeStore, Window
 from bot.store.tickets import TicketRow
+from bot.telemetry import Catalogue, MetricsSource, build_source, describe, read_around, summarize
 
 log = logging.getLogger("incibot")
 
@@ -24,14 +26,58 @@ Segment = tuple[str, str | None]  # text, and the URL it links to
 Line = list[Segment]
 
 
+class TelemetryLookup:
+    """The metrics around a ticket (`prometheus_url`), read from `telemetry_before_min` before it opened to now.
+
+    One per process: the source keeps its circuit breaker and the queries the server rejected. Never raises: a
+    catalogue that cannot be loaded or a read that fails is an error line of the summary."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._source: MetricsSource | None = None
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.prometheus_url)
+
+    def _ready(self) -> tuple[MetricsSource, Catalogue]:
+        with self._lock:  # built once, on the first ticket: a bot without tickets never loads the catalogue
+            if self._catalogue is None:
+                self._catalogue = Catalogue.load(self.settings.signals_path)
+            if self._source is None:
+                self._source = build_source(self.settings)
+            assert self._source is not None
+            return self._source, self._catalogue
+
+    def read(self, ticket: Ticket) -> TelemetrySummary | None:
+        """The ticket's summary; None where telemetry is off or the ticket names no service."""
+        if not self.enabled or not ticket.service:
+            return None
+        service = self.settings.change_service_map.get(
+            ticket.service, ticket.service
+        )  # as changes are mapped
+        try:
+            source, catalogue = self._ready()
+            read = read_around(source, catalogue, service, ticket.created_at, self.settings)
+            return summarize(read, catalogue, ticket.created_at)
+        except Exception as e:  # a catalogue error or a fault the source did not foresee: the post says so
+            log.warning("telemetry for %s failed: %s", ticket.id, e)
+            return TelemetrySummary(errors=[f"{type(e).__name__}: {e}"[:300]], ticket_at=ticket.created_at)
+
+
 class ContextLookup:
-    def __init__(self, settings: Settings, changes: ChangeStore) -> None:
+    def __init__(
+        self, settings: Settings, changes: ChangeStore, telemetry: TelemetryLookup | None = None
+    ) -> None:
         self.settings, self.changes = settings, changes
         self.window = Window(
             before=timedelta(minutes=settings.change_window_min),
             skew=timedelta(seconds=settings.change_skew_s),
             open_for=timedelta(hours=settings.concurrent_open_h),
         )
+        self.telemetry = telemetry or TelemetryLookup(settings)
 
     def _route(self, route: str | None) -> str | None:
         """A dedicated channel groups what fires together; the default channel collects everything, so sharing
@@ -48,14 +94,30 @@ class ContextLookup:
             log.exception("context lookup for %s failed; posted without it", row.key)
             return None
 
-    def for_ticket(self, ticket: Ticket, route: str | None = None) -> Context | None:
-        """A ticket that is not stored (`incibot triage`): its context in the same database."""
+    def for_ticket(
+        self, ticket: Ticket, route: str | None = None, raw: Ticket | None = None
+    ) -> Context | None:
+        """A ticket that is not stored (`incibot triage`): its context in the same database, and its metrics
+        read inline (one shot: nothing to redraw). `raw`: the ticket before redaction, whose service the metrics
+        are labelled with."""
         try:
             at = ticket.created_at
-            return self.changes.context(ticket.id, ticket.service, self._route(route), at, at, self.window)
+            ctx = self.changes.context(ticket.id, ticket.service, self._route(route), at, at, self.window)
         except Exception:
             log.exception("context lookup for %s failed", ticket.id)
-            return None
+            ctx = None
+        return with_telemetry(ctx, self.telemetry.read(raw or ticket), self.settings)
+
+
+def with_telemetry(
+    ctx: Context | None, summary: TelemetrySummary | None, settings: Settings
+) -> Context | None:
+    """`ctx` with the metrics added (a context of its own where the changes lookup failed or was not made)."""
+    if summary is None:
+        return ctx
+    if ctx is None:
+        ctx = Context(window_min=settings.change_window_min)
+    return ctx.model_copy(update={"telemetry": summary})
 
 
 def _ago(minutes: float) -> str:
@@ -89,6 +151,20 @@ def lines(ctx: Context) -> list[Line]:
         if ctx.more_concurrent:
             line.append((f"; and {ctx.more_concurrent} more", None))
         out.append(line)
+    return out
+
+
+def metrics_lines(summary: TelemetrySummary) -> list[str]:
+    """ "KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket", one per moved signal (earliest
+    first), or "nothing moved in 12 signals"; then what could not be read."""
+    out = [describe(m, summary.ticket_at) for m in summary.moved]
+    if not summary.moved and summary.read:
+        out.append(f"nothing moved in {summary.read} signal{'s' if summary.read != 1 else ''}")
+    if summary.errors:
+        shown = "; ".join(summary.errors[:3]) + (
+            f"; and {len(summary.errors) - 3} more" if len(summary.errors) > 3 else ""
+        )
+        out.append(f"could not read {shown}" if summary.read else f"could not read the metrics: {shown}")
     return out
 
 

@@ -9,6 +9,7 @@ import logging
 from bot.delivery.posting import TicketPoster
 from bot.delivery.queue import WorkQueue
 from bot.delivery.storms import StormGrouper
+from bot.models import TriageDraft
 from bot.store.sql import Store
 from bot.store.tickets import TicketState
 from bot.triage.pipeline import Triager
@@ -63,12 +64,27 @@ class Refiner:
                 row.ticket, history_required=False, query=vector, context=row.draft.context
             )
             self.metrics.observe_draft(draft)
+            draft = self._keep_telemetry(key, draft)
         self.store.update_ticket(key, status=TicketState.DRAFTED, draft=draft, last_error=None,
                                  lease_owner=None, lease_until=None)  # fmt: skip
         self.poster.redraw(key)
         if note is None:
             self.metrics.llm_edit.observe(row.age_s())
             self.watch()
+
+    def _keep_telemetry(self, key: str, draft: TriageDraft) -> TriageDraft:
+        """The metrics read after the first post may have been stored while the LLM drafted: keep them."""
+        if draft.context is not None and draft.context.telemetry is not None:
+            return draft
+        now = self.store.get(key)
+        if (
+            now is None
+            or now.draft is None
+            or now.draft.context is None
+            or now.draft.context.telemetry is None
+        ):
+            return draft
+        return draft.model_copy(update={"context": now.draft.context})
 
     def watch(self) -> None:
         try:

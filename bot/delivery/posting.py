@@ -6,20 +6,27 @@ that ran out) is looked up in the channel before it is sent again.
 
 from __future__ import annotations
 
+import logging
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from bot.config import Settings
-from bot.delivery.context import ContextLookup
+from bot.delivery import chart
+from bot.delivery.context import ContextLookup, with_telemetry
 from bot.delivery.queue import Claim, WorkQueue
 from bot.delivery.slack import blocks
 from bot.delivery.slack.messages import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackMessages
 from bot.delivery.storms import StormGrouper
-from bot.models import Mode, Ticket
+from bot.models import Context, Mode, TelemetrySummary, Ticket
 from bot.store.sql import Store
 from bot.store.tickets import TicketKind, TicketRow, TicketState
 from bot.triage.pipeline import Triager
 from bot.watch.metrics import Metrics
 from bot.watch.mode import ModeSwitch
 
+log = logging.getLogger("incibot")
 WAITING_FOR_POST_S = 1.0  # a thread reply whose incident is not posted yet is tried again this much later
+TELEMETRY_THREADS = 2  # metrics reads in flight: each is bounded by telemetry_budget_s
 
 
 class LeaseLost(RuntimeError):
@@ -42,6 +49,14 @@ class TicketPoster:
         self.settings, self.store, self.queue, self.triager = settings, store, queue, triager
         self.slack, self.storms, self.mode, self.metrics = slack, storms, mode, metrics
         self.context = context  # why now: recent changes and concurrent alerts, shown on the post
+        # The metrics are read after the first post, off the channel's lane: a slow Prometheus delays neither
+        # this post nor the next ticket's.
+        self._telemetry: ThreadPoolExecutor | None = None
+        self.telemetry_reads: list[Future[None]] = []  # in flight (tests wait on them)
+
+    def close(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.shutdown(wait=True, cancel_futures=True)
 
     def _shown(self, row: TicketRow) -> Ticket:
         """The ticket as posted: redacted once at intake (rows stored before that are redacted here)."""
@@ -111,7 +126,56 @@ class TicketPoster:
             **self.storms.opened(prepared.vector),
         )
         self.metrics.first_post.observe(row.age_s())
+        if (
+            self.context is not None
+            and self.context.telemetry.enabled
+            and not (draft.context and draft.context.telemetry)
+        ):
+            self._read_telemetry_later(row.key)
         return int(sent)
+
+    # ---- the metrics, after the first post ---------------------------------------------------------------
+    def _read_telemetry_later(self, key: str) -> None:
+        if self._telemetry is None:
+            self._telemetry = ThreadPoolExecutor(TELEMETRY_THREADS, thread_name_prefix="incibot-telemetry")
+        self.telemetry_reads = [f for f in self.telemetry_reads if not f.done()]
+        self.telemetry_reads.append(self._telemetry.submit(self.add_telemetry, key))
+
+    def add_telemetry(self, key: str) -> None:
+        """Read the ticket's metrics, keep them with its stored draft and redraw the post. A failure only costs
+        the section (logged): the ticket is posted already."""
+        try:
+            row = self.store.get(key)
+            if row is None or row.draft is None or self.context is None:
+                return
+            # the ticket as received, not as shown: metrics are labelled with its real service
+            summary = self.context.telemetry.read(row.ticket)
+            if summary is None:
+                return
+            row = self.store.get(key)  # again: the LLM edit may have replaced the draft while we read
+            if row is None or row.draft is None:
+                return
+            context = with_telemetry(row.draft.context, summary, self.settings)
+            self.store.update_ticket(key, draft=row.draft.model_copy(update={"context": context}))
+            self.redraw(key)
+        except Exception:
+            log.exception("metrics for %s not added to its post", key)
+            return
+        if self.settings.telemetry_chart and summary.moved and row.message_ts:
+            self._chart(row, summary, context)
+
+    def _chart(self, row: TicketRow, summary: TelemetrySummary, context: Context | None) -> None:
+        """The moved signals as a PNG in the incident's thread; a failure is logged, never the ticket's."""
+        try:
+            png = chart.render(summary, context.changes if context else [], row.ticket.created_at)
+            if png is None:
+                return
+            names = ", ".join(m.title for m in summary.moved[: chart.MAX_PANELS])
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", row.key) + "-metrics.png"
+            self.slack.upload(row.channel, row.message_ts or "", name, png, "What the metrics show",
+                              f"Chart of {names} around the ticket")  # fmt: skip
+        except Exception as e:
+            log.warning("metrics chart for %s not uploaded: %s", row.key, f"{type(e).__name__}: {e}"[:300])
 
     def reply(self, row: TicketRow, claim: Claim) -> int:
         """Post news about an incident (new alerts, a note, its resolution) in the thread of its post, or of the

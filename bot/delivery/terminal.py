@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bot.delivery.context import lines, plain
+from bot.delivery.context import lines, metrics_lines, plain
 from bot.models import FixEvidence, TriageDraft
 from bot.taxonomy import Taxonomy
 from bot.triage.evidence import describe as describe_evidence
@@ -21,6 +21,33 @@ def _why_now(draft: TriageDraft) -> list[Text]:
     if draft.context is None:
         return []
     return [Text("\nWhy now", "bold underline"), *(Text(plain(line)) for line in lines(draft.context))]
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """The series as unicode blocks, scaled between its own min and max."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[round((v - low) / (high - low) * (len(SPARKS) - 1))] for v in values)
+
+
+def _metrics(draft: TriageDraft) -> list[Text]:
+    """What moved around the ticket (`prometheus_url`): a line and a sparkline per moved signal."""
+    if draft.context is None or (t := draft.context.telemetry) is None:
+        return []
+    out = [Text("\nWhat the metrics show", "bold underline")]
+    shown = metrics_lines(t)
+    for m, line in zip(t.moved, shown, strict=False):
+        out.append(Text(f"- {line}", "red" if m.bad else ""))
+        if m.trace:
+            out.append(Text(f"  {sparkline([v for _, v in m.trace])}", "cyan"))
+    out += [Text(f"- {line}", "dim") for line in shown[len(t.moved) :]]
+    return out
 
 
 def _hypotheses(draft: TriageDraft) -> list[Text]:
@@ -88,6 +115,7 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
             Group(
                 head,
                 *_why_now(draft),
+                *_metrics(draft),
                 Text("\nClassification", "bold underline"),
                 labels,
                 *_hypotheses(draft),

@@ -28,6 +28,11 @@ TOKEN_FIXES = {
 }
 
 
+def _unused(settings: Settings) -> set[str]:
+    """Manifest scopes this configuration never calls: files:write uploads only the metrics chart."""
+    return set() if settings.prometheus_url and settings.telemetry_chart else {"files:write"}
+
+
 def manifest_scopes(path: Path = MANIFEST) -> set[str]:
     """The bot token scopes the app asks for in its manifest (what the bot's Slack calls need)."""
     return set(yaml.safe_load(path.read_text())["oauth_config"]["scopes"]["bot"])
@@ -109,9 +114,13 @@ def checks(settings: Settings, manifest: Path = MANIFEST) -> Iterator[Check]:
     if scopes is None:
         yield warn("slack scopes", "Slack did not report the token's scopes (no x-oauth-scopes header)",
                    f"compare OAuth & Permissions with {manifest.name} by hand")  # fmt: skip
-    elif missing := wanted - scopes:
+    elif missing := wanted - scopes - _unused(settings):
         yield fail("slack scopes", f"the token lacks {', '.join(sorted(missing))} (in {manifest.name})",
                    "add them (or paste the manifest again) and reinstall the app to the workspace")  # fmt: skip
+    elif unused := (wanted - scopes) & _unused(settings):
+        yield warn("slack scopes", f"the token lacks {', '.join(sorted(unused))}, needed only for the metrics "
+                   "chart (prometheus_url, telemetry_chart)", "reinstall the app from the manifest before turning "
+                   "the chart on")  # fmt: skip
     else:
         extra = scopes - wanted
         more = f"; also {', '.join(sorted(extra))}, not needed" if extra else ""

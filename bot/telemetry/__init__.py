@@ -12,6 +12,7 @@ from typing import Protocol
 
 from bot.clock import utcnow
 from bot.config import Settings
+from bot.models import TelemetrySummary
 from bot.telemetry.catalogue import Catalogue, CatalogueError, Signal, promql_string
 from bot.telemetry.changepoints import Detector, moved_signals
 from bot.telemetry.models import Direction, MovedSignal, Series, SignalKind, SignalRead, TelemetryRead
@@ -34,6 +35,7 @@ __all__ = [
     "moved_signals",
     "promql_string",
     "read_around",
+    "summarize",
 ]
 
 
@@ -64,4 +66,18 @@ def read_around(
         ticket_at - timedelta(minutes=settings.telemetry_before_min),
         utcnow(),
         timedelta(seconds=settings.telemetry_step_s),
+    )
+
+
+def summarize(
+    read: TelemetryRead, catalogue: Catalogue, ticket_at: datetime, detector: Detector | None = None
+) -> TelemetrySummary:
+    """What the draft keeps of a read: the moved signals by onset, how many signals answered, what did not."""
+    if read.error:  # the whole read failed: one reason, not the same one per signal
+        return TelemetrySummary(read=0, errors=[read.error], ticket_at=ticket_at)
+    return TelemetrySummary(
+        moved=moved_signals(read, catalogue, detector),
+        read=sum(1 for s in read.signals if not s.error),
+        errors=[f"{name}: {why}" for name, why in read.errors.items()],
+        ticket_at=ticket_at,
     )

@@ -20,9 +20,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from bot.telemetry.catalogue import Catalogue
-from bot.telemetry.models import Direction, MovedSignal, Point, TelemetryRead
+from bot.telemetry.models import Direction, MovedSignal, Point, Series, TelemetryRead
 
 MAD_SIGMA = 1.4826  # MAD -> standard deviation for normal noise
+TRACE_POINTS = 60  # kept per moved signal: a sparkline or a small chart, not the read
 
 
 class Shift(BaseModel):
@@ -87,23 +88,40 @@ def moved_signals(
         signal = catalogue.get(sr.signal)
         if signal is None or sr.error:
             continue
-        best: tuple[Shift, dict[str, str]] | None = None
+        best: tuple[Shift, Series] | None = None
         for series in sr.series:
             shift = detector.detect(series.points, counter=signal.is_counter)
             if shift is not None and (best is None or shift.score > best[0].score):
-                best = (shift, series.labels)
+                best = (shift, series)
         if best is None:
             continue
-        shift, labels = best
+        shift, series = best
         up = shift.after > shift.before
         moved.append(
             MovedSignal(
                 signal=signal.name, title=signal.label, kind=signal.kind, unit=signal.unit, onset=shift.onset,
                 before=shift.before, after=shift.after, bad=(signal.bad is Direction.UP) == up,
-                labels=labels if len(sr.series) > 1 else {}, score=round(shift.score, 2),
+                labels=series.labels if len(sr.series) > 1 else {}, score=round(shift.score, 2),
+                trace=trace(series.points, counter=signal.is_counter),
             )
         )  # fmt: skip
     return sorted(moved, key=lambda m: (m.onset, m.signal))
+
+
+def trace(
+    points: Sequence[Point], counter: bool = False, most: int = TRACE_POINTS
+) -> list[tuple[datetime, float]]:
+    """The series as shown (a counter as its rate), thinned to at most `most` points by averaging neighbours."""
+    t, v = _arrays(points)
+    if counter:
+        t, v = _increase_rate(t, v)
+    keep = np.isfinite(v)
+    t, v = t[keep], v[keep]
+    if len(v) > most:
+        groups = np.array_split(np.arange(len(v)), most)
+        t = np.array([t[g[-1]] for g in groups])
+        v = np.array([float(np.mean(v[g])) for g in groups])
+    return [(datetime.fromtimestamp(float(a), UTC), round(float(b), 6)) for a, b in zip(t, v, strict=True)]
 
 
 def _arrays(points: Sequence[Point]) -> tuple[np.ndarray, np.ndarray]:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+# Defined below the stages, where a draft can carry them; re-exported here for the telemetry stage.
+from bot.models import Direction, MovedSignal, SignalKind
 
-class SignalKind(StrEnum):
-    """What a signal says about the service: the evidence kinds of the decision (`signal:<kind>:<direction>`)."""
-
-    ERRORS = "errors"
-    LATENCY = "latency"
-    TRAFFIC = "traffic"
-    SATURATION = "saturation"
-    QUALITY = "quality"
-    COST = "cost"
-
-
-class Direction(StrEnum):
-    UP = "up"
-    DOWN = "down"
+__all__ = ["Direction", "MovedSignal", "Point", "Series", "SignalKind", "SignalRead", "TelemetryRead"]
 
 
 class Point(BaseModel):
@@ -59,22 +47,3 @@ class TelemetryRead(BaseModel):
     def errors(self) -> dict[str, str]:
         """Signal name -> why it could not be read."""
         return {s.signal: s.error for s in self.signals if s.error}
-
-
-class MovedSignal(BaseModel):
-    """A series that changed level inside the window, at a level shift a noise-only series rarely shows."""
-
-    signal: str  # the catalogue name
-    title: str
-    kind: SignalKind
-    unit: str
-    onset: datetime
-    before: float
-    after: float
-    bad: bool  # it moved in the direction the catalogue calls bad
-    labels: dict[str, str] = Field(default_factory=dict)  # the series, when a signal has several
-    score: float  # the shift in robust noise units (MAD of first differences)
-
-    @property
-    def direction(self) -> Direction:
-        return Direction.UP if self.after > self.before else Direction.DOWN

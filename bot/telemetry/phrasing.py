@@ -11,7 +11,10 @@ from bot.telemetry.models import MovedSignal
 def describe(m: MovedSignal, ticket_at: datetime | None = None) -> str:
     """'KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket' (times in UTC)."""
     where = " (" + ", ".join(f"{k}={v}" for k, v in sorted(m.labels.items())) + ")" if m.labels else ""
-    line = f"{m.title}{where} {value(m.before, m.unit)} -> {value(m.after, m.unit)} from {m.onset:%H:%M}"
+    before, after = value(m.before, m.unit), value(m.after, m.unit)
+    if m.unit and not m.unit.startswith("/") and before.endswith(" " + m.unit):
+        before = before.removesuffix(" " + m.unit)  # "1 -> 39 requests", not "1 requests -> 39 requests"
+    line = f"{m.title}{where} {before} -> {after} from {m.onset:%H:%M}"
     if ticket_at is not None:
         minutes = round((aware(ticket_at) - m.onset).total_seconds() / 60)
         if minutes > 0:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.config import Settings
 from bot.models import HistoricalIncident
+from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
-from bot.triage.trainer import Trainer
+from bot.triage.trainer import Trainer, trainer_for
 from tests.helpers import REPO
 from tests.triage.test_learned_decision import synthetic, vectors
 
@@ -41,12 +43,10 @@ def test_cli_triage_on_a_fresh_data_dir_trains_first_and_exits_cleanly(tmp_path:
     assert "default" not in sources.values(), sources  # learned labels, not "Other 0% from default"
     assert "classifier" in sources.values(), sources
     assert "first use of this history: classifier trained on" in run.stderr
-    assert list((tmp_path / "data" / "models").glob("*.joblib"))  # saved: the next run loads it
-
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "first use" not in again.stderr  # loaded, not trained again
-    assert json.loads(again.stdout)["labels"] == draft["labels"]
+    # saved: the next run loads it instead of training again
+    settings = Settings(data_dir=tmp_path / "data")
+    trainer = trainer_for(settings, open_history(settings), Taxonomy.load(settings.taxonomy_path))
+    assert trainer.load(), trainer.status
 
 
 def _source(history: list[HistoricalIncident], vecs: np.ndarray, gate: threading.Event):  # type: ignore[no-untyped-def]

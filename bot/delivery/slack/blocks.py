@@ -8,9 +8,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.delivery.context import Line
+from bot.delivery.context import Line, metrics_lines
 from bot.delivery.context import lines as why_now
-from bot.models import FixEvidence, MitigationHypotheses, SimilarIncident, Ticket, TriageDraft
+from bot.models import (
+    FixEvidence,
+    MitigationHypotheses,
+    SimilarIncident,
+    TelemetrySummary,
+    Ticket,
+    TriageDraft,
+)
 from bot.taxonomy import MITIGATION, Taxonomy
 from bot.triage.evidence import describe as describe_evidence
 from bot.triage.hypotheses import headline, hypothesis_text, set_text
@@ -79,6 +86,17 @@ def context_lines(lines: list[Line]) -> str:
     )
 
 
+def metrics_section(summary: TelemetrySummary) -> dict[str, Any]:
+    """ "What the metrics show": one line per moved signal, earliest first (bad moves marked), or that nothing
+    moved; then what could not be read."""
+    lines = [
+        f"{':small_red_triangle:' if m.bad else ':small_blue_diamond:'} {escape(line)}"
+        for m, line in zip(summary.moved, metrics_lines(summary), strict=False)
+    ]
+    lines += [f"• {escape(line)}" for line in metrics_lines(summary)[len(summary.moved) :]]
+    return section("*What the metrics show*\n" + "\n".join(lines))
+
+
 def _sender_lines(ticket: Ticket, draft: TriageDraft | None, taxonomy: Taxonomy | None) -> list[str]:
     """The sender's severity (and whether the draft agrees), its links, and which occurrence this is."""
     lines = []
@@ -138,6 +156,8 @@ def draft_blocks(
         blocks.append(context("\n".join(f":warning: {escape(w)}" for w in draft.warnings)))
     if draft.context is not None and (why := context_lines(why_now(draft.context))):
         blocks.append(context(why))
+    if draft.context is not None and draft.context.telemetry is not None:
+        blocks.append(metrics_section(draft.context.telemetry))
     if ticket.text:
         blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=more))
     if draft.privacy_exposure:

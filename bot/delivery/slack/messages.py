@@ -155,6 +155,24 @@ class SlackMessages:
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self.edits.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
+    def upload(
+        self, channel: str, thread_ts: str, filename: str, content: bytes, title: str, alt: str
+    ) -> None:
+        """A file in a thread, by Slack's upload flow (files.getUploadURLExternal, the bytes POSTed to the URL it
+        gives, files.completeUploadExternal): slack_sdk's files_upload_v2. Not retried: completing twice would
+        share it twice. Sharing needs the bot in the channel (there is no files:write.public): it joins a public
+        one when Slack answers not_in_channel, as lookups do."""
+        channel_id = self.channels.id_of(channel) or channel
+        for attempt in range(2):
+            try:
+                self.posts.files_upload_v2(channel=channel_id, thread_ts=thread_ts, content=content,
+                                           filename=filename, title=title, alt_txt=alt)  # fmt: skip
+                return
+            except SlackApiError as e:
+                if slack_error(e) != "not_in_channel" or attempt:
+                    raise
+                self.channels.join(channel_id, channel)
+
     def find_posted(
         self, channel: str, since: datetime, event: str, key: str, thread_ts: str | None = None
     ) -> dict[str, Any] | None:
