@@ -38,7 +38,8 @@ FOLD_STARTS_SMALL = (0.4, 0.55, 0.7, 0.85)
 FOLD_STARTS_LARGE = (0.5, 0.75)
 LARGE_HISTORY = 2000
 MAX_OOF_PER_FOLD = 1000
-FORMAT = 6  # bumped whenever the pickled classes change shape or the features their meaning (6: negation marks)
+# Bumped whenever the pickled classes change shape or the features their meaning (6: negation marks).
+FORMAT = 6
 
 
 def taxonomy_key(tax: Taxonomy) -> str:

@@ -46,7 +46,8 @@ class Preparer:
         n = len(require_text(ticket))
         if n <= self.max_chars:
             return None
-        return f"Ticket text cut to its first {self.max_chars:,} of {n:,} characters (max_text_chars) for triage"
+        cut = f"its first {self.max_chars:,} of {n:,} characters"
+        return f"Ticket text cut to {cut} (max_text_chars) for triage"
 
     def prepare(self, ticket: Ticket) -> Prepared:
         red = self.redactor.redact(self.text(ticket))
