@@ -1,25 +1,20 @@
 """A fresh install: the classifier's first training comes before the first draft, and nothing aborts at exit.
 
 Before: `incibot triage --no-llm` on a fresh data dir drafted "Other 0%" on every field (the training ran in a
-daemon thread), then died at exit with the thread in native code (exit 134), and never saved the model.
+daemon thread), then died at exit with the thread in native code (exit 134), and never saved the model. The CLI
+itself, in a process of its own: tests/test_cli.py::test_triage_text_seeds_demo_history_trains_and_exits_cleanly.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from bot.config import Settings
 from bot.models import HistoricalIncident
-from bot.store.factory import open_history
 from bot.taxonomy import Taxonomy
-from bot.triage.trainer import Trainer, trainer_for
+from bot.triage.trainer import Trainer
 from tests.helpers import REPO
 from tests.triage.test_learned_decision import synthetic, vectors
 
@@ -29,24 +24,6 @@ TICKET = {
     "text": "Error rate on chat completions rose to 7%.",
     "service": "chat-api",
 }
-
-
-def test_cli_triage_on_a_fresh_data_dir_trains_first_and_exits_cleanly(tmp_path: Path) -> None:
-    ticket = tmp_path / "t.json"
-    ticket.write_text(json.dumps(TICKET))
-    env = {**os.environ, "INCIBOT_DATA_DIR": str(tmp_path / "data")}
-    cmd = [sys.executable, "-m", "bot", "triage", "--ticket", str(ticket), "--no-llm", "--json"]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert run.returncode == 0, run.stderr[-2000:]
-    draft = json.loads(run.stdout)
-    sources = {f: d["source"] for f, d in draft["labels"].items()}
-    assert "default" not in sources.values(), sources  # learned labels, not "Other 0% from default"
-    assert "classifier" in sources.values(), sources
-    assert "first use of this history: classifier trained on" in run.stderr
-    # saved: the next run loads it instead of training again
-    settings = Settings(data_dir=tmp_path / "data")
-    trainer = trainer_for(settings, open_history(settings), Taxonomy.load(settings.taxonomy_path))
-    assert trainer.load(), trainer.status
 
 
 def _source(history: list[HistoricalIncident], vecs: np.ndarray, gate: threading.Event):  # type: ignore[no-untyped-def]
