@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -23,3 +24,15 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def read_yaml(path: Path, what: str, error: type[Exception]) -> Any:
+    """An operator-edited YAML file's data, or `error` in one line naming `what` and the file: missing, or not YAML."""
+    import yaml  # only the commands that read such a file pay for it
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise error(f"{what} not found: {path}") from e
+    except yaml.YAMLError as e:
+        raise error(f"{what} {path} is not valid YAML: {' '.join(str(e).split())}") from e

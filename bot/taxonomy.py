@@ -6,8 +6,9 @@ import re
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from bot.fileio import read_yaml
 
 MITIGATION = "mitigation"  # the label name of the mitigation action in labelled incidents and verdicts
 
@@ -119,12 +120,7 @@ class Taxonomy(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise TaxonomyError(f"taxonomy file not found: {path}") from e
-        except yaml.YAMLError as e:
-            raise TaxonomyError(f"taxonomy file {path} is not valid YAML: {e}") from e
+        data = read_yaml(path, "taxonomy file", TaxonomyError)
         try:
             return cls.model_validate(data)
         except (ValidationError, re.error) as e:

@@ -120,7 +120,9 @@ def render(draft: TriageDraft, taxonomy: Taxonomy, confident_at: float, console:
                 labels,
                 *_hypotheses(draft),
                 Text("\nSimilar past incidents", "bold underline"),
-                similar,
+                similar
+                if similar.row_count
+                else Text(""),  # no header over no rows: all are in the line below
                 Text(unfixed, "dim") if unfixed else Text(""),
                 Text("\nFirst triage step", "bold underline") + Text(f"  (from {draft.triage_step_source})"),
                 Text(draft.triage_step),

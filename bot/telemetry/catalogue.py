@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bot.fileio import read_yaml
 from bot.telemetry.models import Direction, SignalKind
 
 SELECTOR = "{selector}"  # the whole selector, braces included: `metric{selector}`
@@ -125,14 +125,7 @@ class Catalogue(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> Catalogue:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise CatalogueError(f"signal catalogue not found: {path}") from e
-        except yaml.YAMLError as e:
-            raise CatalogueError(
-                f"signal catalogue {path} is not valid YAML: {' '.join(str(e).split())}"
-            ) from e
+        data = read_yaml(path, "signal catalogue", CatalogueError)
         try:
             return cls.model_validate(data)
         except ValidationError as e:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, Field, PositiveFloat, ValidationError
 
 from bot.config import Settings
+from bot.fileio import read_yaml
 from bot.models import Context, LabelDecision, TriageDraft, Verdict
 from bot.taxonomy import Taxonomy, TaxonomyError
 from bot.triage.decision import shifted
@@ -87,13 +87,10 @@ NO_PRIORS = EvidencePriors()
 def load_priors(path: Path | str, taxonomy: Taxonomy) -> EvidencePriors:
     """The priors file, checked against the taxonomy; PriorsError (one line) where it cannot be used."""
     path = Path(path)
+    data = read_yaml(path, "evidence priors file", PriorsError)
     try:
-        priors = EvidencePriors.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        priors = EvidencePriors.model_validate(data or {})
         priors.check(taxonomy)
-    except FileNotFoundError as e:
-        raise PriorsError(f"evidence priors file not found: {path}") from e
-    except yaml.YAMLError as e:
-        raise PriorsError(f"evidence priors file {path} is not valid YAML: {' '.join(str(e).split())}") from e
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(map(str, first["loc"]))

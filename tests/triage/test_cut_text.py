@@ -32,3 +32,20 @@ def test_the_terminal_shows_the_drafts_warnings(settings: Settings, store: Vecto
     console = Console(record=True, width=200)
     render(draft, triager.taxonomy, settings.confident_at, console)
     assert "warning: Ticket text cut to its first 500 of" in console.export_text()
+
+
+def test_no_table_header_when_no_similar_incident_records_a_fix(
+    settings: Settings, store: VectorStore
+) -> None:
+    from rich.console import Console
+
+    from bot.delivery.terminal import render
+
+    triager = Triager(settings, store, None)
+    draft = triager.triage(Ticket(id="t", title="Errors on chat completions"), use_llm=False)
+    draft.similar = [s.model_copy(update={"fix": None}) for s in draft.similar]
+    console = Console(record=True, width=200)
+    render(draft, triager.taxonomy, settings.confident_at, console)
+    shown = console.export_text()
+    assert f"{len(draft.similar)} of {len(draft.similar)} record no fix" in shown
+    assert "how it was fixed" not in shown
