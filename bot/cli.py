@@ -277,8 +277,8 @@ def history_import(
         str | None,
         typer.Option(
             "--from",
-            help="Read a tool's history instead of a file: markdown (a folder), pagerduty or opsgenie (their "
-            "APIs; docs/history.md). Resumes where an interrupted import stopped.",
+            help="Read a tool's history instead of a file: markdown (a folder), pagerduty, opsgenie, jira or "
+            "incidentio (their APIs; docs/history.md). Resumes where an interrupted import stopped.",
         ),
     ] = None,
     since: Annotated[
@@ -307,7 +307,9 @@ def history_import(
         _import_from(settings, source, file, since, mapping, collection, with_demo)
         return
     if file is None:
-        raise InputError("history import needs a FILE (with --format), or --from markdown|pagerduty|opsgenie")
+        raise InputError(
+            "history import needs a FILE (with --format), or --from markdown|pagerduty|opsgenie|jira|incidentio"
+        )
     incidents = read_history(file, fmt)
     # Not seeded: after this import the collection is not empty, so first use would never add the demo
     # history either; it comes on request, and the output says when the collection has none.

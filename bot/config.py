@@ -279,7 +279,7 @@ class Settings(BaseSettings):
         description="Upload a chart of the signals that moved to the incident's thread (Slack scope files:write).",
     )
 
-    # --- history importers (bot/intake/importers/): `incibot history import --from pagerduty|opsgenie|markdown`
+    # --- history importers (bot/intake/importers/): `incibot history import --from pagerduty|opsgenie|jira|incidentio|markdown`
     pagerduty_api_url: str = Field(
         default="https://api.pagerduty.com",
         description="PagerDuty's REST API v2 (`https://api.eu.pagerduty.com` for an EU account).",
@@ -295,8 +295,37 @@ class Settings(BaseSettings):
         default=None,
         description="An Opsgenie API key with Read access, for `history import --from opsgenie`.",
     )
+    jira_url: str | None = Field(
+        default=None,
+        description="Your Jira site, for `history import --from jira`: `https://your-site.atlassian.net` (Cloud) or "
+        "the Data Center base URL.",
+    )
+    jira_email: str | None = Field(
+        default=None,
+        description="The Atlassian account's email for Jira Cloud (Basic auth with `jira_api_token`); unset: "
+        "`jira_api_token` is a Data Center personal access token (Bearer).",
+    )
+    jira_api_token: SecretStr | None = Field(
+        default=None,
+        description="A Jira Cloud API token (with `jira_email`) or a Data Center personal access token of a user "
+        "who can browse the incident project.",
+    )
+    jira_jql: str = Field(
+        default="project = INC ORDER BY created ASC",
+        description="The JQL query whose issues `history import --from jira` reads (oldest first is added where "
+        "it has no ORDER BY).",
+    )
+    incidentio_api_url: str = Field(
+        default="https://api.incident.io",
+        description="incident.io's API (v2 incidents and incident updates).",
+    )
+    incidentio_api_key: SecretStr | None = Field(
+        default=None,
+        description="An incident.io API key that can view incidents (and private ones, if they are to be "
+        "imported), for `history import --from incidentio`.",
+    )
     import_page_size: int = Field(
-        default=100, ge=1, le=100, description="Records asked per page (both APIs allow 100 at most)."
+        default=100, ge=1, le=100, description="Records asked per page (PagerDuty and Opsgenie allow 100 at most; Jira and incident.io are asked as many, within their own caps)."
     )
     import_retries: int = Field(
         default=6, ge=1, le=20, description="Tries per request on a 429 (after Retry-After) or a 5xx."

@@ -1,18 +1,23 @@
 """Stand-ins for the incident tools' REST APIs that `history import --from` reads, on 127.0.0.1, as strict as
 the real ones where the importer could get it wrong: the auth header (401 otherwise), the page size limit,
 PagerDuty's offset limit (offset + limit <= 10,000) and its 30-day default window, Opsgenie's absolute
-`paging.next` URLs. Faults are scripted per path (`fail`): a 429 with Retry-After, a 5xx, one page that fails
-until the test lets it pass. Every request is recorded. Records are built from the payloads under
-`tests/payloads/pagerduty-api/` and `tests/payloads/opsgenie-api/` (the vendors' documented shapes)."""
+`paging.next` URLs, Jira Cloud's opaque `nextPageToken` (tied to its query, `startAt` refused, fewer issues a page
+than asked) and Data Center's `startAt`, incident.io's `after` cursor and page size. Faults are scripted per path
+(`fail`): a 429 with Retry-After, a 5xx, one page that fails until the test lets it pass. Every request is
+recorded (a POST's JSON body among its query items). Records are built from the payloads under
+`tests/payloads/<name>-api/` (the vendors' documented shapes)."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,14 +29,15 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 @dataclass
 class Fault:
-    """Answer `status` (with Retry-After `retry_after`) to the next `times` GETs whose path starts with `path`
-    and whose query has every item of `query`."""
+    """Answer `status` (with Retry-After `retry_after`) to the next `times` requests whose path starts with `path`
+    and whose query (or POSTed JSON body) has every item of `query`, after letting the first `skip` through."""
 
     path: str
     status: int
     times: int = 1
     retry_after: str | None = None
     query: dict[str, str] | None = None
+    skip: int = 0
 
 
 Answer = tuple[int, dict[str, str], Any]
@@ -51,14 +57,23 @@ class _StandIn:
             def do_GET(self) -> None:
                 owner._handle(self)
 
+            def do_POST(self) -> None:
+                owner._handle(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def fail(
-        self, path: str, status: int, times: int = 1, retry_after: str | None = None, **query: str
+        self,
+        path: str,
+        status: int,
+        times: int = 1,
+        retry_after: str | None = None,
+        skip: int = 0,
+        **query: str,
     ) -> Fault:
-        f = Fault(path, status, times, retry_after, query or None)
+        f = Fault(path, status, times, retry_after, query or None, skip)
         self.faults.append(f)
         return f
 
@@ -66,6 +81,18 @@ class _StandIn:
         parts = urlsplit(h.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         headers = {k.lower(): v for k, v in h.headers.items()}
+        posted: Any = None
+        if h.command == "POST":
+            raw = h.rfile.read(int(h.headers.get("content-length") or 0))
+            try:
+                posted = json.loads(raw or b"null")
+            except ValueError:
+                posted = raw
+            if isinstance(posted, dict):
+                flat = {
+                    k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in posted.items()
+                }
+                query = {**query, **flat}
         with self._lock:
             self.requests.append((parts.path, query, headers))
             fault = next(
@@ -76,11 +103,15 @@ class _StandIn:
                 ),
                 None,
             )  # fmt: skip
+            if fault and fault.skip:
+                fault.skip, fault = fault.skip - 1, None
             if fault:
                 fault.times -= 1
         if fault:
             extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
             status, out_headers, body = fault.status, extra, {"error": "scripted fault"}
+        elif h.command == "POST":
+            status, out_headers, body = self.answer_post(parts.path, posted, headers)
         else:
             status, out_headers, body = self.answer(parts.path, query, headers)
         data = json.dumps(body).encode()
@@ -93,6 +124,9 @@ class _StandIn:
 
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         raise NotImplementedError
+
+    def answer_post(self, path: str, body: Any, headers: dict[str, str]) -> Answer:
+        return 405, {}, {"error": "method not allowed"}
 
     def count(self, path_prefix: str) -> int:
         return sum(1 for p, _, _ in self.requests if p.startswith(path_prefix))
@@ -267,3 +301,306 @@ def opsgenie_history(
             vary(i, a)
         alerts.append(a)
     return alerts, notes
+
+
+def _when(value: object) -> datetime:
+    """A record's time for sorting and filtering; an unreadable one sorts last."""
+    try:
+        return _ts(str(value))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+_JIRA_BAD_PAYLOAD = "Invalid request payload. Refer to the REST API documentation and try again."
+_JQL = re.compile(
+    r'\(?\s*project\s*=\s*"?(\w+)"?\s*\)?(?:\s+AND\s+created\s*>=\s*"([^"]+)")?\s+ORDER\s+BY\s+created\s+(ASC|DESC)',
+    re.IGNORECASE,
+)
+
+
+class JiraAPI(_StandIn):
+    """Jira Cloud (`cloud=True`): Basic auth (email:API token), `POST /rest/api/3/search/jql` paged by an opaque
+    `nextPageToken` tied to its query (no `startAt`; no token on the last page, `isLast`), `GET
+    /rest/api/3/issue/{key}/comment` (startAt/maxResults/total), ADF bodies. Data Center: Bearer PAT, `POST
+    /rest/api/2/search` (startAt/total) and `/rest/api/2/issue/{key}/comment`, string bodies. Either: only the
+    fields asked for, at most `max_page` issues a page whatever was asked (the API "may return fewer"), a JQL
+    with no project restriction refused (Cloud: unbounded), JQL dates read in the user's time zone `user_tz`."""
+
+    def __init__(
+        self,
+        issues: list[dict[str, Any]],
+        comments: dict[str, list[dict[str, Any]]],
+        token: str,
+        email: str | None = None,
+        max_page: int = 40,
+        user_tz: timezone = UTC,
+    ) -> None:
+        self.issues, self.comments, self.cloud = issues, comments, email is not None
+        self.by_key = {i["key"]: i for i in issues}
+        basic = base64.b64encode(f"{email}:{token}".encode()).decode()
+        self.auth = f"Basic {basic}" if self.cloud else f"Bearer {token}"
+        self.prefix = "/rest/api/3" if self.cloud else "/rest/api/2"
+        self.max_page, self.user_tz = max_page, user_tz
+        super().__init__()
+
+    def _refused(self, headers: dict[str, str]) -> Answer | None:
+        if headers.get("authorization") != self.auth:
+            body = {"errorMessages": ["Client must be authenticated to access this resource."], "errors": {}}
+            return 401, {}, body
+        return None
+
+    def answer_post(self, path: str, body: Any, headers: dict[str, str]) -> Answer:
+        if refused := self._refused(headers):
+            return refused
+        if path != (f"{self.prefix}/search/jql" if self.cloud else f"{self.prefix}/search"):
+            return 404, {}, {"errorMessages": [f"null for uri: {path}"]}
+        bad = (400, {}, {"errorMessages": [_JIRA_BAD_PAYLOAD], "errors": {}})
+        if not isinstance(body, dict) or not isinstance(body.get("jql"), str):
+            return bad
+        if self.cloud and "startAt" in body:  # the enhanced search pages by token only
+            return bad
+        jql: str = body["jql"]
+        m = _JQL.fullmatch(jql.strip())
+        if m is None:
+            unbounded = (
+                "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+            )
+            msg = unbounded if "project" not in jql.lower() else f"stand-in: unsupported JQL {jql!r}"
+            return 400, {}, {"errorMessages": [msg], "errors": {}}
+        project, since, order = m.groups()
+        rows = [i for i in self.issues if i["key"].startswith(f"{project}-")]
+        if since:
+            start = datetime.strptime(since, "%Y-%m-%d %H:%M").replace(tzinfo=self.user_tz)
+            rows = [i for i in rows if _when(i["fields"].get("created")) >= start]
+        rows = sorted(rows, key=lambda i: _when(i["fields"].get("created")), reverse=order.upper() == "DESC")
+        limit = min(int(body.get("maxResults", 50)), self.max_page)
+        asked = body.get("fields")
+        keep = (lambda f: {k: v for k, v in f.items() if k in asked}) if isinstance(asked, list) else dict
+        query_id = hashlib.sha256(jql.encode()).hexdigest()[:8]
+        if self.cloud:
+            offset = 0
+            if token := body.get("nextPageToken"):
+                try:
+                    q, _, at = base64.urlsafe_b64decode(str(token).encode()).decode().partition(":")
+                    offset = int(at)
+                except ValueError:
+                    q = ""
+                if q != query_id:
+                    return 400, {}, {"errorMessages": ["The provided next page token is invalid or expired."]}
+        else:
+            offset = int(body.get("startAt", 0))
+        page = [{**i, "fields": keep(i["fields"])} for i in rows[offset : offset + limit]]
+        if not self.cloud:
+            out = {"expand": "names,schema", "startAt": offset, "maxResults": limit, "total": len(rows)}
+            return 200, {}, {**out, "issues": page}
+        if offset + limit >= len(rows):
+            return 200, {}, {"issues": page, "isLast": True}
+        nxt = base64.urlsafe_b64encode(f"{query_id}:{offset + limit}".encode()).decode()
+        return 200, {}, {"issues": page, "nextPageToken": nxt, "isLast": False}
+
+    def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
+        if refused := self._refused(headers):
+            return refused
+        m = re.fullmatch(rf"{self.prefix}/issue/([A-Z][A-Z0-9]*-\d+)/comment", path)
+        if m is None or m[1] not in self.by_key:
+            msg = "Issue does not exist or you do not have permission to see it."
+            return 404, {}, {"errorMessages": [msg], "errors": {}}
+        rows = sorted(self.comments.get(m[1], []), key=lambda c: _when(c.get("created")))
+        if query.get("orderBy", "created").lstrip("+") not in {"created", "-created"}:
+            return 400, {}, {"errorMessages": ["Invalid orderBy"], "errors": {}}
+        if query.get("orderBy") == "-created":
+            rows.reverse()
+        start, limit = int(query.get("startAt", 0)), min(int(query.get("maxResults", 5000)), 5000)
+        return (
+            200,
+            {},
+            {
+                "comments": rows[start : start + limit],
+                "maxResults": limit,
+                "startAt": start,
+                "total": len(rows),
+            },
+        )
+
+
+class IncidentIoAPI(_StandIn):
+    """API v2: `GET /v2/incidents` (Bearer key; page_size at most 250; sort_by; `after` an incident id of the same
+    order, else 422; `created_at[gte]` a date; test and tutorial incidents left out by default) and `GET
+    /v2/incident_updates?incident_id=` (newest first, as the product shows them)."""
+
+    def __init__(
+        self, key: str, incidents: list[dict[str, Any]], updates: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        self.key, self.incidents, self.updates = key, incidents, updates
+        super().__init__()
+
+    @staticmethod
+    def _error(status: int, kind: str, code: str, message: str) -> Answer:
+        errors = [{"code": code, "message": message}]
+        return status, {}, {"type": kind, "status": status, "request_id": "stand-in", "errors": errors}
+
+    def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
+        if headers.get("authorization") != f"Bearer {self.key}":
+            return self._error(401, "authentication_error", "unauthenticated", "Invalid API key provided")
+        size = int(query.get("page_size", 25))
+        if not 1 <= size <= 250:
+            return self._error(
+                422, "validation_error", "invalid_value", "page_size must be between 1 and 250"
+            )
+        if path == "/v2/incidents":
+            order = query.get("sort_by", "created_at_newest_first")
+            if order not in {"created_at_newest_first", "created_at_oldest_first"}:
+                return self._error(422, "validation_error", "invalid_value", f"sort_by {order!r}")
+            rows = [i for i in self.incidents if i.get("mode") in {"standard", "retrospective"}]
+            if gte := query.get("created_at[gte]"):
+                day = datetime.fromisoformat(gte).replace(tzinfo=UTC)
+                rows = [i for i in rows if _when(i.get("created_at")) >= day]
+            rows = sorted(
+                rows, key=lambda i: _when(i.get("created_at")), reverse=order == "created_at_newest_first"
+            )
+            return self._page(rows, "incidents", query, size, total=True)
+        if path == "/v2/incident_updates":
+            if not query.get("incident_id"):
+                return self._error(422, "validation_error", "missing", "incident_id is required")
+            rows = sorted(
+                self.updates.get(query["incident_id"], []),
+                key=lambda u: _when(u.get("created_at")),
+                reverse=True,
+            )
+            return self._page(rows, "incident_updates", query, size, total=False)
+        return self._error(404, "not_found", "not_found", "Route not found")
+
+    def _page(
+        self, rows: list[dict[str, Any]], name: str, query: dict[str, str], size: int, total: bool
+    ) -> Answer:
+        start = 0
+        if after := query.get("after"):
+            ids = [r["id"] for r in rows]
+            if after not in ids:
+                return self._error(
+                    422, "validation_error", "invalid_cursor", "after must be an id in this list"
+                )
+            start = ids.index(after) + 1
+        page = rows[start : start + size]
+        meta: dict[str, Any] = {"page_size": size, **({"total_record_count": len(rows)} if total else {})}
+        if start + size < len(rows):
+            meta["after"] = page[-1]["id"]
+        return 200, {}, {name: page, "pagination_meta": meta}
+
+
+def _adf(*paragraphs: str) -> dict[str, Any]:
+    content = [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paragraphs]
+    return {"type": "doc", "version": 1, "content": content}
+
+
+def _thread(
+    template: dict[str, Any],
+    texts: list[str],
+    at: datetime,
+    fill: Callable[[int, str, datetime], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Copies of `template` (a comment, an update), one per text, 20 minutes apart from 10 minutes after `at`;
+    `fill(j, text, when)` gives each its own fields."""
+    return [
+        {**copy.deepcopy(template), **fill(j, text, at + timedelta(minutes=10 + 20 * j))}
+        for j, text in enumerate(texts)
+    ]
+
+
+def jira_history(
+    n: int, cloud: bool = True, vary: Callable[[int, dict[str, Any]], None] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """`n` issues `INC-1`... shaped as the documented ones (API v3 with ADF bodies, or v2 with strings), an hour
+    apart from 2024-01-01, each with two comments; `vary(i, issue)` edits one in place."""
+    v = "" if cloud else "-v2"
+    issue0 = _load(f"jira-api/search{'-jql' if cloud else '-v2'}.json")["issues"][0]
+    comment0 = _load(f"jira-api/comments{v}.json")["comments"][0]
+    issues, comments = [], {}
+    for i in range(n):
+        issue, key = copy.deepcopy(issue0), f"INC-{i + 1}"
+        at = T0 + timedelta(hours=i)
+        f = issue["fields"]
+        issue.update(id=str(10000 + i), key=key, self=issue["self"].rsplit("/", 1)[0] + f"/{10000 + i}")
+        f["summary"] = f"Checkout API returns 502s in eu-west, shard {i}"
+        description = "The checkout service answers 502 for 30% of requests since the 14:02 deploy."
+        f["description"] = _adf(description) if cloud else f"<p>{description}</p>"
+        f["created"] = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        f["resolutiondate"] = (at + timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        f["resolution"] = {
+            "id": "10000",
+            "name": "Fixed",
+            "description": "A fix for this issue is checked in.",
+        }
+        f["priority"] = {"id": str(i % 5 + 1), "name": ["Highest", "High", "Medium", "Low", "Lowest"][i % 5]}
+        f["components"] = [{"id": "10000", "name": "checkout-api"}]
+        f["customfield_10010"] = {"id": "10001", "value": f"Sev {i % 3 + 1}"}
+        texts = ["We are investigating the 502s.", f"Rolled back deploy {i} of checkout-api; 502s stopped."]
+        comments[key] = _thread(
+            comment0,
+            texts,
+            at,
+            lambda j, text, when, i=i: {
+                "id": f"{i}{j}",
+                "body": _adf(text) if cloud else text,
+                "created": when.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            },
+        )
+        if vary:
+            vary(i, issue)
+        issues.append(issue)
+    return issues, comments
+
+
+def incidentio_history(
+    n: int, vary: Callable[[int, dict[str, Any]], None] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """`n` incidents shaped as the documented one, an hour apart from 2024-01-01, each with two updates (one stock,
+    one that says what was done); `vary(i, incident)` edits one in place."""
+    inc0 = _load("incidentio-api/incidents.json")["incidents"][0]
+    update0 = _load("incidentio-api/incident_updates.json")["incident_updates"][0]
+    incidents, updates = [], {}
+    for i in range(n):
+        inc, iid = copy.deepcopy(inc0), f"01HINC{i:020d}"
+        at = T0 + timedelta(hours=i)
+        stamp = at.isoformat().replace("+00:00", "Z")
+        inc.update(id=iid, reference=f"INC-{i + 1}", created_at=stamp, updated_at=stamp, mode="standard")
+        inc["name"] = f"Payments webhooks delayed by 10 minutes, queue {i}"
+        inc["summary"] = f"A stuck consumer on queue {i}; restarted it and the backlog drained in 12 minutes."
+        inc["permalink"] = f"https://app.incident.io/incidents/{i + 1}"
+        inc["creator"] = {"user": inc["creator"]["user"]}  # declared by a person: no alert
+        inc["severity"]["name"] = ["Critical", "Major", "Minor"][i % 3]
+        resolved = (at + timedelta(minutes=50)).isoformat().replace("+00:00", "Z")
+        inc["incident_timestamp_values"] = [
+            {"incident_timestamp": {"id": "01TSREPORTED", "name": "Reported at", "rank": 1}, "value": {"value": stamp}},
+            {"incident_timestamp": {"id": "01TSRESOLVED", "name": "Resolved at", "rank": 3}, "value": {"value": resolved}},
+        ]  # fmt: skip
+        team = inc["custom_field_entries"][0]
+        team["values"] = [{"value_option": {**team["custom_field"]["options"][0], "value": "Payments"}}]
+        cause = {
+            "description": "What caused it",
+            "field_type": "text",
+            "id": "01CFROOTCAUSE",
+            "name": "Root cause",
+        }
+        inc["custom_field_entries"].append(
+            {
+                "custom_field": cause,
+                "values": [{"value_text": f"Consumer {i} deadlocked on a poison message."}],
+            }
+        )
+        texts = ["We're investigating", f"Restarted consumer {i}; the backlog is draining."]
+        updates[iid] = _thread(
+            update0,
+            texts,
+            at,
+            lambda j, text, when, i=i, iid=iid: {
+                "id": f"01HUPD{i:016d}{j:04d}",
+                "incident_id": iid,
+                "message": text,
+                "created_at": when.isoformat().replace("+00:00", "Z"),
+            },
+        )
+        if vary:
+            vary(i, inc)
+        incidents.append(inc)
+    return incidents, updates

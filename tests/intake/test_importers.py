@@ -394,7 +394,10 @@ def test_cli_mapping_with_an_unknown_label_writes_nothing(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("--from", "jira"), "unknown source 'jira'; use one of: markdown, pagerduty, opsgenie"),
+        (
+            ("--from", "servicenow"),
+            "unknown source 'servicenow'; use one of: markdown, pagerduty, opsgenie, jira, incidentio",
+        ),
         (("--from", "markdown"), "--from markdown needs the PATH"),
         (("--from", "markdown", ".", "--since", "last week"), "--since takes a date"),
         ((), "needs a FILE"),

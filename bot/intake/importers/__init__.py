@@ -12,6 +12,8 @@ docs/history.md.
 from __future__ import annotations
 
 from bot.intake.importers.base import Importer, ImportOptions, Page, Skipped, SourceError
+from bot.intake.importers.incidentio import IncidentIoImporter
+from bot.intake.importers.jira import JiraImporter
 from bot.intake.importers.markdown import MarkdownImporter
 from bot.intake.importers.opsgenie import OpsgenieImporter
 from bot.intake.importers.pagerduty import PagerDutyImporter
@@ -20,7 +22,14 @@ __all__ = ["IMPORTERS", "ImportOptions", "Importer", "Page", "Skipped", "SourceE
 
 # In this order in error messages and listings.
 IMPORTERS: dict[str, Importer] = {
-    i.name: i for i in (MarkdownImporter(), PagerDutyImporter(), OpsgenieImporter())
+    i.name: i
+    for i in (
+        MarkdownImporter(),
+        PagerDutyImporter(),
+        OpsgenieImporter(),
+        JiraImporter(),
+        IncidentIoImporter(),
+    )
 }
 
 
