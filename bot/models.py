@@ -189,6 +189,8 @@ class MitigationHypothesis(BaseModel):
     fixed_count: int | None = None
     of_count: int | None = None
     playbooks: list[str] = Field(default_factory=list)  # the playbooks the taxonomy maps the action to
+    # Why-now features that moved its odds ("change:deploy x3.00"; bot/triage/evidence.py), as on a label decision.
+    evidence: list[str] = Field(default_factory=list)
 
 
 class MitigationHypotheses(BaseModel):
@@ -211,6 +213,8 @@ class MitigationHypotheses(BaseModel):
         default_factory=dict
     )  # the neighbours' fixes: similarity share per action
     note: str = ""  # why there is no learned decision, or "no clear precedent"
+    # Every action's probability before the why-now evidence moved it: what verdicts measure the evidence against.
+    calibrated: dict[str, float] = Field(default_factory=dict)
 
 
 class TimeEstimate(BaseModel):

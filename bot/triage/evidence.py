@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, PositiveFloat, ValidationError
 from bot.config import Settings
 from bot.fileio import read_yaml
 from bot.models import Context, LabelDecision, TriageDraft, Verdict
-from bot.taxonomy import Taxonomy, TaxonomyError
+from bot.taxonomy import MITIGATION, Taxonomy, TaxonomyError
 from bot.triage.decision import shifted
 
 log = logging.getLogger("incibot")
@@ -166,7 +166,8 @@ class EvidenceBook:
 
     def observe(self, draft: TriageDraft, final: Mapping[str, list[str]]) -> None:
         """One verdict: per feature the draft had, per decided field, whether each label was kept against the
-        probability the decision gave it before any evidence (a label it did not list counts as predicted 0)."""
+        probability the decision gave it before any evidence (a label it did not list counts as predicted 0); and
+        the action that fixed it (`labels.mitigation`) against the hypotheses' odds before evidence."""
         if not draft.evidence:
             return
         for fld, d in draft.labels.items():
@@ -177,6 +178,15 @@ class EvidenceBook:
                 kept, predicted = label in gold, d.calibrated.get(label, 0.0)
                 for feat in draft.evidence:
                     self._record(f"{feat}|{fld}|{label}", kept, predicted)
+        m, fixed = draft.mitigation, final.get(MITIGATION)
+        if (
+            m is not None and m.calibrated and fixed
+        ):  # what fixed it, against the actions' odds before evidence
+            for action in dict.fromkeys([*m.calibrated, *fixed]):
+                for feat in draft.evidence:
+                    self._record(
+                        f"{feat}|{MITIGATION}|{action}", action in fixed, m.calibrated.get(action, 0.0)
+                    )
 
     def _record(self, key: str, kept: bool, predicted: float) -> None:
         with self._lock:
@@ -217,8 +227,7 @@ def apply(d: LabelDecision, feats: list[str], book: EvidenceBook, threshold: flo
     ranked = sorted(moved, key=lambda c: -moved[c])
     label, conf = ranked[0], moved[ranked[0]]
     labels = [label, *[x for x in d.labels if x != label]] if d.labels else [label]
-    own = {f: book.ratio([f], d.field, label) for f in feats}  # each feature's say in the label chosen
-    named = [f"{f} x{r:.2f}" for f, r in own.items() if abs(math.log(r)) >= math.log(MIN_RATIO_SHOWN)]
+    named = _named(feats, book, d.field, label)  # each feature's say in the label chosen
     return d.model_copy(
         update={
             "label": label,
@@ -229,6 +238,30 @@ def apply(d: LabelDecision, feats: list[str], book: EvidenceBook, threshold: flo
             "evidence": named,
         }
     )
+
+
+def move(
+    probs: Mapping[str, float], feats: list[str], book: EvidenceBook, fld: str
+) -> tuple[dict[str, float], dict[str, list[str]]] | None:
+    """Probabilities over one field's labels (the mitigation actions) moved by the features' odds ratios, scaled
+    down where together they would pass 1, with the features named per label; None when no ratio differs from 1."""
+    if not feats or not probs:
+        return None
+    ratios = {c: book.ratio(feats, fld, c) for c in probs}
+    if all(r == 1.0 for r in ratios.values()):
+        return None
+    moved = {c: shifted(p, ratios[c]) if p > 0 else 0.0 for c, p in probs.items()}
+    total = sum(moved.values())
+    if total > 1:
+        moved = {c: p / total for c, p in moved.items()}
+    named = {c: _named(feats, book, fld, c) for c in probs}
+    return moved, {c: n for c, n in named.items() if n}
+
+
+def _named(feats: list[str], book: EvidenceBook, fld: str, label: str) -> list[str]:
+    """Each feature whose own odds ratio for the label is far enough from 1 to name: "change:deploy x2.10"."""
+    own = {f: book.ratio([f], fld, label) for f in feats}
+    return [f"{f} x{r:.2f}" for f, r in own.items() if abs(math.log(r)) >= math.log(MIN_RATIO_SHOWN)]
 
 
 _READABLE = {"change": "a recent {} change", "alert": "a concurrent {} alert", "signal": "{} moving {}"}

@@ -22,8 +22,9 @@ from bot.models import (
     MitigationHypothesis,
     SimilarIncident,
 )
-from bot.taxonomy import LabelField, Taxonomy
+from bot.taxonomy import MITIGATION, LabelField, Taxonomy
 from bot.triage.actions import ROOT_CAUSE, ActionModel
+from bot.triage.evidence import EvidenceBook, describe, move
 from bot.triage.learned import LearnedModel
 from bot.triage.terms import ActionTerms
 
@@ -56,10 +57,14 @@ class MitigationAdvisor:
         neighbours: list[SimilarIncident],
         similar: list[SimilarIncident],
         text: str = "",
+        evidence: list[str] | None = None,
+        book: EvidenceBook | None = None,
     ) -> MitigationHypotheses | None:
         """The hypotheses from the ticket's features `X` (None: not featurised) and its neighbours, their `fix` set;
-        `text` is the ticket's (redacted) text, which its shown words must assert. None when the taxonomy has no
-        mitigation vocabulary."""
+        `text` is the ticket's (redacted) text, which its shown words must assert. The why-now `evidence` (a deploy
+        minutes before, the KV cache filling) moves each action's odds by its prior and verdicts in `book`, as it
+        moves the labels' (bot/triage/evidence.py); the conformal set then no longer holds its coverage, so the
+        likeliest are shown. None when the taxonomy has no mitigation vocabulary."""
         if self.taxonomy.mitigation is None:
             return None
         votes = fix_votes(neighbours)
@@ -69,8 +74,10 @@ class MitigationAdvisor:
             why = learned.actions_fallback if learned is not None else "no model trained yet"
             base = learned.action_base if learned is not None else {}
             probs = with_prior(votes, sum(1 for s in neighbours if s.fix is not None), base, len(neighbours))
+            before = dict(probs)
+            probs, named = self._moved(probs, evidence, book)
             ranked = sorted(probs, key=lambda a: -probs[a])[:SHOWN]
-            hyps = [self._hypothesis(a, probs[a], seen, []) for a in ranked]
+            hyps = [self._hypothesis(a, probs[a], seen, [], named.get(a, [])) for a in ranked]
             if not base:  # the neighbours alone: a share of a handful is a count, not odds
                 hyps = [h.model_copy(update=_counted(h.action, neighbours)) for h in hyps]
             how = "the similar incidents' fixes" if votes else ""
@@ -78,7 +85,7 @@ class MitigationAdvisor:
             note = f"{NO_PRECEDENT}: {how}, not calibrated ({why})" if how else NO_PRECEDENT
             source = "vote" if votes else ("prior" if base else "none")
             return MitigationHypotheses(hypotheses=hyps, abstained=True, source=source,
-                                        candidates=ranked, votes=votes, note=note,
+                                        candidates=ranked, votes=votes, note=note, calibrated=before,
                                         confidence=round(probs[ranked[0]], 4) if ranked else 0.0)  # fmt: skip
         rc = (
             learned.proba(ROOT_CAUSE, X)
@@ -89,11 +96,17 @@ class MitigationAdvisor:
         d = am.decider
         scores = d.scores_many([(d.clf.proba(Xa)[0], votes)])[0]
         probs = _probabilities(scores, d.calibrated(np.asarray(list(scores.values()))))
+        before = dict(probs)
+        probs, named = self._moved(probs, evidence, book)
         ranked = sorted(probs, key=lambda a: (-probs[a], -scores[a]))
         chosen = d.prediction_set(scores, self.coverage)
         abstained = probs[ranked[0]] < d.threshold
-        shown, from_set = shown_actions(chosen, ranked, abstained)
-        hyps = [self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a, text)) for a in shown]
+        # the set was drawn without the evidence: with it, the likeliest (as an abstaining draft lists them)
+        shown, from_set = shown_actions(chosen, ranked, abstained) if not named else (ranked[:SHOWN], False)
+        hyps = [
+            self._hypothesis(a, probs[a], seen, self._terms(learned, am, Xa, a, text), named.get(a, []))
+            for a in shown
+        ]
         return MitigationHypotheses(
             hypotheses=hyps,
             abstained=abstained,
@@ -105,10 +118,24 @@ class MitigationAdvisor:
             confidence=round(probs[ranked[0]], 4),
             votes=votes,
             note=NO_PRECEDENT if abstained else "",
+            calibrated={a: round(p, 4) for a, p in before.items()},
         )
 
+    @staticmethod
+    def _moved(
+        probs: dict[str, float], evidence: list[str] | None, book: EvidenceBook | None
+    ) -> tuple[dict[str, float], dict[str, list[str]]]:
+        """The actions' probabilities with the why-now evidence, and the features named per action."""
+        out = move(probs, evidence or [], book, MITIGATION) if book is not None else None
+        return out if out is not None else (probs, {})
+
     def _hypothesis(
-        self, action: str, p: float, seen: dict[str, SimilarIncident], terms: list[str]
+        self,
+        action: str,
+        p: float,
+        seen: dict[str, SimilarIncident],
+        terms: list[str],
+        evidence: list[str] | None = None,
     ) -> MitigationHypothesis:
         tax = self.taxonomy
         cat = tax.mitigation.categories.get(action) if tax.mitigation else None
@@ -131,6 +158,7 @@ class MitigationAdvisor:
             ],
             ticket_terms=terms,
             playbooks=tax.playbooks_for(action),
+            evidence=evidence or [],
         )
 
     def _terms(self, learned: LearnedModel, am: ActionModel, Xa, action: str, text: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -222,6 +250,8 @@ def hypothesis_text(h: MitigationHypothesis, link: Callable[[FixEvidence], str] 
             parts.append("fixed this way: " + fixed)
     if h.ticket_terms:
         parts.append("ticket says: " + ", ".join(f'"{t}"' for t in h.ticket_terms))
+    if h.evidence:
+        parts.append("why now: " + describe(h.evidence))
     return "; ".join(parts)
 
 

@@ -239,7 +239,8 @@ class Triager:
         # status line; then what may fix this one, which the playbook follows (bot/triage/hypotheses.py).
         similar = self.mitigations.annotate(similar)
         near = self.mitigations.annotate(neighbours) if neighbours else similar
-        mitigation = self.advisor.advise(feats.model, feats.X, near, similar, redacted or text)
+        mitigation = self.advisor.advise(feats.model, feats.X, near, similar, redacted or text,
+                                         evidence=evidence or [], book=self.trainer.evidence)  # fmt: skip
         choice = self.playbook_choice.choose(labels, answer, privacy_hit, similar, usage.model, mitigation)
         playbook = choice.playbook
         # The check that separates the two likeliest hypotheses when they are close, else the playbook's first check,

@@ -154,3 +154,35 @@ def test_the_setting_names_the_file_and_a_bad_edit_keeps_the_last_good(
     monkeypatch.setenv("INCIBOT_EVIDENCE_PRIORS_PATH", str(bad))
     with pytest.raises(PriorsError, match="deploymnt"):  # at start: refused
         configured_priors()
+
+
+FIXES = ["restart", "scale_out", "fix_forward", "rollback"]
+
+
+def test_day_one_a_deploy_moves_the_mitigation_odds_then_verdicts_on_the_fix_move_them_back(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path, seed_demo_history=False, llm_backend="none")
+    store = open_history(settings)
+    store.upsert([i.model_copy(update={"labels": {**i.labels, "mitigation": [FIXES[n % 4]]}})
+                  for n, i in enumerate(synthetic(90))])  # fmt: skip
+    triager = Triager(settings, store, None, trainer=trainer_for(settings, store, TAX))
+    triager.trainer.train_now()
+    ticket = Ticket(id="t", title="Errors on chat-api", text="Users report errors. We are investigating.",
+                    service="chat-api", created_at=T0 + timedelta(days=30))  # fmt: skip
+    plain = triager.triage(ticket).mitigation
+    assert plain is not None and plain.calibrated
+    day_one = triager.triage(ticket, context=deploy_context()).mitigation
+    assert day_one is not None
+    assert day_one.calibrated == plain.calibrated  # what verdicts are measured against: before the evidence
+    shown = {h.action: h for h in day_one.hypotheses}
+    assert "rollback" in shown and any(e.startswith("change:deploy x3") for e in shown["rollback"].evidence)
+    before = {h.action: h.probability for h in plain.hypotheses}
+    assert shown["rollback"].probability > before.get("rollback", plain.calibrated.get("rollback", 0.0))
+
+    for i in range(20):  # what fixed the team's tickets after deploys was a restart, never a rollback
+        t = ticket.model_copy(update={"id": f"m{i}", "title": f"Errors on chat-api ({i})"})
+        triager.record_verdict(triager.triage(t, context=deploy_context()), {"mitigation": ["restart"]})
+    book = triager.trainer.evidence
+    assert book.ratio(["change:deploy"], "mitigation", "rollback") < 1.5
+    assert book.ratio(["change:deploy"], "mitigation", "restart") > 1.5
