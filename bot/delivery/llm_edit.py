@@ -19,6 +19,7 @@ from bot.watch.monitor import QualityMonitor
 
 log = logging.getLogger("incibot")
 RETRY_S = 30.0  # a failed edit is tried again this much later
+READ_WAIT_S = 0.5  # an edit waiting for the ticket's metrics looks again this much later
 
 
 class Refiner:
@@ -52,6 +53,11 @@ class Refiner:
     def refine(self, key: str) -> None:
         row = self.store.get(key)
         if row is None or row.status != TicketState.POSTED or row.draft is None:
+            return
+        if self.poster.reading(
+            key
+        ):  # its metrics arrive within telemetry_budget_s: the LLM decides with them
+            self.queue.later(key, READ_WAIT_S)
             return
         if (
             note := self.mode.note()

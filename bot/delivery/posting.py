@@ -17,7 +17,7 @@ from bot.delivery.queue import Claim, WorkQueue
 from bot.delivery.slack import blocks
 from bot.delivery.slack.messages import GROUP_EVENT, TICKET_EVENT, UPDATE_EVENT, SlackMessages
 from bot.delivery.storms import StormGrouper
-from bot.models import Context, Mode, TelemetrySummary, Ticket
+from bot.models import Context, Mode, TelemetrySummary, Ticket, TriageDraft
 from bot.store.sql import Store
 from bot.store.tickets import TicketKind, TicketRow, TicketState
 from bot.triage.pipeline import Triager
@@ -53,6 +53,7 @@ class TicketPoster:
         # this post nor the next ticket's.
         self._telemetry: ThreadPoolExecutor | None = None
         self.telemetry_reads: list[Future[None]] = []  # in flight (tests wait on them)
+        self._reading: set[str] = set()  # tickets whose metrics are being read: their LLM edit waits for them
 
     def close(self) -> None:
         if self._telemetry is not None:
@@ -139,11 +140,23 @@ class TicketPoster:
         if self._telemetry is None:
             self._telemetry = ThreadPoolExecutor(TELEMETRY_THREADS, thread_name_prefix="incibot-telemetry")
         self.telemetry_reads = [f for f in self.telemetry_reads if not f.done()]
+        self._reading.add(key)
         self.telemetry_reads.append(self._telemetry.submit(self.add_telemetry, key))
 
+    def reading(self, key: str) -> bool:
+        """Its metrics are being read in this process (at most `telemetry_budget_s`)."""
+        return key in self._reading
+
     def add_telemetry(self, key: str) -> None:
-        """Read the ticket's metrics, keep them with its stored draft and redraw the post. A failure only costs
-        the section (logged): the ticket is posted already."""
+        """Read the ticket's metrics, keep them with its stored draft and redraw the post: a retrieval draft is
+        decided again with what moved as evidence. A failure only costs the section (logged): the ticket is
+        posted already."""
+        try:
+            self._add_telemetry(key)
+        finally:
+            self._reading.discard(key)
+
+    def _add_telemetry(self, key: str) -> None:
         try:
             row = self.store.get(key)
             if row is None or row.draft is None or self.context is None:
@@ -156,13 +169,25 @@ class TicketPoster:
             if row is None or row.draft is None:
                 return
             context = with_telemetry(row.draft.context, summary, self.settings)
-            self.store.update_ticket(key, draft=row.draft.model_copy(update={"context": context}))
+            self.store.update_ticket(key, draft=self._with_metrics(row, context))
             self.redraw(key)
         except Exception:
             log.exception("metrics for %s not added to its post", key)
             return
         if self.settings.telemetry_chart and summary.moved and row.message_ts:
             self._chart(row, summary, context)
+
+    def _with_metrics(self, row: TicketRow, context: Context | None) -> TriageDraft:
+        """The stored draft with the metrics. The retrieval draft is decided again with them as evidence (the
+        first post could not wait for them); the LLM's draft, when it is out already, was decided with them
+        (its edit waits for the read, `reading`) or, made on another replica, keeps its decision."""
+        draft = row.draft
+        assert draft is not None
+        if draft.kind == "llm" or not (context and context.telemetry and context.telemetry.moved):
+            return draft.model_copy(update={"context": context})
+        again = self.triager.triage(row.ticket, use_llm=False, history_required=False,
+                                    query=self.storms.vector(row.key), context=context)  # fmt: skip
+        return again.model_copy(update={"warnings": draft.warnings})
 
     def _chart(self, row: TicketRow, summary: TelemetrySummary, context: Context | None) -> None:
         """The moved signals as a PNG in the incident's thread; a failure is logged, never the ticket's."""

@@ -116,6 +116,9 @@ def test_the_post_goes_out_first_then_is_redrawn_with_what_moved(
         assert [m.signal for m in t.moved][:2] == ["kv_cache_usage", "requests_waiting"]
         assert abs((t.moved[0].onset - onset).total_seconds()) <= 60 and 10 <= len(t.moved[0].trace) <= 60
         assert row.draft.context.service == "chat-api"  # the changes lookup is still there
+        # ... and what moved is evidence in the decision: the draft was decided again with it
+        assert "signal:saturation:up" in row.draft.evidence
+        assert row.draft.mitigation is not None and row.draft.mitigation.calibrated
         # ... and a chart of what moved in the thread, by Slack's upload flow (the bot joins to share it).
         shared = slack.wait_for(lambda: [f for f in list(slack.files.values()) if f["shared"]], timeout=30)
         assert len(shared) == 1 and shared[0]["thread_ts"] == row.message_ts
@@ -257,3 +260,22 @@ def test_an_llm_draft_made_while_the_metrics_were_read_keeps_them() -> None:
     newer = TelemetrySummary(read=3)
     own = TriageDraft.model_construct(context=Context(window_min=120, telemetry=newer))
     assert refiner._keep_telemetry("k", own).context.telemetry == newer  # type: ignore[union-attr]
+
+
+def test_an_llm_edit_waits_while_the_tickets_metrics_are_read() -> None:
+    """The LLM decides with the metrics as evidence: its edit is put back for a moment while they are read."""
+    from types import SimpleNamespace
+
+    from bot.delivery.llm_edit import READ_WAIT_S, Refiner
+    from bot.models import TriageDraft
+    from bot.store.tickets import TicketState
+
+    later: list[tuple[str, float]] = []
+    row = SimpleNamespace(status=TicketState.POSTED, draft=TriageDraft.model_construct())
+    refiner = Refiner.__new__(Refiner)
+    refiner.store = SimpleNamespace(get=lambda key: row)  # type: ignore[assignment]
+    refiner.queue = SimpleNamespace(later=lambda key, s: later.append((key, s)))  # type: ignore[assignment]
+    refiner.poster = SimpleNamespace(reading=lambda key: True)  # type: ignore[assignment]
+    refiner.triager = None  # type: ignore[assignment]  # never reached: no draft is made while it waits
+    refiner.refine("k")
+    assert later == [("k", READ_WAIT_S)]
