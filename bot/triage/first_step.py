@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from bot.models import LabelDecision, Ticket
+from bot.clock import aware
+from bot.models import Context, LabelDecision, Ticket
 from bot.taxonomy import Taxonomy
+from bot.telemetry import describe
 from bot.text import usable_text
 from bot.triage.playbooks import Playbook, PlaybookLibrary
 
@@ -245,6 +247,32 @@ def first_step(
     return Step(text=" ".join(text.split()), kind="separating", between=[a.id, b.id])
 
 
+FACT_SIGNALS = 2  # moved signals named in the step: the first to move, and what followed
+
+
+def known(context: Context | None, ticket_at: datetime) -> str:
+    """What is already known about why now, for the step to start from instead of sending the engineer to look:
+    "Known: KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket; deploy 'router v2.3.1' landed 13:58,
+    4 min before it moved." The signals that moved the bad way, earliest first, and the change that landed last
+    before the first of them (else the newest change). "" when the context holds neither."""
+    if context is None:
+        return ""
+    moved = [m for m in (context.telemetry.moved if context.telemetry else []) if m.bad][:FACT_SIGNALS]
+    facts = [describe(m, ticket_at) for m in moved]
+    first = moved[0].onset if moved else None
+    changes = sorted(context.changes, key=lambda r: r.change.at, reverse=True)
+    before = [r for r in changes if first is None or aware(r.change.at) <= first]
+    if r := next(iter(before or changes), None):
+        at = aware(r.change.at)
+        if first is not None and at <= first:
+            rel = f"{round((first - at).total_seconds() / 60)} min before it moved"
+        else:
+            minutes = round((aware(ticket_at) - at).total_seconds() / 60)
+            rel = f"{minutes} min before the ticket" if minutes >= 0 else f"{-minutes} min after the ticket"
+        facts.append(f"{r.change.describe()} landed {at:%H:%M}, {rel}")
+    return "Known: " + "; ".join(facts) + "." if facts else ""
+
+
 class StepRejected(ValueError):
     """The LLM's phrasing of the step dropped or added a ticket entity; the message says which."""
 
@@ -276,9 +304,25 @@ class StepWriter:
         llm_step: str | None,
         model: str,
         hypotheses: list[object] | None = None,
+        context: Context | None = None,
     ) -> tuple[str, Literal["llm", "rule"]]:
         """`text` is the redacted ticket text: entities are read from what may be shown. Actions are the
-        hypotheses where the draft has them (what the engineer acts on), else the root causes."""
+        hypotheses where the draft has them (what the engineer acts on), else the root causes. What the context
+        already shows (`known`) opens the step, whoever phrased the rest."""
+        step, source = self._write(ticket, text, labels, playbook, llm_step, model, hypotheses)
+        facts = known(context, ticket.created_at)
+        return (f"{facts} {step}" if facts else step), source
+
+    def _write(
+        self,
+        ticket: Ticket,
+        text: str,
+        labels: dict[str, LabelDecision],
+        playbook: Playbook,
+        llm_step: str | None,
+        model: str,
+        hypotheses: list[object] | None,
+    ) -> tuple[str, Literal["llm", "rule"]]:
         e = extract(text, ticket.service, ticket.created_at)
         hyps = action_hypotheses(hypotheses or [], self.taxonomy) or root_cause_hypotheses(
             labels, self.taxonomy, self.playbooks

@@ -178,6 +178,7 @@ class Triager:
             redacted=red.text,
             vector=found.query,
             evidence=evidence_features(context, self.taxonomy.evidence_alerts),
+            context=context,
         )
         if context is not None:
             draft.context = context
@@ -217,6 +218,7 @@ class Triager:
         redacted: str | None = None,
         vector: np.ndarray | None = None,
         evidence: list[str] | None = None,
+        context: Context | None = None,
     ) -> TriageDraft:
         """The draft from its parts: labels, the privacy rule, the playbook, the first step and notes."""
         tax = self.taxonomy
@@ -253,6 +255,7 @@ class Triager:
             None if privacy_hit else getattr(answer, "triage_step", None),
             usage.model,
             getattr(mitigation, "hypotheses", None),  # the actions where there are two, else the root causes
+            context,  # what changed and what moved: the step starts from it
         )
 
         notes = [

@@ -163,3 +163,47 @@ def test_the_llm_phrasing_is_used_only_once_validated_and_measured() -> None:
     assert writer.write(TICKET, TICKET.body, d, BOOKS.fallback(), wrong, "m") == (rule, "rule")
     # the verdicts in the database count the same way (newest per ticket, a reject too)
     assert LLMAgreement.from_verdicts([]).step_witness("m") == 1.0
+
+
+def test_the_step_starts_from_what_the_context_already_shows() -> None:
+    from datetime import timedelta
+
+    from bot.models import (
+        ChangeEvent,
+        ChangeKind,
+        Context,
+        MovedSignal,
+        RecentChange,
+        SignalKind,
+        TelemetrySummary,
+    )
+    from bot.triage.first_step import known
+
+    at = datetime(2026, 12, 6, 14, 5, tzinfo=UTC)
+    kv = MovedSignal(signal="kv_cache_usage", title="KV cache usage", kind=SignalKind.SATURATION, unit="ratio",
+                     onset=at - timedelta(minutes=3), before=0.55, after=0.98, bad=True, score=12.0)  # fmt: skip
+    rate = kv.model_copy(update={"signal": "request_rate", "title": "Request rate", "kind": SignalKind.TRAFFIC,
+                                 "unit": "/s", "before": 200.0, "after": 120.0, "bad": False})  # fmt: skip
+
+    def change(summary: str, minutes: float) -> RecentChange:
+        c = ChangeEvent(id=summary, service="chat-api", kind=ChangeKind.DEPLOY, summary=summary,
+                        at=at - timedelta(minutes=minutes))  # fmt: skip
+        return RecentChange(change=c, minutes_before=minutes)
+
+    changes = [change("web-ui v2", 1), change("router v2.3.1", 7)]  # newest first, as the lookup gives them
+    ctx = Context(service="chat-api", window_min=120, changes=changes,
+                  telemetry=TelemetrySummary(moved=[kv, rate], read=14, ticket_at=at))  # fmt: skip
+    # the bad-way signal, and the change that landed last before it moved (not the newest, which came after)
+    assert known(ctx, at) == (
+        "Known: KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket; "
+        "deploy 'router v2.3.1' landed 13:58, 4 min before it moved."
+    )
+    no_metrics = ctx.model_copy(update={"telemetry": None})
+    assert known(no_metrics, at) == "Known: deploy 'web-ui v2' landed 14:04, 1 min before the ticket."
+    assert known(Context(window_min=120), at) == "" and known(None, at) == ""
+
+    writer = StepWriter(TAX, BOOKS, SimpleNamespace(agreement=LLMAgreement()), 0.15)  # type: ignore[arg-type]
+    d = labels({"deployment": 0.5, "infrastructure": 0.3})
+    step, source = writer.write(TICKET, TICKET.text, d, BOOKS.fallback(), None, "none", context=ctx)
+    assert step.startswith("Known: KV cache usage") and source == "rule"
+    assert step.endswith(writer.write(TICKET, TICKET.text, d, BOOKS.fallback(), None, "none")[0])
