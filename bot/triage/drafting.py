@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from bot.config import Settings
-from bot.models import LLMUsage, SimilarIncident
+from bot.models import Context, LLMUsage, SimilarIncident
 from bot.retrying import wait_retry_after
 from bot.taxonomy import Taxonomy
+from bot.telemetry import describe
 from bot.triage.llm import model_label
 from bot.triage.playbooks import PlaybookLibrary
 
@@ -37,7 +38,8 @@ TRANSIENT = (
 )
 PROMPT_TICKET_CHARS = 2000
 PROMPT_RESOLUTION_CHARS = 240
-_TAG = re.compile(r"</?\s*ticket\s*>", re.IGNORECASE)
+_TAG = re.compile(r"</?\s*(?:ticket|context)\s*>", re.IGNORECASE)
+CONTEXT_ITEMS = 5  # changes, alerts and moved signals each, in the prompt
 
 
 class Prompts(BaseModel):
@@ -87,6 +89,27 @@ def format_similar(similar: list[SimilarIncident]) -> str:
         fix = " ".join(s.resolution.split())[:PROMPT_RESOLUTION_CHARS] or "not recorded"
         lines.append(f"[{n}] similarity {s.score:.2f}: {s.title} | labels: {labels} | fixed by: {fix}")
     return "\n".join(lines)
+
+
+def format_context(context: Context | None) -> str:
+    """What the bot looked up around the ticket (changes, what else fires, what the metrics did), as plain lines for
+    the prompt: data between <context> tags, which nothing inside can close (a change summary is a sender's text)."""
+    if context is None:
+        return "(not looked up)"
+    out = []
+    if context.service:
+        changes = "; ".join(f"{r.change.describe()}, {r.minutes_before:.0f} min before the ticket"
+                            for r in context.changes[:CONTEXT_ITEMS])  # fmt: skip
+        out.append(f"Recent changes to {context.service}: "
+                   + (changes or f"none in the {context.window_min:.0f} min before the ticket"))  # fmt: skip
+    if context.concurrent:
+        out.append("Also firing: " + "; ".join(f"{s.title[:120]} (since {s.since:%H:%M})"
+                                               for s in context.concurrent[:CONTEXT_ITEMS]))  # fmt: skip
+    if (t := context.telemetry) is not None:
+        moved = [describe(m, t.ticket_at) for m in t.moved[:CONTEXT_ITEMS]]
+        out.append("Metrics that moved, earliest first: " + "; ".join(moved) if moved
+                   else f"Metrics: nothing moved in {t.read} signals read")  # fmt: skip
+    return _TAG.sub("[tag removed]", "\n".join(out)) if out else "(nothing recorded)"
 
 
 def delimit_ticket(text: str) -> str:
@@ -143,9 +166,14 @@ class Drafter:
         }
         return model.bind_tools([tool], tool_choice="triage")
 
-    def messages(self, ticket_text: str, similar: list[SimilarIncident]) -> list[BaseMessage]:
+    def messages(
+        self, ticket_text: str, similar: list[SimilarIncident], context: str = "(not looked up)"
+    ) -> list[BaseMessage]:
         human = self.prompts.triage.format(
-            similar=format_similar(similar), ticket=delimit_ticket(ticket_text), keys=self.keys
+            similar=format_similar(similar),
+            ticket=delimit_ticket(ticket_text),
+            keys=self.keys,
+            context=context,
         )
         return [SystemMessage(self.system), HumanMessage(human)]
 
@@ -175,10 +203,13 @@ class Drafter:
         cleaned = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
         return self.schema_model.model_validate_json(cleaned)
 
-    def draft(self, ticket_text: str, similar: list[SimilarIncident]) -> DraftResult:
+    def draft(
+        self, ticket_text: str, similar: list[SimilarIncident], context: str = "(not looked up)"
+    ) -> DraftResult:
+        """`context`: `format_context`'s lines (redacted by the caller where the LLM is external)."""
         usage = LLMUsage(model=model_label(self.model))
         t0 = time.perf_counter()
-        messages = self.messages(ticket_text, similar)
+        messages = self.messages(ticket_text, similar, context)
         try:
             for attempt in (1, 2):
                 usage.attempts = attempt

@@ -16,7 +16,7 @@ from bot.store.factory import open_history
 from bot.store.vectors import HistoryError, Hit, VectorStore
 from bot.taxonomy import Taxonomy
 from bot.text import usable_text
-from bot.triage.drafting import Drafter, Prompts
+from bot.triage.drafting import Drafter, Prompts, format_context
 from bot.triage.evidence import features as evidence_features
 from bot.triage.first_step import StepWriter
 from bot.triage.hypotheses import MitigationAdvisor
@@ -162,7 +162,9 @@ class Triager:
         answer: Any = None
         if self.drafter is not None and use_llm:
             ask = red.text if self.settings.redact_llm_input else text
-            result = self.drafter.draft(ask, self._for_llm(similar))
+            facts = format_context(context)  # changes and alerts are stored redacted; metrics are numbers
+            facts = self.redactor.redact(facts).text if self.settings.redact_llm_input else facts
+            result = self.drafter.draft(ask, self._for_llm(similar), facts)
             answer, usage = result.answer, result.usage
             if answer is not None:
                 answer, usage = self._validated(answer, usage, red, similar)
