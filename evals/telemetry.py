@@ -13,7 +13,9 @@ decision, on day one and after verdicts.
    the metrics' summary). Root cause and mitigation top-1 / top-3, per kind, with: the ticket's text alone; + the
    recent changes; + the metrics; + both. "Day one" is the priors alone. "After verdicts": the first half of each
    kind's instances is replayed as engineers' verdicts (the true root cause, symptom and what fixed it, through
-   `Triager.record_verdict`), then the second half is decided; day one is reported on that same second half.
+   `Triager.record_verdict`), then the second half is decided; then those tickets are also learned as history
+   with their labels and the classifier retrained, as the bot does with a verdict. Day one is reported on that same
+   second half.
 3. Latency of the telemetry stage's summary per ticket (p50 / p95).
 
 Honest limits: the scenarios are generated (their stories are written from how vLLM serving fails, not fitted to
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING
 from evals.scenarios import Scenario, suite
 
 if TYPE_CHECKING:
-    from bot.models import Context, TelemetrySummary, TriageDraft
+    from bot.models import Context, HistoricalIncident, TelemetrySummary, TriageDraft
     from bot.triage.pipeline import Triager
 
 VARIANTS = ("text", "changes", "metrics", "both")
@@ -145,7 +147,21 @@ def decisions(
                     "mitigation": [sc.kind.mitigation]}  # fmt: skip
             tri.record_verdict(draft, gold)
         out[f"after {len(taught)} verdicts"] = score("after")
+        # ... and, as the bot does with a verdict (bot/feedback/history_feeder.py), the labelled tickets become
+        # history: retrieval finds them and the classifier is retrained with their labels
+        tri.history.upsert([_learned(scenarios[i]) for i in sorted(taught)])
+        tri.trainer.train_now()
+        out[f"after {len(taught)} verdicts, learned as history"] = score("learned")
     return out
+
+
+def _learned(sc: Scenario) -> HistoricalIncident:
+    from bot.models import HistoricalIncident
+
+    k = sc.kind
+    return HistoricalIncident(**sc.ticket.model_dump(exclude={"raw"}), resolution="",
+                              labels={"root_cause": [k.root_cause], "symptom": [k.symptom],
+                                      "mitigation": [k.mitigation]})  # fmt: skip
 
 
 def _table(rows: dict[str, dict[str, float]], columns: list[str], fmt: Callable[[float], str]) -> str:
