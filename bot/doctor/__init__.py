@@ -2,7 +2,7 @@
 with the fix. Read only: nothing is posted, created or migrated. Exit 1 when anything FAILs.
 
 One module per area: configuration (settings, files, data dir), storage (database, Chroma), llm, slack, webhooks
-(senders and change sources), listen (host and port)."""
+(senders and change sources), metrics (the catalogue, Prometheus), listen (host and port)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from rich.console import Console
 from rich.markup import escape
 
-from bot.doctor import configuration, listen, llm, slack, storage, webhooks
+from bot.doctor import configuration, listen, llm, metrics, slack, storage, webhooks
 from bot.doctor.report import Check, Status
 
 __all__ = ["Check", "Status", "main", "run"]
@@ -33,6 +33,7 @@ def run(run_llm: bool = False, environ: Mapping[str, str] | None = None) -> Iter
     yield from llm.checks(settings, run_local=run_llm)
     yield from slack.checks(settings)
     yield from webhooks.checks(settings)
+    yield from metrics.checks(settings)
     yield listen.check(settings)
 
 

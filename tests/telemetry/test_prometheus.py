@@ -271,3 +271,32 @@ def test_a_tickets_read_spans_the_window_before_it_to_now(stand_in: StandIn) -> 
     result = read_around(src, CATALOGUE, "chat", ticket_at, settings)
     assert result.start == ticket_at - timedelta(minutes=45) and result.step_s == 15
     assert (utcnow() - result.end).total_seconds() < 5 and len(stand_in.requests) == len(CATALOGUE.signals)
+
+
+def test_the_doctor_checks_the_catalogue_and_every_query_against_the_server(
+    prom: tuple[PrometheusServer, datetime], tmp_path: Any
+) -> None:
+    import yaml
+
+    from bot.doctor import metrics as doctor
+    from bot.doctor.report import Status
+
+    assert [(c.name, c.status) for c in doctor.checks(Settings())] == [
+        ("metrics", Status.OK)
+    ]  # off: one line
+    good = list(doctor.checks(Settings(prometheus_url=prom[0].url)))
+    assert [(c.name, c.status) for c in good] == [("signal catalogue", Status.OK), ("prometheus", Status.OK)]
+    assert "all 14 catalogue queries accepted" in good[1].detail
+    broken = tmp_path / "signals.yaml"
+    entries = [*CATALOGUE.model_dump(mode="json")["signals"],
+               {"name": "broken", "promql": "sum(rate(x{selector}[5m])", "kind": "errors", "bad": "up"}]  # fmt: skip
+    broken.write_text(yaml.safe_dump({"signals": entries}))
+    refused = list(doctor.checks(Settings(prometheus_url=prom[0].url, signals_path=broken)))[-1]
+    assert refused.status is Status.WARN and refused.detail.startswith("1 of 4 queries refused: broken:")
+    down = list(doctor.checks(Settings(prometheus_url=f"http://127.0.0.1:{free_port()}")))[-1]
+    assert down.status is Status.FAIL and "INCIBOT_PROMETHEUS_URL" in down.fix
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("signals: [{name: x}]")
+    assert (
+        list(doctor.checks(Settings(prometheus_url=prom[0].url, signals_path=bad)))[-1].status is Status.FAIL
+    )
