@@ -243,6 +243,20 @@ def run_context(
     return _save(r | {"quick": quick}, out_dir / f"bench-context{'-quick' if quick else ''}.json", console)
 
 
+def run_telemetry(
+    quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
+) -> dict[str, Any]:
+    """`incibot bench --telemetry`: one ticket's read of the catalogue from a local Prometheus, and what moved."""
+    from benchmarks.telemetry import bench_telemetry
+    from benchmarks.telemetry import table as telemetry_table
+
+    console = console or Console()
+    console.print("[dim]telemetry: backfilling a local Prometheus, then timing reads…[/dim]")
+    r = bench_telemetry(10 if quick else 50)
+    console.print(telemetry_table(r))
+    return _save(r | {"quick": quick}, out_dir / f"bench-telemetry{'-quick' if quick else ''}.json", console)
+
+
 def run(
     quick: bool = False, console: Console | None = None, out_dir: Path = Path("bench-results")
 ) -> dict[str, Any]:

@@ -709,6 +709,14 @@ def bench(
             "and 10,000 open tickets on SQLite: p50/p95 (--quick: 10,000 and 1,000).",
         ),
     ] = False,
+    telemetry: Annotated[
+        bool,
+        typer.Option(
+            "--telemetry",
+            help="Only a ticket's metrics read (the default catalogue from a local Prometheus, backfilled with "
+            "1,600 series) and what moved: p50/p95 against telemetry_budget_s (--quick: 10 reads).",
+        ),
+    ] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON results.")] = Path(
         "bench-results"
     ),
@@ -717,12 +725,22 @@ def bench(
     from bot.intake.files import InputError
 
     try:
-        from benchmarks.run import run, run_backends, run_context, run_replicas, run_triage_only
+        from benchmarks.run import (
+            run,
+            run_backends,
+            run_context,
+            run_replicas,
+            run_telemetry,
+            run_triage_only,
+        )
     except ModuleNotFoundError as e:
         raise InputError(f"incibot bench needs the repository checkout ({e.name} is missing)") from e
 
     if context:
         run_context(quick=quick, console=out, out_dir=out_dir)
+        return
+    if telemetry:
+        run_telemetry(quick=quick, console=out, out_dir=out_dir)
         return
 
     if triage_only:
