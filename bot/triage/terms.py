@@ -24,6 +24,7 @@ _GENERIC = frozenset(
 )  # fmt: skip
 _SUFFIX = re.compile(r"(?:ations?|ments?|ings?|ed|es|s)$")
 _WORD = re.compile(r"[a-z]+")
+_AGENT = frozenset({"er", "ers", "or", "ors"})
 MIN_STEM = 4  # "use" is no stem of "user"; "roll" is of "rollout" and "rolled"
 
 
@@ -35,8 +36,10 @@ def stem(word: str) -> str:
 
 
 def _related(a: str, b: str) -> bool:
+    """One stem extends the other ("roll" and "rollout"), but not into the thing that does it: a "router" is no
+    traffic "routed", a "server" nothing "served"."""
     short, long_ = sorted((a, b), key=len)
-    return len(short) >= MIN_STEM and long_.startswith(short)
+    return len(short) >= MIN_STEM and long_.startswith(short) and long_[len(short) :] not in _AGENT
 
 
 class ActionTerms:

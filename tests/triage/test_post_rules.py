@@ -74,6 +74,7 @@ def test_a_word_asserted_once_counts_even_if_denied_elsewhere() -> None:
         ("rollback", "rollout", True),  # carries the action's meaning, and the ticket says it
         ("scale_out", "capacity", True),
         ("config_change", "feature flag", True),
+        ("traffic_shift", "router", False),  # a thing named like the action ("routed"), not the action
     ],
 )
 def test_only_words_that_carry_the_actions_meaning_are_evidence(action: str, term: str, shown: bool) -> None:
