@@ -20,9 +20,10 @@ from pydantic import BaseModel, Field
 
 from bot.clock import aware
 from bot.models import Context, LabelDecision, Ticket
-from bot.taxonomy import Taxonomy
+from bot.taxonomy import MITIGATION, Taxonomy
 from bot.telemetry import describe
 from bot.text import usable_text
+from bot.triage.evidence import describe as describe_evidence
 from bot.triage.playbooks import Playbook, PlaybookLibrary
 
 if TYPE_CHECKING:
@@ -247,14 +248,16 @@ def first_step(
     return Step(text=" ".join(text.split()), kind="separating", between=[a.id, b.id])
 
 
+POINT_MIN = 1.5  # a feature points to an action when it multiplies the action's odds at least this much
 FACT_SIGNALS = 2  # moved signals named in the step: the first to move, and what followed
 
 
-def known(context: Context | None, ticket_at: datetime) -> str:
+def known(context: Context | None, ticket_at: datetime, pointers: list[str] | None = None) -> str:
     """What is already known about why now, for the step to start from instead of sending the engineer to look:
     "Known: KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket; deploy 'router v2.3.1' landed 13:58,
-    4 min before it moved." The signals that moved the bad way, earliest first, and the change that landed last
-    before the first of them (else the newest change). "" when the context holds neither."""
+    4 min before it moved. They point to Rollback (a recent deploy change) or Scale out (saturation moving up)." The
+    signals that moved the bad way, earliest first, the change that landed last before the first of them (else the
+    newest change), and the actions the context's features favour (`pointers`). "" when the context holds none."""
     if context is None:
         return ""
     moved = [m for m in (context.telemetry.moved if context.telemetry else []) if m.bad][:FACT_SIGNALS]
@@ -270,7 +273,12 @@ def known(context: Context | None, ticket_at: datetime) -> str:
             minutes = round((aware(ticket_at) - at).total_seconds() / 60)
             rel = f"{minutes} min before the ticket" if minutes >= 0 else f"{-minutes} min after the ticket"
         facts.append(f"{r.change.describe()} landed {at:%H:%M}, {rel}")
-    return "Known: " + "; ".join(facts) + "." if facts else ""
+    if alert := next((a for a in context.concurrent if a.same_service and a.open), None):
+        facts.append(f"{alert.title[:100]} firing since {alert.since:%H:%M}")
+    if not facts:
+        return ""
+    point = f" They point to {' or '.join(pointers)}." if pointers else ""
+    return "Known: " + "; ".join(facts) + "." + point
 
 
 class StepRejected(ValueError):
@@ -305,13 +313,31 @@ class StepWriter:
         model: str,
         hypotheses: list[object] | None = None,
         context: Context | None = None,
+        evidence: list[str] | None = None,
     ) -> tuple[str, Literal["llm", "rule"]]:
         """`text` is the redacted ticket text: entities are read from what may be shown. Actions are the
         hypotheses where the draft has them (what the engineer acts on), else the root causes. What the context
         already shows (`known`) opens the step, whoever phrased the rest."""
         step, source = self._write(ticket, text, labels, playbook, llm_step, model, hypotheses)
-        facts = known(context, ticket.created_at)
+        facts = known(context, ticket.created_at, self.pointers(evidence or []))
         return (f"{facts} {step}" if facts else step), source
+
+    def pointers(self, feats: list[str]) -> list[str]:
+        """The action each why-now feature favours most, by its odds now (the operators' prior moved by
+        verdicts), where that is at least POINT_MIN: "Rollback (a recent deploy change)"."""
+        book = getattr(self.trainer, "evidence", None)
+        cats = self.taxonomy.mitigation.categories if self.taxonomy.mitigation else {}
+        if book is None or not cats:
+            return []
+        best: dict[str, tuple[float, list[str]]] = {}
+        for f in feats:
+            odds = {a: book.ratio([f], MITIGATION, a) for a in cats}
+            a = max(odds, key=lambda x: odds[x])
+            if odds[a] >= POINT_MIN:
+                r, fs = best.get(a, (0.0, []))
+                best[a] = (max(r, odds[a]), [*fs, f])
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+        return [f"{cats[a].title or a} ({describe_evidence(fs)})" for a, (_, fs) in ranked]
 
     def _write(
         self,

@@ -258,6 +258,7 @@ class Triager:
             usage.model,
             getattr(mitigation, "hypotheses", None),  # the actions where there are two, else the root causes
             context,  # what changed and what moved: the step starts from it
+            evidence,
         )
 
         notes = [

@@ -207,3 +207,29 @@ def test_the_step_starts_from_what_the_context_already_shows() -> None:
     step, source = writer.write(TICKET, TICKET.text, d, BOOKS.fallback(), None, "none", context=ctx)
     assert step.startswith("Known: KV cache usage") and source == "rule"
     assert step.endswith(writer.write(TICKET, TICKET.text, d, BOOKS.fallback(), None, "none")[0])
+
+
+def test_the_known_facts_say_which_actions_they_point_to_by_the_priors() -> None:
+    from datetime import timedelta
+
+    from bot.models import ChangeEvent, ChangeKind, ConcurrentSignal, Context, RecentChange
+    from bot.triage.evidence import EvidenceBook, configured_priors
+    from bot.triage.first_step import known
+
+    trainer = SimpleNamespace(agreement=LLMAgreement(), evidence=EvidenceBook(priors=configured_priors()))
+    writer = StepWriter(TAX, BOOKS, trainer, 0.15)  # type: ignore[arg-type]
+    assert writer.pointers(["change:deploy", "signal:saturation:up"]) == [
+        "Rollback (a recent deploy change)",
+        "Scale out (saturation moving up)",
+    ]
+    assert writer.pointers(["signal:latency:up"]) == []  # says which symptom, not what to do
+    at = datetime(2026, 12, 6, 14, 5, tzinfo=UTC)
+    change = ChangeEvent(id="c", service="chat-api", kind=ChangeKind.DEPLOY, summary="router v2.3.1",
+                         at=at - timedelta(minutes=12))  # fmt: skip
+    gpu = ConcurrentSignal(key="g", title="GPU memory above 95%", since=at - timedelta(minutes=6))
+    ctx = Context(service="chat-api", window_min=120, changes=[RecentChange(change=change, minutes_before=12)],
+                  concurrent=[gpu])  # fmt: skip
+    assert known(ctx, at, writer.pointers(["alert:resource", "change:deploy"])) == (
+        "Known: deploy 'router v2.3.1' landed 13:53, 12 min before the ticket; GPU memory above 95% firing since "
+        "13:59. They point to Rollback (a recent deploy change) or Scale out (a concurrent resource alert)."
+    )
