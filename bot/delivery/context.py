@@ -14,8 +14,9 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
+from bot.clock import aware
 from bot.config import Settings
-from bot.models import ChangeEvent, Context, TelemetrySummary, Ticket
+from bot.models import ChangeEvent, Context, RecentChange, TelemetrySummary, Ticket
 from bot.store.changes import ChangeStore, Window
 from bot.store.tickets import TicketRow
 from bot.telemetry import Catalogue, MetricsSource, build_source, describe, read_around, summarize
@@ -154,10 +155,14 @@ def lines(ctx: Context) -> list[Line]:
     return out
 
 
-def metrics_lines(summary: TelemetrySummary) -> list[str]:
+def metrics_lines(summary: TelemetrySummary, changes: list[RecentChange] | None = None) -> list[str]:
     """ "KV cache usage 0.55 -> 0.98 from 14:02, 3 min before the ticket", one per moved signal (earliest
-    first), or "nothing moved in 12 signals"; then what could not be read."""
+    first), the first placed against the recent changes when they were looked up (`changes`: "4 min after deploy
+    'router v2.3.1'", or "no change recorded before it"), or "nothing moved in 12 signals"; then what could not
+    be read."""
     out = [describe(m, summary.ticket_at) for m in summary.moved]
+    if out and changes is not None:
+        out[0] += "; " + _after_change(summary.moved[0].onset, changes)
     if not summary.moved and summary.read:
         out.append(f"nothing moved in {summary.read} signal{'s' if summary.read != 1 else ''}")
     if summary.errors:
@@ -166,6 +171,15 @@ def metrics_lines(summary: TelemetrySummary) -> list[str]:
         )
         out.append(f"could not read {shown}" if summary.read else f"could not read the metrics: {shown}")
     return out
+
+
+def _after_change(onset: datetime, changes: list[RecentChange]) -> str:
+    """Where the first move stands against the recent changes: after the last one that landed before it."""
+    before = [r.change for r in changes if aware(r.change.at) <= onset]
+    if not before:
+        return "no change recorded before it"
+    last = max(before, key=lambda c: c.at)
+    return f"{round((onset - aware(last.at)).total_seconds() / 60)} min after {last.describe()}"
 
 
 def listing(service: str, changes: list[ChangeEvent], now: datetime) -> list[Line]:

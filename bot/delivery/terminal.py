@@ -41,7 +41,7 @@ def _metrics(draft: TriageDraft) -> list[Text]:
     if draft.context is None or (t := draft.context.telemetry) is None:
         return []
     out = [Text("\nWhat the metrics show", "bold underline")]
-    shown = metrics_lines(t)
+    shown = metrics_lines(t, draft.context.changes if draft.context.service else None)
     for m, line in zip(t.moved, shown, strict=False):
         out.append(Text(f"- {line}", "red" if m.bad else ""))
         if m.trace:

@@ -237,6 +237,19 @@ def test_section_lines_and_sparkline() -> None:
     text = metrics_section(summary)["text"]["text"]
     assert text.startswith(f"*{SECTION}*\n:small_red_triangle: KV cache usage 0.55 -&gt; 0.98 from 14:02")
     assert metrics_lines(TelemetrySummary(read=1, ticket_at=at)) == ["nothing moved in 1 signal"]
+    # placed against the recent changes, when they were looked up: after the last one before it moved
+    from bot.models import ChangeEvent, ChangeKind, RecentChange
+
+    def change(summary: str, minutes: int) -> RecentChange:
+        c = ChangeEvent(id=summary, service="chat-api", kind=ChangeKind.DEPLOY, summary=summary,
+                        at=at - timedelta(minutes=minutes))  # fmt: skip
+        return RecentChange(change=c, minutes_before=minutes)
+
+    assert metrics_lines(summary, [change("web-ui v2", 1), change("router v2.3.1", 7)])[0].endswith(
+        "3 min before the ticket; 4 min after deploy 'router v2.3.1'"
+    )
+    assert metrics_lines(summary, [])[0].endswith("; no change recorded before it")
+    assert metrics_lines(summary, [change("web-ui v2", 1)])[0].endswith("; no change recorded before it")
     assert sparkline([0, 0, 1, 2, 7]) == "▁▁▂▃█" and sparkline([3, 3]) == "▁▁" and sparkline([]) == ""
     feature = moved(after=0.1).feature
     assert feature == "signal:saturation:down"

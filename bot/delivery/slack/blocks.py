@@ -13,6 +13,7 @@ from bot.delivery.context import lines as why_now
 from bot.models import (
     FixEvidence,
     MitigationHypotheses,
+    RecentChange,
     SimilarIncident,
     TelemetrySummary,
     Ticket,
@@ -86,14 +87,15 @@ def context_lines(lines: list[Line]) -> str:
     )
 
 
-def metrics_section(summary: TelemetrySummary) -> dict[str, Any]:
+def metrics_section(summary: TelemetrySummary, changes: list[RecentChange] | None = None) -> dict[str, Any]:
     """ "What the metrics show": one line per moved signal, earliest first (bad moves marked), or that nothing
-    moved; then what could not be read."""
+    moved; then what could not be read. `changes`: the recent changes, when they were looked up."""
+    shown = metrics_lines(summary, changes)
     lines = [
         f"{':small_red_triangle:' if m.bad else ':small_blue_diamond:'} {escape(line)}"
-        for m, line in zip(summary.moved, metrics_lines(summary), strict=False)
+        for m, line in zip(summary.moved, shown, strict=False)
     ]
-    lines += [f"• {escape(line)}" for line in metrics_lines(summary)[len(summary.moved) :]]
+    lines += [f"• {escape(line)}" for line in shown[len(summary.moved) :]]
     return section("*What the metrics show*\n" + "\n".join(lines))
 
 
@@ -157,7 +159,8 @@ def draft_blocks(
     if draft.context is not None and (why := context_lines(why_now(draft.context))):
         blocks.append(context(why))
     if draft.context is not None and draft.context.telemetry is not None:
-        blocks.append(metrics_section(draft.context.telemetry))
+        ctx = draft.context
+        blocks.append(metrics_section(ctx.telemetry, ctx.changes if ctx.service else None))
     if ticket.text:
         blocks.append(section("> " + escape(ticket.text[:600]).replace("\n", "\n> "), more=more))
     if draft.privacy_exposure:
