@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from bot.models import SimilarIncident
+from bot.models import HistoricalIncident, SimilarIncident
 from bot.store.embeddings import get_embedder
 from bot.store.vectors import Hit, VectorStore
 
@@ -30,13 +31,39 @@ def _to_similar(hit: Hit) -> SimilarIncident:
     )
 
 
+SAME_INCIDENT = timedelta(hours=1)
+
+
+def same_incident(a: HistoricalIncident, b: HistoricalIncident) -> bool:
+    """One incident imported from two tools (a PagerDuty incident and the Jira ticket opened for it): different
+    sources, the same title, opened within the hour. Both records are kept; retrieval shows it once."""
+    title = _words(a.title)
+    return (
+        a.source != b.source
+        and bool(title)
+        and title == _words(b.title)
+        and abs(a.created_at - b.created_at) <= SAME_INCIDENT
+    )
+
+
+def _words(title: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
 def drop_near_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
-    """Keep a hit only if it is not (almost) the same text as a better one already kept. Within a group of
-    near-duplicates, one that records how it was fixed replaces one that does not."""
+    """Keep a hit only if it is not (almost) the same text as a better one already kept, nor the same incident
+    from another source (`same_incident`). Within a group of duplicates, one that records how it was fixed
+    replaces one that does not."""
     kept: list[Hit] = []
     for h in hits:
         dup = next(
-            (i for i, k in enumerate(kept) if float(np.dot(h.embedding, k.embedding)) >= threshold), None
+            (
+                i
+                for i, k in enumerate(kept)
+                if float(np.dot(h.embedding, k.embedding)) >= threshold
+                or same_incident(h.incident, k.incident)
+            ),
+            None,
         )
         if dup is None:
             kept.append(h)
