@@ -318,7 +318,20 @@ class StepWriter:
         """`text` is the redacted ticket text: entities are read from what may be shown. Actions are the
         hypotheses where the draft has them (what the engineer acts on), else the root causes. What the context
         already shows (`known`) opens the step, whoever phrased the rest."""
-        step, source = self._write(ticket, text, labels, playbook, llm_step, model, hypotheses)
+        e = extract(text, ticket.service, ticket.created_at)
+        hyps = action_hypotheses(hypotheses or [], self.taxonomy) or root_cause_hypotheses(
+            labels, self.taxonomy, self.playbooks
+        )
+        rule = first_step(e, playbook, self.playbooks, hyps, self.margin)
+        step, source = rule.text, "rule"
+        # Validated and measured, both: a phrasing that names other things than the ticket's, or a model whose
+        # steps engineers have not kept more often than the rule's (never measured: ratio 1), is not shown.
+        if usable_text(llm_step) and self.trainer.agreement.step_witness(model) > 1.0:
+            try:
+                check_step(llm_step or "", rule.text)
+                step, source = llm_step or "", "llm"
+            except StepRejected:
+                pass
         facts = known(context, ticket.created_at, self.pointers(evidence or []))
         return (f"{facts} {step}" if facts else step), source
 
@@ -338,28 +351,3 @@ class StepWriter:
                 best[a] = (max(r, odds[a]), [*fs, f])
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
         return [f"{cats[a].title or a} ({describe_evidence(fs)})" for a, (_, fs) in ranked]
-
-    def _write(
-        self,
-        ticket: Ticket,
-        text: str,
-        labels: dict[str, LabelDecision],
-        playbook: Playbook,
-        llm_step: str | None,
-        model: str,
-        hypotheses: list[object] | None,
-    ) -> tuple[str, Literal["llm", "rule"]]:
-        e = extract(text, ticket.service, ticket.created_at)
-        hyps = action_hypotheses(hypotheses or [], self.taxonomy) or root_cause_hypotheses(
-            labels, self.taxonomy, self.playbooks
-        )
-        step = first_step(e, playbook, self.playbooks, hyps, self.margin)
-        # Validated and measured, both: a phrasing that names other things than the ticket's, or a model whose
-        # steps engineers have not kept more often than the rule's (never measured: ratio 1), is not shown.
-        if usable_text(llm_step) and self.trainer.agreement.step_witness(model) > 1.0:
-            try:
-                check_step(llm_step or "", step.text)
-                return llm_step or "", "llm"
-            except StepRejected:
-                pass
-        return step.text, "rule"
