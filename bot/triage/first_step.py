@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -323,13 +323,13 @@ class StepWriter:
             labels, self.taxonomy, self.playbooks
         )
         rule = first_step(e, playbook, self.playbooks, hyps, self.margin)
-        step, source = rule.text, "rule"
+        step, source = rule.text, cast(Literal["llm", "rule"], "rule")
         # Validated and measured, both: a phrasing that names other things than the ticket's, or a model whose
         # steps engineers have not kept more often than the rule's (never measured: ratio 1), is not shown.
         if usable_text(llm_step) and self.trainer.agreement.step_witness(model) > 1.0:
             try:
                 check_step(llm_step or "", rule.text)
-                step, source = llm_step or "", "llm"
+                step, source = llm_step or "", cast(Literal["llm", "rule"], "llm")
             except StepRejected:
                 pass
         facts = known(context, ticket.created_at, self.pointers(evidence or []))
