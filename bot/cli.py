@@ -440,6 +440,118 @@ def history_search(
         out.print(f"     fixed by: {fix}", highlight=False)
 
 
+@history_app.command("label")
+@one_line_errors
+def history_label(
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field", help="The field to label (repeatable; default: every field of the taxonomy)."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many incidents to ask about.")] = 20,
+    collection: Annotated[str | None, typer.Option(help="Collection name (default from settings).")] = None,
+) -> None:
+    """Label the unlabelled past incidents that teach the classifier most (active learning), then retrain."""
+    from bot.config import Settings
+    from bot.intake.files import InputError
+    from bot.taxonomy import Taxonomy
+    from bot.triage.active import cv_accuracy, features, to_label
+    from bot.triage.trainer import trainer_for
+
+    settings = Settings()
+    taxonomy = Taxonomy.load(settings.taxonomy_path)
+    fields = list(dict.fromkeys(field or taxonomy.fields))
+    unknown = [f for f in fields if f not in taxonomy.fields]
+    if unknown:
+        raise InputError(f"--field {unknown[0]!r}: the taxonomy has {', '.join(taxonomy.fields)}")
+    store = open_store(settings, collection, seed=False)
+    history, vectors = store.all()
+    if not history:
+        raise InputError(f"the history '{store.name}' is empty: `incibot history import` first")
+    X = features(history, vectors)
+    before = {f: cv_accuracy(history, vectors, taxonomy, f, X=X) for f in fields}
+    rows, probs = to_label(history, vectors, taxonomy, fields, n)
+    if not rows:
+        out.print(f"every incident of '{store.name}' with text is labelled for {', '.join(fields)}")
+        return
+    written, stop = 0, False
+    for count, r in enumerate(rows, 1):
+        inc = history[r]
+        _show_for_label(inc, count, len(rows), probs.guess(r))
+        answers: dict[str, list[str]] = {}
+        for f in [f for f in fields if not inc.labels.get(f)]:
+            answer = _ask_label(taxonomy, f)
+            if answer is None:  # quit: what was answered so far for this incident is still written
+                stop = True
+                break
+            if answer:
+                answers[f] = answer
+        # as a verdict's labels reach the history: the incident upserted with them (HistoryFeeder)
+        if answers:
+            store.upsert([inc.model_copy(update={"labels": {**inc.labels, **answers}})])
+            written += 1
+        if stop:
+            break
+    out.print(f"labelled {written} incident{'s' * (written != 1)} in '{store.name}'")
+    if not written:
+        return
+    history, vectors = store.all()
+    X = features(history, vectors)
+    for f in fields:
+        after = cv_accuracy(history, vectors, taxonomy, f, X=X)
+        out.print(
+            f"{f}: cross-validated accuracy {_cv_text(before[f])} -> {_cv_text(after)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if settings.learned_decision:
+        trainer = trainer_for(settings, store, taxonomy)
+        trainer.train_now()
+        out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
+
+
+def _cv_text(cv: tuple[float, int] | str) -> str:
+    return cv if isinstance(cv, str) else f"{cv[0]:.3f} ({cv[1]} labelled)"
+
+
+def _show_for_label(inc: Any, count: int, total: int, guesses: list[Any]) -> None:
+    """One incident as an engineer labels it: what was known at triage time, the fix, the classifier's guess."""
+    out.print(
+        f"\n[bold][{count}/{total}] {escape(inc.title or '(no title)')}[/bold] "
+        f"[dim]({escape(inc.id)}, {escape(inc.service or '-')}, {inc.created_at:%Y-%m-%d})[/dim]"
+    )
+    if inc.text.strip():
+        out.print(escape(inc.text.strip()[:800]), highlight=False)
+    if inc.resolution.strip():
+        out.print(f"[dim]resolution:[/dim] {escape(inc.resolution.strip()[:400])}", highlight=False)
+    for g in guesses:
+        odds = ", ".join(f"{label} {p:.0%}" for label, p in g.ranked)
+        out.print(f"[dim]classifier's guess, {g.field}:[/dim] {escape(odds)}", highlight=False)
+
+
+def _ask_label(taxonomy: Any, field: str) -> list[str] | None:
+    """The engineer's label(s) for one field, by number: [] to skip, None to quit."""
+    fld = taxonomy.fields[field]
+    ids = fld.ids
+    many = " (several: 1,3)" if fld.multi_label else ""
+    out.print(f"[bold]{escape(fld.title or field)}[/bold]{many}")
+    for j, c in enumerate(ids, 1):
+        out.print(f"  {j:>2} {escape(c)}: {escape(fld.categories[c].title)}", highlight=False)
+    while True:
+        raw = typer.prompt("number, s to skip, q to quit", default="s", show_default=False).strip().lower()
+        if raw in ("q", "quit"):
+            return None
+        if raw in ("s", "skip", ""):
+            return []
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if all(p.isdigit() and 1 <= int(p) <= len(ids) for p in parts) and (
+            fld.multi_label or len(parts) == 1
+        ):
+            return list(dict.fromkeys(ids[int(p) - 1] for p in parts))
+        out.print(f"  give a number from 1 to {len(ids)}{', comma separated' if fld.multi_label else ''}")
+
+
 @app.command("eval")
 @one_line_errors
 def eval_cmd(
@@ -510,6 +622,26 @@ def eval_cmd(
             "known: the action's figures, with the LLM, at a fraction of the run)."
         ),
     ] = "all",
+    label_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Cold start: replay as if only N history incidents carried labels (chosen from those known at "
+            "the first case); a curve with 10,20,50,100,200,all. Scores the classifier method only."
+        ),
+    ] = None,
+    label_strategy: Annotated[
+        str,
+        typer.Option(
+            help="With --label-budget: active (uncertainty and diversity, as `history label` picks), random, "
+            "or both, comma separated."
+        ),
+    ] = "active,random",
+    label_seeds: Annotated[
+        int,
+        typer.Option(
+            min=1, max=20, help="With --label-budget: draws per strategy, averaged (random varies most)."
+        ),
+    ] = 1,
 ) -> None:
     """Score every method on labelled incident history, replayed as it was visible when each case opened."""
     from bot.config import Settings
@@ -548,6 +680,16 @@ def eval_cmd(
         split=split,
         cases=cases,
     )
+    if label_budget is not None:
+        from evals.cold_start import markdown as cold_start_markdown
+        from evals.cold_start import parse_budgets, parse_strategies, run_cold_start
+
+        budgets, strategies = parse_budgets(label_budget), parse_strategies(label_strategy)
+        result = run_cold_start(ds, Settings(), cfg, budgets, strategies, err, label_seeds)
+        folder = write_report(result["report"], result["cases"], out_dir)
+        out.print(cold_start_markdown(result["report"]["cold_start"]), highlight=False, soft_wrap=True)
+        out.print(f"report written to {folder} (learning-curve.png)")
+        return
     result = run_eval(ds, Settings(), cfg, err)
     folder = write_report(result["report"], result["cases"], out_dir)
     print_table(result["report"], out)

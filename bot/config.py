@@ -325,7 +325,10 @@ class Settings(BaseSettings):
         "imported), for `history import --from incidentio`.",
     )
     import_page_size: int = Field(
-        default=100, ge=1, le=100, description="Records asked per page (PagerDuty and Opsgenie allow 100 at most; Jira and incident.io are asked as many, within their own caps)."
+        default=100,
+        ge=1,
+        le=100,
+        description="Records asked per page (PagerDuty and Opsgenie allow 100 at most; Jira and incident.io are asked as many, within their own caps).",
     )
     import_retries: int = Field(
         default=6, ge=1, le=20, description="Tries per request on a 429 (after Retry-After) or a 5xx."

@@ -46,6 +46,9 @@ class EvalConfig:
     # "all" cases of the split, or only those whose own action is known ("with-action": the action's figures with
     # the LLM on every such case, at the cost of a fraction of the run); the history is the same either way.
     cases: str = "all"
+    # Cold start (evals/cold_start.py): the ids of the only history incidents that keep their labels (every other
+    # record is in the history unlabelled, for retrieval), None: every label, as the replay has them.
+    labelled_ids: frozenset[str] | None = None
 
 
 # A verdict as the engineer gives it: the draft, the labels they kept, the playbook their fix maps to.

@@ -75,9 +75,10 @@ def select_cases(
     return test
 
 
-def eval_store(ds: Dataset, settings: Settings) -> VectorStore:
+def eval_store(ds: Dataset, settings: Settings, like: VectorStore | None = None) -> VectorStore:
     """All of the dataset in one collection, cached on disk by content and by the delay baked into each record's
-    `visible_ts`; queries filter by time."""
+    `visible_ts`; queries filter by time. `like`: a store of the same records (other labels) whose vectors are
+    copied instead of embedding again."""
     key = f"visible_ts:{settings.unresolved_visible_after_h}" + "".join(
         i.model_dump_json() for i in ds.incidents
     )
@@ -85,8 +86,20 @@ def eval_store(ds: Dataset, settings: Settings) -> VectorStore:
     cache = settings.model_copy(update={"chroma_path": settings.data_dir / "eval-cache"})
     store = open_history(cache, collection=f"eval-{ds.name}-{digest}")
     if store.count() != len(ds.incidents):
-        store.upsert(ds.incidents)
+        vectors = None
+        if like is not None:
+            incs, vecs = like.all()
+            row = {inc.id: j for j, inc in enumerate(incs)}
+            vectors = vecs[[row[i.id] for i in ds.incidents]]
+        store.upsert(ds.incidents, embeddings=vectors)
     return store
+
+
+def labels_only_on(ds: Dataset, ids: frozenset[str]) -> Dataset:
+    """The dataset as history in which only `ids` carry labels (a cold start): the rest stay, unlabelled."""
+    return replace(
+        ds, incidents=[i if i.id in ids else i.model_copy(update={"labels": {}}) for i in ds.incidents]
+    )
 
 
 def majority_labels(
@@ -129,6 +142,10 @@ def run_eval(
     )
     keep = (lambda i: bool(known_actions.get(i.id))) if cfg.cases == "with-action" else None
     cases = select_cases(ds, cfg.test_fraction, cfg.limit, cfg.split, cfg.validation_fraction, keep)
+    past = ds  # the history as the bot holds it; the cases (their gold labels) come from `ds`
+    if cfg.labelled_ids is not None:
+        past = labels_only_on(ds, cfg.labelled_ids)
+        store = eval_store(past, settings, like=store)
     history = store.all() if settings.learned_decision else ([], None)  # read once, cut per retraining
     train_s = _train(trainer, history, cases[0].created_at, replay) if settings.learned_decision else None
     triager = Triager(settings, store, model, taxonomy=ds.taxonomy, trainer=trainer)
@@ -158,7 +175,7 @@ def run_eval(
                     if seen - trained_on >= cfg.retrain_every:
                         _train(trainer, history, case.created_at, replay)
                         trained_on = seen
-                r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay, known_actions)
+                r, verdict = _run_case(case, rep, ds, triager, cfg, embedder, replay, known_actions, past)
                 results.append(r)
                 if verdict is not None and gives_verdict(case.id, cfg.verdict_rate):
                     pending.append((_verdict_time(case, cfg, replay), verdict))
@@ -238,10 +255,13 @@ def _run_case(
     embedder,  # type: ignore[no-untyped-def]
     replay: Replay,
     known_actions: dict[str, str | None] | None = None,
+    past: Dataset | None = None,
 ) -> tuple[CaseResult, Verdict | None]:
     """One case through the bot's own `Triager.triage` (redaction, retrieval, validation, decision,
-    abstention), and the engineer's verdict as the bot would record it (delivered by the caller once it arrives)."""
+    abstention), and the engineer's verdict as the bot would record it (delivered by the caller once it arrives).
+    `past`: the history as the bot holds it, when its labels differ from `ds`'s (a cold start)."""
     tax = ds.taxonomy
+    past = past or ds
     ticket = case.ticket()
     text = triager.preparer.text(ticket)
     r = CaseResult(
@@ -266,7 +286,7 @@ def _run_case(
     r.action_source = "label" if labelled else "text"
     if "majority" in methods:
         r.pred["majority"] = {
-            f: majority_labels(ds.incidents, case.created_at, f, replay) for f in tax.fields
+            f: majority_labels(past.incidents, case.created_at, f, replay) for f in tax.fields
         }
         if tax.mitigation is not None:
             r.action["majority"] = actions.majority_actions(

@@ -113,6 +113,10 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(f"- tokens per triage: {report['tokens_per_triage']:.0f}")
     for m, p in report["latency_s"].items():
         lines.append(f"- latency {m}: p50 {p['p50']:.3f}s, p95 {p['p95']:.3f}s")
+    if report.get("cold_start"):
+        from evals.cold_start import markdown as cold_start_markdown
+
+        lines.append(cold_start_markdown(report["cold_start"]))
     return "\n".join(lines) + "\n"
 
 
@@ -363,4 +367,8 @@ def write_report(report: dict[str, Any], cases: list[CaseResult], out: Path) -> 
     (folder / "summary.md").write_text(markdown(report))
     write_cases(folder / "cases.jsonl", cases)
     plots(report, folder)
+    if report.get("cold_start"):
+        from evals.cold_start import learning_curve
+
+        learning_curve(report["cold_start"], report["dataset"], folder / "learning-curve.png")
     return folder
