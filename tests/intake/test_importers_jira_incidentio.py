@@ -405,3 +405,12 @@ def test_cli_lists_the_new_sources_in_its_errors() -> None:
     assert code == 2 and len(lines) == 1 and want in lines[0], output
     code, output = cli()
     assert code == 2 and "--from markdown|pagerduty|opsgenie|jira|incidentio" in output, output
+
+
+def test_an_unreachable_jira_names_its_own_setting(settings: Settings) -> None:
+    from bot.net import free_port
+
+    s = settings.model_copy(update={"jira_url": f"http://127.0.0.1:{free_port()}", "import_retries": 1,
+                                    "jira_api_token": SecretStr("t"), "jira_email": "a@b.c"})  # fmt: skip
+    with pytest.raises(SourceError, match=r"^jira: cannot reach .*; check INCIBOT_JIRA_URL$"):
+        run_import(IMPORTERS["jira"], options(s), CountingStore(settings))

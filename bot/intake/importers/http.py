@@ -22,9 +22,16 @@ class ApiClient:
     """One source's API: `get(path_or_url, params)` -> the decoded JSON object."""
 
     def __init__(
-        self, source: str, base_url: str, headers: dict[str, str], credential: str, settings: Settings
+        self,
+        source: str,
+        base_url: str,
+        headers: dict[str, str],
+        credential: str,
+        settings: Settings,
+        url_setting: str | None = None,
     ) -> None:
         self.source, self.credential, self.settings = source, credential, settings
+        self.url_setting = url_setting or f"{source}_api_url"  # named when the source cannot be reached
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=settings.import_timeout_s
         )
@@ -46,7 +53,7 @@ class ApiClient:
         except httpx.TransportError as e:
             raise SourceError(
                 f"{self.source}: cannot reach {self.http.base_url} ({type(e).__name__}: {e}); "
-                f"check INCIBOT_{self.source.upper()}_API_URL"
+                f"check INCIBOT_{self.url_setting.upper()}"
             ) from e
         try:
             body = response.json()

@@ -58,14 +58,7 @@ class JiraApi(ApiClient):
     goes through the same retries and the same one-line errors as every GET."""
 
     def search(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.get(path, _Body(body))
-        except SourceError as e:
-            if isinstance(
-                e.__cause__, httpx.TransportError
-            ):  # the setting is INCIBOT_JIRA_URL, not ..._API_URL
-                raise SourceError(str(e).replace("INCIBOT_JIRA_API_URL", "INCIBOT_JIRA_URL")) from e.__cause__
-            raise
+        return self.get(path, _Body(body))
 
     def _get(self, path: str, params: Any) -> httpx.Response:
         if not isinstance(params, _Body):
@@ -179,7 +172,8 @@ class JiraImporter:
                 f"{NAME}: set INCIBOT_JIRA_URL to your site and INCIBOT_JIRA_API_TOKEN to {CREDENTIAL}"
             )
         cloud, auth = _auth(s)
-        api = JiraApi(NAME, s.jira_url, {"Authorization": auth, "Accept": "application/json"}, CREDENTIAL, s)
+        api = JiraApi(NAME, s.jira_url, {"Authorization": auth, "Accept": "application/json"}, CREDENTIAL, s,
+                      url_setting="jira_url")  # fmt: skip
         prefix = "/rest/api/3" if cloud else "/rest/api/2"
         jql = _jql(s, options)
         # The cursor names its query: a checkpoint of another JQL (the setting changed) starts over.
