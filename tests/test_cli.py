@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,25 @@ def _no_llm(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def first_used(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory as the first `incibot triage` leaves it (the demo history seeded, the classifier trained
+    and saved), made once for the module: seeding it is the fresh-install test's job, not every triage test's."""
+    data = tmp_path_factory.mktemp("first-use") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INCIBOT_DATA_DIR", str(data))
+        mp.setenv("INCIBOT_LLM_BACKEND", "none")
+        code, output = run("triage", "Elevated error rates on chat completions", "--json")
+    assert code == 0, output
+    return data
+
+
+@pytest.fixture
+def used_before(first_used: Path) -> None:
+    """This test's data directory (the conftest's INCIBOT_DATA_DIR) starts as a copy of `first_used`."""
+    shutil.copytree(first_used, Settings().data_dir)
 
 
 def assert_one_line_error(code: int, output: str, needle: str) -> None:
@@ -82,7 +102,7 @@ def test_ticket_file_too_big(tmp_path: Path) -> None:
     assert_one_line_error(*run("triage", "--ticket", str(p)), "more than")
 
 
-def test_one_megabyte_ticket_is_triaged(tmp_path: Path) -> None:
+def test_one_megabyte_ticket_is_triaged(tmp_path: Path, used_before: None) -> None:
     p = tmp_path / "t.json"
     p.write_text(
         json.dumps({"id": "big", "title": "GPU capacity errors", "text": "429 capacity exceeded. " * 45_000})
@@ -355,7 +375,7 @@ def test_corrupt_store_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(*run("history", "search", "errors"), "cannot open the history store")
 
 
-def test_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, used_before: None) -> None:
     cfg = tmp_path / "incibot.yaml"
     cfg.write_text("retrieval_k: 2\nllm_backend: none\n")
     monkeypatch.setenv("INCIBOT_CONFIG", str(cfg))

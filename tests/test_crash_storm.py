@@ -24,7 +24,10 @@ def test_sigkill_mid_burst_then_restart_posts_every_accepted_ticket_exactly_once
     emu = SlackEmulator()
     emu.delay_s = 0.05  # Slack records the post, then answers: a kill can land in between
     db = tmp_path / "bot.db"
-    env = {"INCIBOT_STORM_SIMILARITY": "0.9", "INCIBOT_STORM_FLUSH_S": "0.5"}
+    # Slack's pace of 1 post a second per channel would make this a 2-minute wait on one channel: 20 a second (the
+    # emulator answers each post 50 ms late, so a post is nearly always in flight when the kill lands).
+    env = {"INCIBOT_STORM_SIMILARITY": "0.9", "INCIBOT_STORM_FLUSH_S": "0.5",
+           "INCIBOT_SLACK_CHANNEL_RATE": "20", "INCIBOT_SLACK_CHANNEL_BURST": "20"}  # fmt: skip
     tickets = storm_tickets(200, noise_share=0.5)
     accepted: set[str] = set()
     lock = threading.Lock()

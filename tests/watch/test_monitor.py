@@ -107,8 +107,10 @@ def drafted(service: TriageService, n: int) -> list[dict[str, Any]]:
 def test_mostly_corrected_drafts_alert_once_then_confirms_recover_once(
     tmp_path: Path, emu: SlackEmulator
 ) -> None:
+    # 40 posts to one channel: at Slack's pace of 1 a second (the default) most of this test would be waiting.
     service = started(make_service(tmp_path, emu, storm_similarity=1.01, ops_channel=OPS, quality_window=20,
-                                   quality_min_verdicts=10, quality_alert_below=0.5, quality_recover_at=0.7))  # fmt: skip
+                                   quality_min_verdicts=10, quality_alert_below=0.5, quality_recover_at=0.7,
+                                   slack_channel_rate=50.0, slack_channel_burst=50))  # fmt: skip
     slack = Slack(service)
     try:
         for i in range(40):
