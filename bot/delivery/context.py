@@ -1,7 +1,7 @@
 """Why now, on the post: what changed on the ticket's service lately and what else fires there.
 
 Looked up once, when a ticket is first posted (two indexed SQL reads, bot/store/changes.py), kept with its draft so
-redraws and the LLM edit show the same, and never part of the decision. A lookup that fails is logged and the
+redraws and the LLM edit show the same; the decision reads it as why-now evidence (bot/triage/evidence.py). A lookup that fails is logged and the
 ticket is posted without it: nothing here may delay or block a post.
 
 The lines are built here as plain segments (text, optional URL); Slack (bot/delivery/slack/blocks.py) and the
