@@ -137,9 +137,10 @@ def test_sigkill_one_replica_mid_burst_the_other_finishes_its_tickets_exactly_on
 PRIVACY_TEXT = "Customer emails and API keys visible in other users' chat completions since the 14:00 deploy."
 
 
-def test_a_privacy_ticket_behind_500_waiting_is_posted_within_5_s(
-    backends: Backends, emu: SlackEmulator
-) -> None:
+def test_a_privacy_ticket_behind_500_waiting_is_posted_next(backends: Backends, emu: SlackEmulator) -> None:
+    """Urgent first, as an order, not a clock (a loaded CI machine slows both): of the ~500 tickets waiting when
+    it arrived, only the few already on their way to Slack are posted before it (FIFO would post all of them first,
+    at 2 a second). The seconds are printed; `incibot bench --replicas` measures them."""
     slow = FAST | {"INCIBOT_SLACK_CHANNEL_RATE": "2", "INCIBOT_SLACK_CHANNEL_BURST": "1",
                    "INCIBOT_CHANNEL_ROUTES": json.dumps({"slowsvc": "#slow"})}  # fmt: skip
     tax = Taxonomy.load(Settings(seed_demo_history=False).taxonomy_path)
@@ -155,13 +156,13 @@ def test_a_privacy_ticket_behind_500_waiting_is_posted_within_5_s(
                   "service": "slowsvc"}  # fmt: skip
         assert sender.send(urgent, 0) == 202
         accepted_at = sender.accepted["generic:privacy-1"]
-        try:
-            got = wait_until(lambda: deliveries(emu).get("generic:privacy-1"), 30, "the urgent post")
-            after = got[0][0] - accepted_at
-        except AssertionError:
-            after = float("inf")
+        got = wait_until(lambda: deliveries(emu).get("generic:privacy-1"), 60, "the urgent post")
+        posted_at = got[0][0]
+        shown = deliveries(emu)
+        ahead = sum(1 for k in keys if (d := shown.get(k)) and accepted_at < d[0][0] < posted_at)
     finally:
         stop_all(servers)
-    print(f"\nurgent: {waiting} waiting when it arrived; posted {after:.2f} s after it was accepted")
+    print(f"\nurgent: {waiting} waiting when it arrived; posted {posted_at - accepted_at:.2f} s after it was "
+          f"accepted, {ahead} waiting tickets posted before it")  # fmt: skip
     assert waiting >= 300
-    assert after <= 5.0
+    assert ahead <= 10
