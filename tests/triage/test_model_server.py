@@ -156,6 +156,11 @@ def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: 
         assert 40 < waited < 120, waited
         with pytest.raises(ProcessLookupError):  # the stopped server was killed, not left behind
             wait_until(lambda: os.kill(pid, 0) and False, 10, "old server gone")
+        # the replacement starts at once; the second ticket is sent once it is up, so that its 45 s are the
+        # draft's alone, not the model load's too on a loaded machine
+        wait_until(
+            lambda: (h := health(client))["state"] == "ready" and h["pid"] != pid, 120, "replacement ready"
+        )
         accept(service, ticket(2))
         assert "LLM draft" in json.dumps(final_update(service, slack, "generic:m-2")["blocks"])
         assert health(client)["restarts"] == 1
