@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,8 @@ from bot.cli import app
 from bot.config import Settings
 from bot.store.demo import demo_history
 from bot.store.factory import open_history
+from tests.conftest import TEST_ENV
+from tests.helpers import REPO
 
 runner = CliRunner()
 
@@ -30,15 +35,23 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def first_used(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory as the first `incibot triage` leaves it (the demo history seeded, the classifier trained
-    and saved), made once for the module: seeding it is the fresh-install test's job, not every triage test's."""
+def first_use(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The first `incibot triage` on a fresh install, as scripts and cron jobs run it (a process of its own), made
+    once for the module: the fresh-install test checks it, and other triage tests start from what it leaves (the
+    demo history seeded, the classifier trained and saved) instead of seeding again."""
     data = tmp_path_factory.mktemp("first-use") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INCIBOT_DATA_DIR", str(data))
-        mp.setenv("INCIBOT_LLM_BACKEND", "none")
-        code, output = run("triage", "Elevated error rates on chat completions", "--json")
-    assert code == 0, output
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIBOT_")} | TEST_ENV
+    env |= {"INCIBOT_DATA_DIR": str(data), "INCIBOT_LLM_BACKEND": "none"}
+    cmd = [sys.executable, "-m", "bot", "triage", "Elevated error rates and timeouts on chat completions for gpt-4o",
+           "--json", "--no-llm"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    return data, done
+
+
+@pytest.fixture(scope="module")
+def first_used(first_use: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    data, done = first_use
+    assert done.returncode == 0, done.stderr[-2000:]
     return data
 
 
@@ -55,27 +68,22 @@ def assert_one_line_error(code: int, output: str, needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0], output
 
 
-def test_triage_text_seeds_demo_history_trains_and_exits_cleanly(tmp_path: Path) -> None:
-    """A fresh install, as scripts and cron jobs run it: in a process of its own, so an abort at exit shows (a
-    daemon trainer still in native code at exit was exit 134), with learned labels, not "Other 0% from default"."""
-    import os
-    import subprocess
-    import sys
-
+def test_triage_text_seeds_demo_history_trains_and_exits_cleanly(
+    first_use: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """A fresh install, in a process of its own, so an abort at exit shows (a daemon trainer still in native code at
+    exit was exit 134), with learned labels, not "Other 0% from default"."""
     from bot.taxonomy import Taxonomy
     from bot.triage.trainer import trainer_for
-    from tests.helpers import REPO
 
-    cmd = [sys.executable, "-m", "bot", "triage", "Elevated error rates and timeouts on chat completions for gpt-4o",
-           "--json", "--no-llm"]  # fmt: skip
-    done = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=600, cwd=REPO)
+    data, done = first_use
     assert done.returncode == 0, done.stderr[-2000:]
     draft = json.loads(done.stdout)
     assert draft["kind"] == "retrieval-only" and len(draft["similar"]) >= 3 and draft["playbook"]["id"]
     sources = {f: d["source"] for f, d in draft["labels"].items()}
     assert "default" not in sources.values() and "classifier" in sources.values(), sources
     assert "first use of this history: classifier trained on" in done.stderr
-    settings = Settings()  # the saved model: the next run loads it instead of training again
+    settings = Settings(data_dir=data)  # the saved model: the next run loads it instead of training again
     assert trainer_for(settings, open_history(settings), Taxonomy.load(settings.taxonomy_path)).load()
 
 

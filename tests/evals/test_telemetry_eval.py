@@ -33,7 +33,7 @@ def test_what_moved_is_found_and_normal_days_raise_no_false_signals(tmp_path: Pa
 
 
 def test_the_decision_part_replays_verdicts_through_the_bot() -> None:
-    scenarios = suite(2, kinds=tuple(k for k in KINDS if k.name in ("bad_model", "config_error")))
+    scenarios = suite(2, kinds=tuple(k for k in KINDS if k.name == "config_error"))
     from bot.config import Settings
     from bot.telemetry import Catalogue, summarize
 
@@ -42,7 +42,7 @@ def test_the_decision_part_replays_verdicts_through_the_bot() -> None:
     summaries = [summarize(sc.read, catalogue, sc.ticket.created_at) for sc in scenarios]
     tri = telemetry._triager(settings)
     out = telemetry.decisions(tri, scenarios, summaries, settings.change_window_min, share=0.5)
-    assert list(out) == ["day one", "after 2 verdicts", "after 2 verdicts, learned as history"]
+    assert list(out) == ["day one", "after 1 verdicts", "after 1 verdicts, learned as history"]
     # a config change minutes before a 5xx jump: configuration from day one, on the priors alone
     assert out["day one"]["config_error"]["changes rc@1"] == 1.0
     assert out["day one"]["config_error"]["text rc@1"] <= out["day one"]["config_error"]["both rc@1"]
