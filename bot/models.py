@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -356,6 +357,11 @@ class RecentChange(BaseModel):
 
     change: ChangeEvent
     minutes_before: float
+
+
+def last_change_before(changes: Iterable[RecentChange], at: datetime) -> ChangeEvent | None:
+    """The change that landed last at or before `at` (what a signal that moved then most likely followed)."""
+    return max((r.change for r in changes if r.change.at <= at), key=lambda c: c.at, default=None)
 
 
 class ConcurrentSignal(BaseModel):

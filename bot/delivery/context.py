@@ -14,9 +14,8 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from bot.clock import aware
 from bot.config import Settings
-from bot.models import ChangeEvent, Context, RecentChange, TelemetrySummary, Ticket
+from bot.models import ChangeEvent, Context, RecentChange, TelemetrySummary, Ticket, last_change_before
 from bot.store.changes import ChangeStore, Window
 from bot.store.tickets import TicketRow
 from bot.telemetry import Catalogue, MetricsSource, build_source, describe, read_around, summarize
@@ -175,11 +174,10 @@ def metrics_lines(summary: TelemetrySummary, changes: list[RecentChange] | None 
 
 def _after_change(onset: datetime, changes: list[RecentChange]) -> str:
     """Where the first move stands against the recent changes: after the last one that landed before it."""
-    before = [r.change for r in changes if aware(r.change.at) <= onset]
-    if not before:
+    last = last_change_before(changes, onset)
+    if last is None:
         return "no change recorded before it"
-    last = max(before, key=lambda c: c.at)
-    return f"{round((onset - aware(last.at)).total_seconds() / 60)} min after {last.describe()}"
+    return f"{round((onset - last.at).total_seconds() / 60)} min after {last.describe()}"
 
 
 def listing(service: str, changes: list[ChangeEvent], now: datetime) -> list[Line]:

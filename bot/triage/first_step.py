@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, cast
 from pydantic import BaseModel, Field
 
 from bot.clock import aware
-from bot.models import Context, LabelDecision, Ticket
+from bot.models import Context, LabelDecision, Ticket, last_change_before
 from bot.taxonomy import MITIGATION, Taxonomy
 from bot.telemetry import describe
 from bot.text import usable_text
@@ -263,16 +263,14 @@ def known(context: Context | None, ticket_at: datetime, pointers: list[str] | No
     moved = [m for m in (context.telemetry.moved if context.telemetry else []) if m.bad][:FACT_SIGNALS]
     facts = [describe(m, ticket_at) for m in moved]
     first = moved[0].onset if moved else None
-    changes = sorted(context.changes, key=lambda r: r.change.at, reverse=True)
-    before = [r for r in changes if first is None or aware(r.change.at) <= first]
-    if r := next(iter(before or changes), None):
-        at = aware(r.change.at)
-        if first is not None and at <= first:
-            rel = f"{round((first - at).total_seconds() / 60)} min before it moved"
+    trigger = last_change_before(context.changes, first) if first is not None else None
+    if change := trigger or max((r.change for r in context.changes), key=lambda c: c.at, default=None):
+        if trigger is not None and first is not None:
+            rel = f"{round((first - change.at).total_seconds() / 60)} min before it moved"
         else:
-            minutes = round((aware(ticket_at) - at).total_seconds() / 60)
+            minutes = round((aware(ticket_at) - change.at).total_seconds() / 60)
             rel = f"{minutes} min before the ticket" if minutes >= 0 else f"{-minutes} min after the ticket"
-        facts.append(f"{r.change.describe()} landed {at:%H:%M}, {rel}")
+        facts.append(f"{change.describe()} landed {change.at:%H:%M}, {rel}")
     if alert := next((a for a in context.concurrent if a.same_service and a.open), None):
         facts.append(f"{alert.title[:100]} firing since {alert.since:%H:%M}")
     if not facts:
