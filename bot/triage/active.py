@@ -1,19 +1,24 @@
-"""Which unlabelled history incidents an engineer should label next: active learning, uncertainty and diversity.
+"""Which unlabelled history incidents an engineer should label next: active learning, typical first, then uncertain.
 
-A batch is drawn in two steps: the `POOL_FACTOR * n` incidents the current classifier is least sure of (the
-smallest margin between its two likeliest labels, or for a multi-label field that of its least sure yes/no,
-averaged over the fields asked), then one per k-means cluster of their embeddings, the most uncertain of each, so
-a batch is not ten copies of one outage. Until a field has the `MIN_LABELLED` labels its classifier needs there
-is no uncertainty to read: the batch is the incidents nearest the centres of k-means clusters over the whole pool
-(representatives of what the history holds).
+Two regimes, as "Active Learning on a Budget" (Hacohen, Dekel and Weinshall, ICML 2022) found: with few labels a
+classifier's uncertainty is noise and the best batch is the most *typical* incidents of the regions no label covers
+yet (their TypiClust: k-means into labelled + n clusters, then the densest incident of each of the n largest
+clusters holding no label); with more labels, the incidents the classifier is least sure of. The switch is at
+`TYPICAL_PER_CATEGORY` labels per category of the largest field asked (55 for a field of 11 categories), and never
+before each field asked has the `MIN_LABELLED` labels its classifier needs.
+
+The uncertain regime draws a batch in two steps: the `POOL_FACTOR * n` incidents the current classifier is least
+sure of (the smallest margin between its two likeliest labels, or for a multi-label field that of its least sure
+yes/no, averaged over the fields asked), then one per k-means cluster of their embeddings, the most uncertain of
+each, so a batch is not ten copies of one outage.
 
 The classifier asked is the product's own (`Featurizer` and `FieldClassifier` of `bot.triage.classifier`): the
 uncertainty is that of the model that will be trained on the answers.
 
 Why scikit-learn directly and not a library: scikit-activeml (well kept) wants its own estimator wrappers and a
 label array with a MISSING_LABEL marker, small-text its own datasets and classifiers (and was last released in
-2024), modAL has not been released since 2023; each would be a new dependency for what margin sampling and
-k-means, about forty lines here, already do, around the classifier the bot trains anyway.
+2024), modAL has not been released since 2023; each would be a new dependency for what margin sampling, k-means
+and a nearest-neighbour density, about sixty lines here, already do, around the classifier the bot trains anyway.
 """
 
 from __future__ import annotations
@@ -24,14 +29,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
-from bot.triage.classifier import Featurizer, FieldClassifier, NotEnoughData, features_text, field_labels
+from bot.triage.classifier import (
+    MIN_LABELLED,
+    Featurizer,
+    FieldClassifier,
+    NotEnoughData,
+    features_text,
+    field_labels,
+)
 
 POOL_FACTOR = 4  # a batch of n is drawn from the 4n most uncertain incidents: uncertain first, then diverse
+# Labels per category of the largest field asked below which a batch is the most typical incidents (not the most
+# uncertain): Hacohen et al. saw typicality win up to a few labels per class. A judgement, not fitted here.
+TYPICAL_PER_CATEGORY = 5
+TYPICAL_NEIGHBOURS = (
+    20  # typicality: 1 / mean distance to this many nearest members of the cluster (TypiClust's)
+)
+TYPICAL_SAMPLE = 2000  # members of a large cluster the density is measured on (a 100k history stays fast)
+MAX_CLUSTERS = 500  # k-means beyond this many clusters costs more than a batch is worth
 STRATEGIES = ("active", "random")
 
 
@@ -56,11 +76,15 @@ class Probabilities:
         X=None,  # type: ignore[no-untyped-def]
     ) -> None:
         self.fields = list(fields)
-        self.X = X if X is not None else features(history, vectors)
         self.classes: dict[str, list[str]] = {}
         self.proba: dict[str, np.ndarray] = {}
         self.missing: dict[str, str] = {}
         self.multi: dict[str, bool] = {}
+        try:
+            self.X = X if X is not None else features(history, vectors)
+        except ValueError as e:  # a history too small for text features (one incident: TF-IDF's min_df of 2)
+            self.missing = dict.fromkeys(self.fields, f"no text features to fit on: {e}")
+            return
         for f in self.fields:
             fld = taxonomy.fields[f]
             try:
@@ -141,6 +165,70 @@ def choose(
     return picked
 
 
+def typical(
+    vectors: np.ndarray, pool: Sequence[int], labelled: Sequence[int], n: int, *, seed: int = 0
+) -> list[int]:
+    """n rows of `pool` to label next while labels are few (TypiClust): k-means over the pool and the labelled rows
+    into len(labelled) + n clusters, then from each of the n largest clusters holding no labelled row its most
+    typical incident (the densest: nearest to its own neighbours), largest cluster first."""
+    pool = list(dict.fromkeys(pool))
+    n = min(n, len(pool))
+    if n <= 0:
+        return []
+    in_pool, done = set(pool), set(labelled)
+    rows = pool + [r for r in dict.fromkeys(labelled) if r not in in_pool]
+    k = min(len(done) + n, len(rows), MAX_CLUSTERS)
+    # copies of one text give fewer distinct clusters than asked: warned by k-means, topped up below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = (
+            KMeans(n_clusters=k, n_init=1, random_state=seed)
+            if len(rows) <= 10_000
+            else MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=4096)
+        ).fit(vectors[rows])
+    cluster = km.labels_
+    covered = {int(c) for c, r in zip(cluster, rows, strict=True) if r in done}
+    sizes = np.bincount(cluster, minlength=k)
+    picked: list[int] = []
+    for c in sorted(range(k), key=lambda c: (-int(sizes[c]), c)):
+        members = [] if c in covered else [r for j, r in enumerate(rows) if cluster[j] == c and r in in_pool]
+        if members:
+            picked.append(most_typical(vectors, members, seed))
+        if len(picked) == n:
+            break
+    picked += [r for r in pool if r not in picked][: n - len(picked)]
+    return picked
+
+
+def most_typical(vectors: np.ndarray, members: list[int], seed: int = 0) -> int:
+    """The member with the highest typicality: 1 / its mean cosine distance (retrieval's measure) to its
+    TYPICAL_NEIGHBOURS nearest members (measured on a sample of TYPICAL_SAMPLE members of a larger cluster)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(members) > TYPICAL_SAMPLE:
+        members = sorted(random.Random(seed).sample(members, TYPICAL_SAMPLE))
+    kk = min(TYPICAL_NEIGHBOURS, len(members) - 1)
+    if kk <= 0:
+        return members[0]
+    nn = NearestNeighbors(n_neighbors=kk + 1, metric="cosine").fit(vectors[members])
+    dist, _ = nn.kneighbors(vectors[members])
+    return members[int(np.argmin(dist[:, 1:].mean(axis=1)))]  # column 0: itself
+
+
+def typical_until(taxonomy: Taxonomy, fields: Sequence[str]) -> int:
+    """Labels (of every field asked) below which a batch is chosen by typicality, not uncertainty."""
+    biggest = max((len(taxonomy.fields[f].ids) for f in fields), default=0)
+    return max(MIN_LABELLED, TYPICAL_PER_CATEGORY * biggest)
+
+
+def labelled_count(labels: Sequence[dict[str, list[str]]], taxonomy: Taxonomy, fields: Sequence[str]) -> int:
+    """Labelled incidents of the least labelled field asked."""
+    return min(
+        (sum(1 for lab in labels if any(taxonomy.is_valid(f, x) for x in lab.get(f, []))) for f in fields),
+        default=0,
+    )
+
+
 def random_order(pool: Sequence[int], n: int, seed: int = 0) -> list[int]:
     """n rows of the pool drawn at random, reproducibly."""
     return random.Random(seed).sample(list(pool), min(n, len(pool)))
@@ -158,24 +246,49 @@ def active_order(
     batch: int = 10,
     seed: int = 0,
 ) -> list[int]:
-    """A labelling session of n incidents from `pool`, batch by batch: each batch chosen by `choose` with the
+    """A labelling session of n incidents from `pool`, batch by batch: each batch chosen by `next_batch` with the
     classifier retrained on the answers so far (`answer(row)`: the labels the engineer gives). The order is the
     order asked: its first k rows are the session stopped after k. Incidents outside the pool keep their labels."""
     X = features(history, vectors)
     labels = [dict(i.labels) for i in history]
     for r in pool:
         labels[r] = {}
+    covered = [r for r, lab in enumerate(labels) if any(lab.get(f) for f in fields)]
     asked: list[int] = []
     left = set(pool)
     while len(asked) < n and left:
-        current = [i.model_copy(update={"labels": lab}) for i, lab in zip(history, labels, strict=True)]
-        unc = Probabilities(current, vectors, taxonomy, fields, X).uncertainty()
-        rows = choose(vectors, sorted(left), min(batch, n - len(asked)), unc, seed=seed + len(asked))
+
+        def uncertainty() -> np.ndarray | None:
+            current = [i.model_copy(update={"labels": lab}) for i, lab in zip(history, labels, strict=True)]
+            return Probabilities(current, vectors, taxonomy, fields, X).uncertainty()
+
+        # an incident asked covers its region even when its answer had no label (not asked about it again)
+        rows = next_batch(vectors, taxonomy, fields, labels, covered + asked, sorted(left),
+                          min(batch, n - len(asked)), uncertainty, seed=seed + len(asked))  # fmt: skip
         for r in rows:
             labels[r] = answer(r)
             left.discard(r)
         asked += rows
     return asked
+
+
+def next_batch(
+    vectors: np.ndarray,
+    taxonomy: Taxonomy,
+    fields: Sequence[str],
+    labels: Sequence[dict[str, list[str]]],
+    covered: Sequence[int],
+    pool: Sequence[int],
+    n: int,
+    uncertainty: Callable[[], np.ndarray | None],
+    *,
+    seed: int = 0,
+) -> list[int]:
+    """One batch of n rows of `pool`: the most typical of the regions no `covered` row is in while the least
+    labelled field asked has fewer than `typical_until` labels (`labels`: every row's), else the most uncertain."""
+    if labelled_count(labels, taxonomy, fields) < typical_until(taxonomy, fields):
+        return typical(vectors, pool, covered, n, seed=seed)
+    return choose(vectors, pool, n, uncertainty(), seed=seed)
 
 
 def unlabelled(history: Sequence[HistoricalIncident], taxonomy: Taxonomy, fields: Sequence[str]) -> list[int]:
@@ -196,10 +309,15 @@ def to_label(
     *,
     seed: int = 0,
 ) -> tuple[list[int], Probabilities]:
-    """The n unlabelled incidents to ask about first (`choose` with the current classifier's uncertainty), and the
-    classifier's probabilities, to show its guess beside each."""
+    """The n unlabelled incidents to ask about first (`next_batch`: typical while labels are few, then the current
+    classifier's uncertainty), and the classifier's probabilities, to show its guess beside each."""
     probs = Probabilities(history, vectors, taxonomy, fields)
-    return choose(vectors, unlabelled(history, taxonomy, fields), n, probs.uncertainty(), seed=seed), probs
+    labels = [i.labels for i in history]
+    covered = [r for r, lab in enumerate(labels) if any(lab.get(f) for f in fields)]
+    pool = unlabelled(history, taxonomy, fields)
+    return next_batch(
+        vectors, taxonomy, fields, labels, covered, pool, n, probs.uncertainty, seed=seed
+    ), probs
 
 
 def cv_accuracy(

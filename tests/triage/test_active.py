@@ -15,9 +15,12 @@ from bot.triage.active import (
     active_order,
     choose,
     cv_accuracy,
+    labelled_count,
     margin_uncertainty,
     random_order,
     to_label,
+    typical,
+    typical_until,
     unlabelled,
 )
 from bot.triage.classifier import MIN_LABELLED
@@ -117,12 +120,34 @@ def test_to_label_asks_only_about_unlabelled_incidents_and_guesses_with_odds() -
     assert probs.guess(0)[0].ranked[0][0] == "errors"  # a labelled errors incident: the classifier agrees
 
 
-def test_too_few_labels_means_no_classifier_and_representatives() -> None:
+def test_too_few_labels_means_no_classifier_and_the_most_typical_incidents() -> None:
     incs, vecs = history(6, 2)
     probs = Probabilities(incs, vecs, TAX, ["symptom"])
     assert probs.uncertainty() is None and "labelled incidents" in probs.missing["symptom"]
     rows, _ = to_label(incs, vecs, TAX, ["symptom"], 3)
-    assert sorted(r // 6 for r in rows) == [0, 1, 2]  # one of each kind
+    assert len(set(rows)) == 3 and not any(incs[r].labels for r in rows)
+    fresh, fvecs = history(6, 0)
+    rows, _ = to_label(fresh, fvecs, TAX, ["symptom"], 3)
+    assert sorted(r // 6 for r in rows) == [0, 1, 2]  # no label yet: one of each kind
+
+
+def test_a_typical_batch_goes_where_no_label_is_and_takes_its_densest_incident() -> None:
+    vecs, kinds = blobs(20)
+    picked = typical(vecs, range(60), [0, 20], 1)  # kinds 0 and 1 have a label each
+    assert kinds[picked[0]] == 2
+    centre = vecs[40:60].mean(axis=0)
+    dist = np.linalg.norm(vecs[40:60] - centre, axis=1)
+    assert np.linalg.norm(vecs[picked[0]] - centre) <= np.median(dist)  # typical, not an outlier of its kind
+    assert typical(vecs, range(60), [], 3, seed=4) == typical(vecs, range(60), [], 3, seed=4)
+    assert sorted(typical(vecs, [1, 2], [0], 5)) == [1, 2]  # the pool's size bounds the batch
+
+
+def test_the_switch_to_uncertainty_follows_the_largest_field() -> None:
+    # genai.yaml: symptom has 8 categories, severity 4; never below what a classifier needs
+    assert typical_until(TAX, ["symptom"]) == max(MIN_LABELLED, 5 * len(TAX.fields["symptom"].ids))
+    assert typical_until(TAX, ["severity"]) == max(MIN_LABELLED, 5 * 4)
+    labels = [{"symptom": ["errors"]}, {"symptom": ["nonsense"]}, {"severity": ["sev1"]}]
+    assert labelled_count(labels, TAX, ["symptom"]) == 1 and labelled_count(labels, TAX, []) == 0
 
 
 def test_active_session_asks_in_batches_and_learns_from_the_answers() -> None:
@@ -136,7 +161,7 @@ def test_active_session_asks_in_batches_and_learns_from_the_answers() -> None:
 
     order = active_order(incs, vecs, TAX, ["symptom"], range(60), MIN_LABELLED + 10, answer, batch=10)
     assert order == asked and len(set(order)) == MIN_LABELLED + 10
-    assert {r // 20 for r in order[:3]} == {0, 1, 2}  # the first batch covers every kind
+    assert {r // 20 for r in order[:10]} == {0, 1, 2}  # the first batch covers every kind
     prefix = active_order(incs, vecs, TAX, ["symptom"], range(60), 10, lambda r: truth[r], batch=10)
     assert prefix == order[:10]  # a smaller budget is the same session stopped earlier
 
