@@ -192,10 +192,12 @@ def _counted(action: str, neighbours: list[SimilarIncident]) -> dict[str, int]:
 
 def shown_actions(chosen: list[str], ranked: list[str], abstained: bool) -> tuple[list[str], bool]:
     """Which actions a draft lists, and whether they are the conformal set's. The set says how many when it holds
-    two or more (or one that is confident). A single action at odds below the coverage beside "the 85% set" reads as
-    a contradiction, and an empty set says nothing: then the likeliest three, each with its odds, when the draft
+    two or more (or one that is confident) and at most half the actions known (`ranked`): "the 85% set, 7 more in
+    the set" of ten narrows nothing. A single action at odds below the coverage beside "the 85% set" reads as a
+    contradiction, and an empty set says nothing: then the likeliest three, each with its odds, when the draft
     abstains (the one when it is confident)."""
-    if len(chosen) >= 2 or (len(chosen) == 1 and not abstained):
+    narrows = 2 * len(chosen) <= len(ranked)
+    if narrows and (len(chosen) >= 2 or (len(chosen) == 1 and not abstained)):
         return sorted(chosen, key=ranked.index)[:SHOWN], True
     return ranked[: SHOWN if abstained else 1], False
 

@@ -212,6 +212,9 @@ def test_a_set_of_one_below_its_coverage_lists_the_likeliest_three_instead() -> 
     assert shown_actions(["fix_forward"], ranked, True) == (ranked[:3], False)
     assert shown_actions([], ranked, True) == (ranked[:3], False)  # an empty set says nothing
     assert shown_actions(["fix_forward"], ranked, False) == (["fix_forward"], True)  # confident: the one
+    # a set of more than half the actions narrows nothing: the likeliest, with their odds
+    assert shown_actions(ranked[:3], ranked, True) == (ranked[:3], False)
+    assert shown_actions(ranked[1:], ranked, False) == (ranked[:1], False)
     hyps = [MitigationHypothesis(action=a, title=a, probability=0.2) for a in ranked[:3]]
     m = MitigationHypotheses(hypotheses=hyps, abstained=True, source="classifier", coverage=0.85,
                              conformal_set=["fix_forward"], from_set=False, candidates=ranked[:3])  # fmt: skip
