@@ -74,6 +74,9 @@ class HistoricalIncident(Ticket):
     later_text: str = ""
     resolved_at: datetime | None = None
     taxonomy: str | None = None
+    # Who gave its labels after it was imported ("slack:U123", `/triage label`). Not `source`: that stays the
+    # sender, which retrieval's duplicate check and the classifier's features read.
+    labelled_by: str | None = None
 
     def ticket(self) -> Ticket:
         """Only what was known at triage time: never labels, resolution, later updates or the raw payload."""
@@ -270,6 +273,35 @@ class Feedback(BaseModel):
     fix_playbook: str | None = (
         None  # the playbook the fix maps to (bot.triage.resolutions), set when it is stored
     )
+
+
+class LabelGuess(BaseModel):
+    """The current classifier's probability for one label of one field (`bot.triage.active.Probabilities`)."""
+
+    label: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class LabelCandidate(BaseModel):
+    """A past incident offered for labelling (`/triage label`): what was known at triage time, its labels so far
+    and the classifier's guesses (field -> labels, likeliest first; empty when fetched by id alone)."""
+
+    id: str
+    title: str = ""
+    service: str | None = None
+    created_at: datetime
+    excerpt: str = ""  # the start of the triage-time text, untrusted: escaped wherever it is shown
+    labels: dict[str, list[str]] = Field(default_factory=dict)
+    guesses: dict[str, list[LabelGuess]] = Field(default_factory=dict)
+
+
+class LabelBatch(BaseModel):
+    """The past incidents active learning asks about next, out of a history of `history_size` incidents.
+    `no_guess`: per field without a classifier yet, why (too few labels, one class)."""
+
+    history_size: int
+    candidates: list[LabelCandidate] = Field(default_factory=list)
+    no_guess: dict[str, str] = Field(default_factory=dict)
 
 
 class Verdict(BaseModel):

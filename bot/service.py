@@ -33,10 +33,11 @@ from bot.delivery.slack.messages import SlackMessages
 from bot.delivery.storms import StormGrouper
 from bot.delivery.workers import Workers
 from bot.feedback.history_feeder import HistoryFeeder
+from bot.feedback.labelling import candidate, label_batch
 from bot.intake.changes.receiver import ChangeIntake, ChangeReceipt
 from bot.intake.receiver import Backpressure, Receipt, Receiver
 from bot.intake.senders import WebhookEvent
-from bot.models import ChangeEvent, Feedback, HistoricalIncident
+from bot.models import ChangeEvent, Feedback, HistoricalIncident, LabelBatch, LabelCandidate
 from bot.store.sql import Store
 from bot.store.tickets import TicketRow
 from bot.store.vectors import Hit, VectorStore
@@ -206,6 +207,30 @@ class TriageService:
         if inc is not None and inc.labels:
             self.triager.trainer.request()  # off the posting path; a flood of verdicts coalesces into one retrain
         return inc
+
+    # ---- labelling past incidents (`/triage label`) -------------------------------------------------------
+    def to_label(self, n: int) -> LabelBatch:
+        """The n past incidents active learning asks about next; raises HistoryError while the history is down."""
+        return label_batch(self.history, self.taxonomy, n)
+
+    def history_incident(self, incident_id: str) -> LabelCandidate | None:
+        """One past incident by id (None: not, or no longer, in the history); raises HistoryError."""
+        return next((candidate(i) for i in self.history.get([incident_id]) if i.id == incident_id), None)
+
+    def label_history(
+        self, incident_id: str, labels: dict[str, list[str]], user_id: str, fix: str | None = None
+    ) -> str | None:
+        """Write an engineer's labels into a past incident, then retrain, as a verdict does; the status line, or
+        None for an unknown incident. Raises HistoryError (nothing written) while the history is down."""
+        inc = self.feeder.label(incident_id, labels, user_id, fix)
+        if inc is None:
+            return None
+        self.triager.trainer.request()  # coalesces with other answers of the batch into one retraining
+        said = ", ".join(f"{f} {'/'.join(v)}" for f, v in labels.items())
+        return (
+            f":white_check_mark: *{blocks.escape(inc.title[:150] or inc.id)}* labelled by <@{user_id}> "
+            f"({blocks.escape(said)}); the classifier retrains with it."
+        )
 
     def redraw(self, key: str, status_line: str | None = None) -> None:
         self.poster.redraw(key, status_line)

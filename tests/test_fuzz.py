@@ -115,9 +115,9 @@ slack_payloads = st.fixed_dictionaries(
     optional={
         "user": json_values | st.fixed_dictionaries({"id": st.text(max_size=12)}),
         "actions": json_values | st.lists(st.fixed_dictionaries(
-            {"action_id": st.sampled_from(["confirm", "correct", "reject", "zzz"]), "value": json_values}), max_size=2),
+            {"action_id": st.sampled_from(["confirm", "correct", "reject", "label_history", "zzz"]), "value": json_values}), max_size=2),
         "view": json_values | st.fixed_dictionaries(
-            {"callback_id": st.sampled_from(["correct_modal", "reject_modal", "x"]), "private_metadata": json_values,
+            {"callback_id": st.sampled_from(["correct_modal", "reject_modal", "correct_submit", "label_history_submit", "x"]), "private_metadata": json_values,
              "state": json_values}),
         "container": json_values, "channel": json_values, "message": json_values, "trigger_id": json_values,
     },

@@ -54,6 +54,30 @@ class HistoryFeeder:
         self.store.update_ticket(key, history_pending=0)
         return True
 
+    def label(
+        self, incident_id: str, labels: dict[str, list[str]], user_id: str, fix: str | None = None
+    ) -> HistoricalIncident | None:
+        """An engineer's labels (and fix) for a past incident of the history (`/triage label`), upserted as a
+        verdict's labels are: its other labels kept, who labelled it recorded. None: no such incident, nothing
+        written. Raises HistoryError when the store cannot be read or written: unlike a verdict there is no SQL
+        record to keep it pending in, so the caller refuses the answer and the engineer submits it again."""
+        inc = next((i for i in self.history.get([incident_id]) if i.id == incident_id), None)
+        if inc is None:
+            return None
+        merged = dict(inc.labels)
+        for f, chosen in labels.items():
+            # A field left as preselected keeps all its labels (a multi-label field's others too).
+            if not set(chosen) <= set(merged.get(f, [])):
+                merged[f] = list(chosen)
+        update: dict[str, object] = {"labels": merged, "labelled_by": f"slack:{user_id}"}
+        if fix:  # an engineer's words are stored redacted, as a verdict's fix is
+            said = self.triager.redactor.redact(fix).text
+            update["resolution"] = "\n".join(x for x in (said, inc.resolution) if x)
+        labelled = inc.model_copy(update=update)
+        self.history.upsert([labelled])
+        log.info("history incident %s labelled by %s: %s", incident_id, user_id, merged)
+        return labelled
+
     def retry_pending(self) -> int:
         """Write the pending tickets again (at most every `history_retry_s`); how many reached the history."""
         if time.monotonic() < self._next_retry:

@@ -12,6 +12,8 @@ from bot.delivery.context import Line, metrics_lines
 from bot.delivery.context import lines as why_now
 from bot.models import (
     FixEvidence,
+    LabelBatch,
+    LabelCandidate,
     MitigationHypotheses,
     RecentChange,
     SimilarIncident,
@@ -34,6 +36,10 @@ MAX_BLOCKS = 50
 # Block Kit ids: the buttons under a draft and the modals they open (the listeners register on these).
 CONFIRM, CORRECT, REJECT = "confirm", "correct", "reject"
 CORRECT_SUBMIT, REJECT_SUBMIT = "correct_submit", "reject_submit"
+# `/triage label`: the button beside each past incident and its modal. The modal's private_metadata is
+# HISTORY_PREFIX + the history incident's id: a past incident of the vector history, not a ticket key.
+LABEL, LABEL_SUBMIT, HISTORY_PREFIX = "label_history", "label_history_submit", "history:"
+LABEL_DEFAULT, LABEL_MAX = 10, 20  # a batch fits one message (a block each) and one sitting
 
 
 def clip(text: str, limit: int = SECTION_LIMIT, more: str | None = None) -> str:
@@ -295,28 +301,48 @@ HELP = (
     "*/triage similar <text>*: list similar past incidents\n"
     "*/triage mode llm|retrieval-only*: switch the LLM on or off on every replica (admins only)\n"
     "*/triage changes <service>*: recent deploys, configuration, flag and model changes to a service\n"
+    f"*/triage label [n]*: label the n past incidents (default {LABEL_DEFAULT}, at most {LABEL_MAX}) the "
+    "classifier would learn most from\n"
     "*/triage help*: this help"
 )
 
 
 def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> dict[str, Any]:
-    blocks = []
     decided = draft.labels if draft is not None else {}
+    # Not sure: the likeliest candidates first, nothing preselected, so the engineer picks.
+    likely = {f: d.candidates for f, d in decided.items() if d.abstained}
+    inputs = _label_inputs(taxonomy, {f: d.label for f, d in decided.items()}, likely)
+    return _modal(CORRECT_SUBMIT, key, "Correct the triage", "Save", inputs)
+
+
+def label_modal(c: LabelCandidate, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The Correct modal for a past incident of the history (`/triage label`), its labels so far preselected."""
+    head = context(
+        f"*{escape(c.title or c.id)}*  |  {_when_where(c)}" + (f"\n{escape(c.excerpt)}" if c.excerpt else "")
+    )
+    inputs = _label_inputs(taxonomy, {f: v[0] for f, v in c.labels.items() if v}, {})
+    return _modal(LABEL_SUBMIT, HISTORY_PREFIX + c.id, "Label a past incident", "Save", [head, *inputs])
+
+
+def _label_inputs(
+    taxonomy: Taxonomy, initial: dict[str, str], likely: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """A select per taxonomy field (`likely` labels grouped first, else `initial` preselected), the optional
+    action that fixed it and the free-text fix: what `listeners/views/form.py` reads back."""
+    blocks = []
     for name, fld in taxonomy.fields.items():
-        d = decided.get(name)
         options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
                    for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
         element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
-        likely = [o for c in (d.candidates if d else []) for o in options if o["value"] == c]
-        if d is not None and d.abstained and likely:
-            # Not sure: the likeliest candidates first, nothing preselected, so the engineer picks.
-            rest = [o for o in options if o not in likely]
+        first = [o for c in likely.get(name, []) for o in options if o["value"] == c]
+        if first:
+            rest = [o for o in options if o not in first]
             del element["options"]
             element["option_groups"] = [
-                {"label": {"type": "plain_text", "text": "Likely"}, "options": likely}
+                {"label": {"type": "plain_text", "text": "Likely"}, "options": first}
             ] + ([{"label": {"type": "plain_text", "text": "Other"}, "options": rest}] if rest else [])
-        elif d is not None and (initial := next((o for o in options if o["value"] == d.label), None)):
-            element["initial_option"] = initial
+        elif chosen := next((o for o in options if o["value"] == initial.get(name)), None):
+            element["initial_option"] = chosen
         blocks.append(
             {
                 "type": "input",
@@ -328,11 +354,69 @@ def correct_modal(key: str, draft: TriageDraft | None, taxonomy: Taxonomy) -> di
     if taxonomy.mitigation is not None:  # the action, stored with the verdict's labels (labels.mitigation)
         options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
                    for cid, c in list(taxonomy.mitigation.categories.items())[:100]]  # fmt: skip
+        element = {"type": "static_select", "action_id": "value", "options": options}
+        if chosen := next((o for o in options if o["value"] == initial.get(MITIGATION)), None):
+            element["initial_option"] = chosen
         blocks.append({"type": "input", "block_id": MITIGATION, "optional": True,
                        "label": {"type": "plain_text", "text": "What fixed it (action)"},
-                       "element": {"type": "static_select", "action_id": "value", "options": options}})  # fmt: skip
+                       "element": element})  # fmt: skip
     blocks.append(_text_input("fix", "What actually fixed it", optional=True))
-    return _modal(CORRECT_SUBMIT, key, "Correct the triage", "Save", blocks)
+    return blocks
+
+
+def _when_where(c: LabelCandidate) -> str:
+    return f"{c.created_at:%Y-%m-%d}" + (f"  |  service *{escape(c.service)}*" if c.service else "")
+
+
+def label_batch_message(batch: LabelBatch, taxonomy: Taxonomy) -> tuple[str, list[dict[str, Any]]]:
+    """`/triage label`: the past incidents to label, each with what was known at triage time, the classifier's
+    guess and a Label button (its value: the incident's id). Text and blocks."""
+    n = len(batch.candidates)
+    head = "Label this past incident" if n == 1 else f"Label these {n} past incidents"
+    out = [section(f"*{head}*\nThe classifier is least sure of these, and they differ from each other: "
+                   "each label you give retrains it.")]  # fmt: skip
+    if batch.no_guess:  # the classifier needs enough labels first: the batch is then representatives
+        why = "; ".join(f"{_title(taxonomy, f)} ({reason})" for f, reason in batch.no_guess.items())
+        out.append(context(f"No guess yet for {escape(why)}"))
+    for i, c in enumerate(batch.candidates):
+        lines = [f"*{escape(c.title or c.id)}*  |  {_when_where(c)}"]
+        if c.excerpt:
+            lines.append("> " + escape(c.excerpt))
+        if guess := _guess_text(c, taxonomy):
+            lines.append(f"_Guess:_ {guess}")
+        button = {
+            "type": "button",
+            "action_id": LABEL,
+            "value": c.id,
+            "text": {"type": "plain_text", "text": "Label"},
+        }
+        out.append({"type": "section", "block_id": f"label-{i}", "text": {"type": "mrkdwn", "text": clip("\n".join(lines))},
+                    "accessory": button})  # fmt: skip
+    return head, out[:MAX_BLOCKS]
+
+
+def _title(taxonomy: Taxonomy, f: str) -> str:
+    fld = taxonomy.fields.get(f)
+    return (fld.title if fld else None) or f
+
+
+def _guess_text(c: LabelCandidate, taxonomy: Taxonomy) -> str:
+    """The classifier's likeliest label of each field the incident lacks, with its probability."""
+    parts = []
+    for f, gs in c.guesses.items():
+        fld = taxonomy.fields.get(f)
+        if not gs or fld is None or c.labels.get(f):
+            continue
+        cat = fld.categories.get(gs[0].label)
+        label = (cat.title if cat else None) or gs[0].label
+        parts.append(f"{_title(taxonomy, f)} {label} ({gs[0].probability:.0%})")
+    return escape(", ".join(parts))
+
+
+def notice_modal(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something (mrkdwn `text`, escaped by the caller), with a Close button."""
+    return {"type": "modal", "title": {"type": "plain_text", "text": clip(title, 24)},
+            "close": {"type": "plain_text", "text": "Close"}, "blocks": [section(text)]}  # fmt: skip
 
 
 def reject_modal(key: str) -> dict[str, Any]:
@@ -357,7 +441,7 @@ def _modal(
     return {
         "type": "modal",
         "callback_id": callback_id,
-        "private_metadata": key,  # the ticket key: the submission handler needs nothing else
+        "private_metadata": key,  # the ticket key (or HISTORY_PREFIX + id): the submission needs nothing else
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "blocks": blocks,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.intake.senders import WebhookEvent
-from bot.models import ChangeEvent, Feedback, SimilarIncident
+from bot.models import ChangeEvent, Feedback, LabelBatch, LabelCandidate, SimilarIncident
 from bot.store.tickets import TicketRow
 from bot.taxonomy import Taxonomy
 from bot.watch.mode import ModeSwitch
@@ -43,3 +43,19 @@ class Backend(Protocol):
     def apply_feedback(self, key: str, status_line: str) -> None: ...
 
     def report(self, since: timedelta) -> Report: ...
+
+    # `/triage label`: each raises bot.store.vectors.HistoryError while the history store is unavailable.
+    def to_label(self, n: int) -> LabelBatch:
+        """The n unlabelled past incidents the classifier would learn most from (seconds: after the ack)."""
+        ...
+
+    def history_incident(self, incident_id: str) -> LabelCandidate | None:
+        """One past incident by id, fast; None when it is not (or no longer) in the history."""
+        ...
+
+    def label_history(
+        self, incident_id: str, labels: dict[str, list[str]], user_id: str, fix: str | None = None
+    ) -> str | None:
+        """Write an engineer's labels into a past incident and request a retraining; the status line to show,
+        or None for an unknown incident (nothing written)."""
+        ...

@@ -10,6 +10,7 @@ from bot.delivery.slack.listeners.backend import Backend
 
 log = logging.getLogger("incibot")
 UNKNOWN_MESSAGE = "Sorry, I no longer know this incident (it may predate my database). Nothing was recorded."
+NOT_IN_HISTORY = "This incident is no longer in the history (deleted, or imported again under another id). Nothing was saved."
 
 
 def tell_unknown(client: Any, body: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """/triage <text> | /triage similar <text> | /triage changes <service> | /triage mode llm|retrieval-only |
-/triage help"""
+/triage label [n] | /triage help"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -14,7 +15,10 @@ from bot.delivery.slack.listeners.backend import Backend
 from bot.intake.receiver import Backpressure
 from bot.intake.senders import EventKind, WebhookEvent
 from bot.models import Ticket
+from bot.store.vectors import HistoryError
 from bot.watch.mode import ModeRefused
+
+log = logging.getLogger("incibot")
 
 
 def register(app: App, backend: Backend) -> None:
@@ -42,6 +46,9 @@ def register(app: App, backend: Backend) -> None:
                 return
             ack(text=blocks.context_lines(listing(service, backend.recent_changes(service), utcnow()))[:3000])
             return
+        if word.lower() == "label":
+            label_batch(backend, rest.strip(), ack, respond)
+            return
         if word.lower() == "mode":
             user = command.get("user_id") or ""
             try:
@@ -67,3 +74,32 @@ def register(app: App, backend: Backend) -> None:
             backend.accept(event, channel=command.get("channel_id") or None)
         except Backpressure as e:
             respond(text=f"The bot is catching up on an incident storm ({e}). Try again shortly.")
+
+
+def label_batch(backend: Backend, arg: str, ack: Ack, respond: Respond) -> None:
+    """`/triage label [n]`: acknowledged at once, then the batch (reading the history and fitting the classifiers
+    takes seconds) answered ephemerally through the response URL."""
+    if arg and not (arg.isdecimal() and 1 <= int(arg) <= blocks.LABEL_MAX):
+        ack(text=f"Usage: /triage label [n], n from 1 to {blocks.LABEL_MAX} (default {blocks.LABEL_DEFAULT})")
+        return
+    ack(text="Choosing past incidents to label…")
+    try:
+        batch = backend.to_label(int(arg) if arg else blocks.LABEL_DEFAULT)
+    except HistoryError as e:
+        respond(text=f"The history store is unavailable: {blocks.escape(str(e))[:500]}. Try again shortly.",
+                response_type="ephemeral")  # fmt: skip
+        return
+    except Exception:  # after the ack nobody else would tell the engineer: never a silent "Choosing…"
+        log.exception("/triage label failed")
+        respond(
+            text="Could not choose incidents to label (the error is in the bot's log).",
+            response_type="ephemeral",
+        )
+        return
+    if not batch.candidates:
+        said = ("The history is empty: nothing to label (`incibot history import` first)." if not batch.history_size
+                else f"Nothing to label: every past incident with text ({batch.history_size} in the history) is labelled.")  # fmt: skip
+        respond(text=said, response_type="ephemeral")
+        return
+    text, shown = blocks.label_batch_message(batch, backend.taxonomy)
+    respond(text=text, blocks=shown, response_type="ephemeral")

@@ -9,9 +9,8 @@ from slack_bolt import Ack, App
 from bot.delivery.slack import blocks
 from bot.delivery.slack.listeners.backend import Backend
 from bot.delivery.slack.listeners.common import submission_ids
+from bot.delivery.slack.listeners.views.form import read_labels
 from bot.models import Feedback
-from bot.taxonomy import MITIGATION
-from bot.triage.mitigation import MitigationError, check_action
 
 
 def register(app: App, backend: Backend) -> None:
@@ -20,24 +19,12 @@ def register(app: App, backend: Backend) -> None:
         if (ids := submission_ids(ack, body, view)) is None:
             return
         key, user = ids
-        values = blocks.view_values(view)
-        tax = backend.taxonomy
-        labels = {
-            f: [values[f"label_{f}"]] for f in tax.fields if tax.is_valid(f, values.get(f"label_{f}", ""))
-        }
-        errors = {f"label_{f}": "Choose a value" for f in tax.fields if f not in labels}
-        if raw := values.get(MITIGATION):
-            # The select offers only the vocabulary, but a modal opened before a vocabulary edit (or a forged
-            # payload) can send another value: said in the modal, which keeps everything typed in it.
-            try:
-                labels[MITIGATION] = [check_action(tax, raw)]
-            except MitigationError as e:
-                errors[MITIGATION] = str(e)[:300]
-        if errors:
-            ack(response_action="errors", errors=errors)
+        form = read_labels(backend.taxonomy, view)
+        if form.errors:
+            ack(response_action="errors", errors=form.errors)
             return
         status = backend.record_feedback(
-            key, Feedback(action="correct", user_id=user, labels=labels, fix=values.get("fix") or None)
+            key, Feedback(action="correct", user_id=user, labels=form.labels, fix=form.fix)
         )
         ack()
         if status:
