@@ -159,6 +159,26 @@ def bootstrap_interval(
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
+def macro_f1_interval(
+    gold: list[list[str]], pred: list[list[str]], n_boot: int = 200, seed: int = 0
+) -> list[float]:
+    """`bootstrap_interval` of the macro-F1 over the labels in each resample's gold (as `single_label` and
+    `multi_label` score it; a single-label field is one label per row), with the same resamples, counted in one
+    matrix product instead of 2 x n_boot calls into scikit-learn (most of a small eval's time)."""
+    if not gold:
+        return [0.0, 0.0]
+    mlb = MultiLabelBinarizer().fit(gold + pred)
+    g, p = mlb.transform(gold).astype(bool), mlb.transform(pred).astype(bool)
+    n = len(gold)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))  # the draws bootstrap_interval makes
+    counts = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)  # n_boot x n
+    tp, fp, fn = counts @ (g & p), counts @ (~g & p), counts @ (g & ~p)
+    present = counts @ g > 0
+    f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=present)
+    values = f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "mean": 0.0}

@@ -38,21 +38,13 @@ def _field_scores(ds: Dataset, results: list[CaseResult], method: str, f: str) -
         top = [bool(p) and p[0] in g for g, p in zip(gold, pred, strict=True)]
         scores["top_in_gold"] = float(np.mean(top))
         scores["top_in_gold_ci"] = metrics.wilson_interval(sum(top), len(top))
-        scores["macro_f1_ci"] = metrics.bootstrap_interval(
-            lambda ix: metrics.multi_label([gold[i] for i in ix], [pred[i] for i in ix])["macro_f1"],
-            len(rows),
-            200,
-        )
+        scores["macro_f1_ci"] = metrics.macro_f1_interval(gold, pred, 200)
     else:
         gold1 = [r.gold[f][0] for r in rows]
         pred1 = [(r.pred[method][f] or ["(none)"])[0] for r in rows]
         scores = metrics.single_label(gold1, pred1)
         scores["accuracy_definition"] = TOP_IN_GOLD  # one gold label: the same as the exact set
-        scores["macro_f1_ci"] = metrics.bootstrap_interval(
-            lambda ix: metrics.single_label([gold1[i] for i in ix], [pred1[i] for i in ix])["macro_f1"],
-            len(rows),
-            200,
-        )
+        scores["macro_f1_ci"] = metrics.macro_f1_interval([[g] for g in gold1], [[p] for p in pred1], 200)
         scores["confusion"] = metrics.confusion(gold1, pred1, [*fld.ids, "(none)"])
         if fld.ordinal:
             known = [(g, p) for g, p in zip(gold1, pred1, strict=True) if p in fld.categories]

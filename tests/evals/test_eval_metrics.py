@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,32 @@ def test_multi_label_scores_with_one_label_in_all() -> None:
     s = metrics.multi_label([["a"], ["a"], []], [["a"], [], ["a"]])
     assert s["macro_f1"] == 0.5 and s["micro_f1"] == 0.5 and s["macro_f1_labels"] == ["a"]
     assert s["accuracy"] == 1 / 3 and s["samples_f1"] == 1 / 3
+
+
+def test_macro_f1_interval_is_the_bootstrap_of_scikit_learns_macro_f1() -> None:
+    rnd = random.Random(3)
+    labels = ["a", "b", "c", "d", "e"]
+    for n in (1, 7, 60):
+        gold1 = [rnd.choice(labels[:3]) for _ in range(n)]
+        pred1 = [rnd.choice([*labels, "(none)"]) for _ in range(n)]
+        single = metrics.bootstrap_interval(
+            lambda ix, g=gold1, p=pred1: metrics.single_label([g[i] for i in ix], [p[i] for i in ix])[
+                "macro_f1"
+            ],
+            n,
+            200,
+        )
+        assert metrics.macro_f1_interval([[x] for x in gold1], [[x] for x in pred1], 200) == pytest.approx(
+            single
+        )
+        gold = [rnd.sample(labels, rnd.randint(1, 2)) for _ in range(n)]
+        pred = [rnd.sample(labels, rnd.randint(0, 3)) for _ in range(n)]
+        multi = metrics.bootstrap_interval(
+            lambda ix, g=gold, p=pred: metrics.multi_label([g[i] for i in ix], [p[i] for i in ix])[
+                "macro_f1"
+            ],
+            n,
+            200,
+        )
+        assert metrics.macro_f1_interval(gold, pred, 200) == pytest.approx(multi)
+    assert metrics.macro_f1_interval([], []) == [0.0, 0.0]
