@@ -1,10 +1,10 @@
 """The bot as a real `incibot serve` process over HTTP on 127.0.0.1 against the Slack emulator: SIGKILLed in the
-middle of a burst and restarted (every accepted ticket posted exactly once), and a 1,000-ticket storm in one
-minute (nothing lost or doubled, the storm grouped)."""
+middle of a burst and restarted (every accepted ticket posted exactly once). The 1,000-ticket storm in one minute:
+test_storm_1000.py (a file each, so that the two xdist workers share them: `--dist loadfile` keeps a file on one
+worker)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.serving import Server, bench_storm, deliveries, storm_tickets
+from benchmarks.serving import Server, deliveries, storm_tickets
 from testkit.emulators import SlackEmulator
 from tests.helpers import wait_until
 
@@ -71,13 +71,3 @@ def test_sigkill_mid_burst_then_restart_posts_every_accepted_ticket_exactly_once
     assert unfinished > 0  # the kill really landed mid-burst
     assert {k: len(v) for k, v in got.items() if len(v) != 1} == {}
     assert set(got) == accepted
-
-
-def test_storm_of_1000_tickets_in_a_minute_is_grouped_nothing_lost_or_doubled(tmp_path: Path) -> None:
-    r = bench_storm(tmp_path, "storm", 1000, 60.0)
-    print("\nstorm:", json.dumps(r))
-    assert r["accepted"] == 1000 and r["refused"] == 0
-    assert r["lost"] == 0 and r["duplicated"] == 0
-    assert r["thread_replies"] > 0 and r["grouped_tickets"] > 500  # grouping visible in the recorded calls
-    assert r["top_level_posts"] + r["grouped_tickets"] == 1000
-    assert r["peak_rss_mb"] < 1500

@@ -1,5 +1,7 @@
-"""The bundled model runs in its own supervised server process: its crash, hang or misconfiguration is an LLM
-outage, never a bot outage. Every test here runs the real llama.cpp server with the bundled SmolLM2."""
+"""The bundled model runs in its own supervised server process: its misconfiguration is an LLM outage, never a
+bot outage, and the server answers as the library does in process. Every test here runs the real llama.cpp server
+with the bundled SmolLM2. A crash or a hang of the running server: test_model_server_faults.py (two files, so that
+the two xdist workers share them)."""
 
 from __future__ import annotations
 
@@ -8,89 +10,23 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from bot.config import Settings
-from bot.models import Ticket
-from bot.net import free_port
-from bot.server import create
-from bot.service import TriageService
 from bot.store.vectors import VectorStore
 from bot.triage.llm import LocalServerChat, build_chat_model, llm_health
 from bot.triage.model_server import ServerState
 from bot.triage.pipeline import Triager
 from testkit.emulators import SlackEmulator
-from tests.conftest import SMALL_HISTORY
-from tests.helpers import OPS, OPS_TOKEN, accept, top_level_posts, wait_until
+from tests.helpers import accept, wait_until
+from tests.triage.model_server_rig import TICKET, bot, final_update, health, ticket
 
 pytestmark = pytest.mark.e2e
-TICKET = Ticket(
-    id="t1", title="Elevated 500 errors on chat completions", text="Since 14:05 UTC, gpt-4o only."
-)
-
-
-def bot(tmp: Path, emu: SlackEmulator, **overrides: Any) -> tuple[TriageService, TestClient]:
-    """A running bot on the local model (its own server per test: each test's faults stay its own)."""
-    settings = Settings(
-        **{
-            "data_dir": tmp,
-            "seed_demo_history": False,
-            "llm_backend": "local",
-            "local_threads": 1,
-            "slack_bot_token": "xoxb-test",
-            "ops_token": OPS_TOKEN,
-            "slack_signing_secret": "s",
-            "slack_api_url": emu.url,
-            "slack_retries": 2,
-            "storm_similarity": 1.01,
-            # A port of its own makes a server of its own, not the one other tests share.
-            "local_server_port": free_port(),
-        }
-        | overrides
-    )
-    service, _, server = create(settings)
-    service.history.upsert(SMALL_HISTORY)
-    service.start()
-    return service, TestClient(server, headers=OPS)
-
-
-def health(client: TestClient) -> dict[str, Any]:
-    return client.get("/healthz").json()["llm"]
-
-
-def final_update(service: TriageService, emu: SlackEmulator, key: str) -> dict[str, Any]:
-    """The edit that replaces a ticket's retrieval draft: the LLM draft, or a retrieval-only draft saying why."""
-    ts = wait_until(lambda: getattr(service.store.get(key), "message_ts", None), 120, f"{key} posted")
-
-    def done() -> dict[str, Any] | None:
-        for u in emu.of("chat.update"):
-            text = json.dumps(u.get("blocks"))
-            if u.get("ts") == ts and ("LLM draft" in text or "Retrieval-only draft" in text):
-                return u
-        return None
-
-    return emu.wait_for(done, timeout=180)
-
-
-def posts_of(emu: SlackEmulator, key: str) -> int:
-    return sum(key in json.dumps(p) for p in top_level_posts(emu))
-
-
-def ticket(n: int) -> dict[str, Any]:
-    return {
-        "id": f"m-{n}",
-        "title": f"Elevated 500 errors on chat completions ({n})",
-        "text": "Since 14:05 UTC.",
-    }
 
 
 def test_the_model_runs_in_another_process_behind_the_openai_client(
@@ -106,67 +42,6 @@ def test_the_model_runs_in_another_process_behind_the_openai_client(
     assert status.pid and status.pid != os.getpid()
     assert status.url and status.url.startswith("http://127.0.0.1:")
     assert draft.llm.model.endswith(".gguf") and draft.llm.prompt_tokens > 0
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
-def test_a_model_crash_mid_draft_is_an_llm_outage_not_a_bot_outage(
-    tmp_path: Path, slack: SlackEmulator, sig: signal.Signals
-) -> None:
-    service, client = bot(tmp_path, slack)
-    try:
-        wait_until(lambda: health(client)["state"] == "ready", 90, "model server ready")
-        accept(service, ticket(1))
-        wait_until(lambda: health(client)["in_flight"] > 0, 90, "a draft being generated")
-        time.sleep(0.3)  # well inside the generation (prompt evaluation alone takes longer)
-        pid = health(client)["pid"]
-        os.kill(pid, sig)
-        seen = wait_until(lambda: (h := health(client))["state"] == "restarting" and h, 30, "restarting")
-        assert sig.name in seen["last_error"]
-        first = final_update(service, slack, "generic:m-1")
-        text = json.dumps(first["blocks"])
-        assert "Retrieval-only draft" in text and sig.name in text
-        assert posts_of(slack, "generic:m-1") == 1
-        # The bot never went down; the restarted server drafts the next ticket.
-        assert client.get("/healthz").status_code == 200
-        accept(service, ticket(2))
-        second = final_update(service, slack, "generic:m-2")
-        assert "LLM draft" in json.dumps(second["blocks"])
-        status = health(client)
-        assert status["state"] == "ready" and status["restarts"] == 1 and status["pid"] != pid
-        assert posts_of(slack, "generic:m-1") == 1 and posts_of(slack, "generic:m-2") == 1
-    finally:
-        service.stop()
-        service.triager.model.server.stop()  # type: ignore[union-attr]
-
-
-def test_a_hung_model_is_cut_at_the_timeout_and_replaced(tmp_path: Path, slack: SlackEmulator) -> None:
-    # 45 s: long enough that the replacement server's first answer fits on a busy 2-core CI machine.
-    service, client = bot(tmp_path, slack, llm_timeout_s=45)
-    try:
-        wait_until(lambda: health(client)["state"] == "ready", 90, "model server ready")
-        accept(service, ticket(1))
-        wait_until(lambda: health(client)["in_flight"] > 0, 90, "a draft being generated")
-        pid = health(client)["pid"]
-        os.kill(pid, signal.SIGSTOP)
-        t0 = time.monotonic()
-        first = final_update(service, slack, "generic:m-1")
-        waited = time.monotonic() - t0
-        text = json.dumps(first["blocks"])
-        assert "Retrieval-only draft" in text and "no answer within 45" in text
-        assert 40 < waited < 120, waited
-        with pytest.raises(ProcessLookupError):  # the stopped server was killed, not left behind
-            wait_until(lambda: os.kill(pid, 0) and False, 10, "old server gone")
-        # the replacement starts at once; the second ticket is sent once it is up, so that its 45 s are the
-        # draft's alone, not the model load's too on a loaded machine
-        wait_until(
-            lambda: (h := health(client))["state"] == "ready" and h["pid"] != pid, 120, "replacement ready"
-        )
-        accept(service, ticket(2))
-        assert "LLM draft" in json.dumps(final_update(service, slack, "generic:m-2")["blocks"])
-        assert health(client)["restarts"] == 1
-    finally:
-        service.stop()
-        service.triager.model.server.stop()  # type: ignore[union-attr]
 
 
 def test_a_taken_port_names_the_setting_to_change(settings: Settings, store: VectorStore) -> None:
