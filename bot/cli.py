@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import sys
@@ -489,7 +490,8 @@ def history_label(
                 answers[f] = answer
         # as a verdict's labels reach the history: the incident upserted with them (HistoryFeeder)
         if answers:
-            store.upsert([inc.model_copy(update={"labels": {**inc.labels, **answers}})])
+            who = f"cli:{getpass.getuser()}"  # kept by a re-import of the source (importers/run.py)
+            store.upsert([inc.model_copy(update={"labels": {**inc.labels, **answers}, "labelled_by": who})])
             written += 1
         if stop:
             break
@@ -506,6 +508,85 @@ def history_label(
             soft_wrap=True,
         )
     if settings.learned_decision:
+        trainer = trainer_for(settings, store, taxonomy)
+        trainer.train_now()
+        out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
+
+
+@history_app.command("prelabel")
+@one_line_errors
+def history_prelabel(
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field", help="Incidents missing a label in this field (repeatable; default: every field)."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many incidents to ask the LLM about.")] = 200,
+    measure: Annotated[
+        int,
+        typer.Option(
+            "--measure",
+            min=0,
+            help="Labelled incidents asked first: the overlap the pre-labels' weight is measured on.",
+        ),
+    ] = 50,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Use the bundled local model anyway (slow; expect a weight near 0)."),
+    ] = False,
+    collection: Annotated[str | None, typer.Option(help="Collection name (default from settings).")] = None,
+) -> None:
+    """Pre-label past incidents with the configured LLM (kept apart from engineers' labels), then retrain: they
+    weigh what their measured agreement with the engineers' labels earns (docs/history.md)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.config import Settings
+    from bot.intake.files import InputError
+    from bot.taxonomy import Taxonomy
+    from bot.triage.llm import LLMConfigError, build_chat_model
+    from bot.triage.prelabelling import Outcome, PreLabeller, prelabel
+    from bot.triage.prelabels import measure as agreement
+    from bot.triage.trainer import trainer_for
+
+    settings = Settings()
+    if settings.llm_backend == "none" or (settings.llm_backend == "local" and not local):
+        raise LLMConfigError(
+            "history prelabel wants a capable OpenAI-compatible endpoint (INCIBOT_LLM_BACKEND=openai with "
+            "INCIBOT_OPENAI_BASE_URL and INCIBOT_OPENAI_MODEL, or azure)"
+            + ("; --local uses the bundled model anyway" if settings.llm_backend == "local" else "")
+        )
+    taxonomy = Taxonomy.load(settings.taxonomy_path)
+    fields = list(dict.fromkeys(field or taxonomy.fields))
+    unknown = [f for f in fields if f not in taxonomy.fields]
+    if unknown:
+        raise InputError(f"--field {unknown[0]!r}: the taxonomy has {', '.join(taxonomy.fields)}")
+    store = open_store(settings, collection, seed=False)
+    if not store.count():
+        raise InputError(f"the history '{store.name}' is empty: `incibot history import` first")
+    model = build_chat_model(settings)
+    assert model is not None  # llm_backend none was refused above
+    logging.getLogger("incibot.model_server").setLevel(logging.CRITICAL)  # failures are counted in the report
+    labeller = PreLabeller(settings, model, taxonomy)
+    with Progress(
+        TextColumn(f"pre-labelling with {escape(labeller.model)}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("prelabel", total=None)
+        step = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        report = prelabel(store, labeller, fields, n, measure, step)
+    counts = ", ".join(f"{o.value} {report.counts[o]}" for o in Outcome)
+    out.print(f"{escape(report.model)} on '{store.name}': {counts}", highlight=False, soft_wrap=True)
+    for inc_id, why in report.failures:
+        out.print(f"  {escape(inc_id)}: {escape(why)}", highlight=False, soft_wrap=True)
+    if report.stopped:
+        out.print("stopped, the endpoint keeps failing: run the same command again later", highlight=False)
+    history, _ = store.all()
+    for f in fields:
+        said = agreement(history, taxonomy, f).get(report.model)
+        if said is not None:
+            out.print(f"{f}: {escape(said.describe())}", highlight=False, soft_wrap=True)
+    if settings.learned_decision and report.counts[Outcome.LABELLED]:
         trainer = trainer_for(settings, store, taxonomy)
         trainer.train_now()
         out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
@@ -632,7 +713,7 @@ def eval_cmd(
     label_strategy: Annotated[
         str,
         typer.Option(
-            help="With --label-budget: active (uncertainty and diversity, as `history label` picks), random, "
+            help="With --label-budget: active (typical incidents, then uncertain ones, as `history label` picks), random, "
             "or both, comma separated."
         ),
     ] = "active,random",

@@ -66,10 +66,21 @@ class Ticket(BaseModel):
         return "\n".join(p for p in (self.title.strip(), self.text.strip()) if p)
 
 
+class PreLabels(BaseModel):
+    """An LLM's labels for a past incident (`incibot history prelabel`), kept apart from the engineers' `labels`:
+    they train the classifier only at the weight their measured agreement with the engineers earns
+    (`bot.triage.prelabels`)."""
+
+    model: str  # which model said them: agreement is measured, and weights given, per model
+    labels: dict[str, list[str]] = Field(default_factory=dict)  # field -> taxonomy-valid labels
+    at: datetime = Field(default_factory=utcnow)
+
+
 class HistoricalIncident(Ticket):
     """A past incident: the ticket plus what was learnt later and how it was fixed."""
 
-    labels: dict[str, list[str]] = Field(default_factory=dict)
+    labels: dict[str, list[str]] = Field(default_factory=dict)  # engineers' labels: the truth
+    llm_labels: PreLabels | None = None
     resolution: str = ""
     later_text: str = ""
     resolved_at: datetime | None = None

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 from scipy.sparse import csr_matrix, hstack
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -76,6 +77,19 @@ def field_labels(taxonomy: Taxonomy, field: str, inc: HistoricalIncident) -> lis
     return [lab for lab in dict.fromkeys(inc.labels.get(field, [])) if taxonomy.is_valid(field, lab)]
 
 
+@dataclass(frozen=True)
+class PreLabelRows:
+    """Training rows a field gains from LLM pre-labels (`bot.triage.prelabels`), aligned with the history's rows:
+    the labels and their weight where the engineers gave none and the model's measured weight is above 0, else []
+    and 0."""
+
+    labels: list[list[str]]
+    weights: list[float]
+
+    def head(self, n: int) -> PreLabelRows:
+        return PreLabelRows(self.labels[:n], self.weights[:n])
+
+
 class NotEnoughData(ValueError):
     """Too few labelled incidents, or a single class: the caller falls back to the vote and says why."""
 
@@ -88,35 +102,57 @@ class FieldClassifier:
     multi: bool
     classes: list[str]
     model: object
-    n_train: int
+    n_train: int  # engineers' labels it was trained on
+    n_pre: int = 0  # LLM pre-labels beside them (`bot.triage.prelabels`), each at its model's measured weight
 
     @classmethod
-    def fit(cls, field: str, multi: bool, X, labels: list[list[str]]) -> FieldClassifier:  # type: ignore[no-untyped-def]
+    def fit(
+        cls,
+        field: str,
+        multi: bool,
+        X,  # type: ignore[no-untyped-def]
+        labels: list[list[str]],
+        pre: PreLabelRows | None = None,
+    ) -> FieldClassifier:
+        """`labels`: the engineers', which alone decide whether there is enough to train. `pre`: rows without one
+        that an LLM pre-labelled, at their weight (an engineer's row weighs 1); without any the fit is unweighted."""
         rows = [i for i, labs in enumerate(labels) if labs]
         if len(rows) < MIN_LABELLED:
             raise NotEnoughData(f"{len(rows)} labelled incidents (< {MIN_LABELLED})")
+        extra = [i for i, w in enumerate(pre.weights) if w > 0 and not labels[i]] if pre is not None else []
+        targets = [labels[i] for i in rows] + ([pre.labels[i] for i in extra] if pre is not None else [])
+        sw = (
+            np.asarray([1.0] * len(rows) + [pre.weights[i] for i in extra])
+            if pre is not None and extra
+            else None
+        )
         if multi:
             mlb = MultiLabelBinarizer()
             y = mlb.fit_transform([labels[i] for i in rows])
             if not ((y.sum(axis=0) > 0) & (y.sum(axis=0) < len(rows))).any():
                 raise NotEnoughData("every labelled incident has the same labels")
-            model = _fit(X[rows], y)
-            return cls(field, True, list(mlb.classes_), model, len(rows))
+            model = _fit(X[rows + extra], mlb.fit_transform(targets) if extra else y, sw)
+            return cls(field, True, list(mlb.classes_), model, len(rows), len(extra))
         y1 = [labels[i][0] for i in rows]
         if len(Counter(y1)) < 2:
             raise NotEnoughData(f"one class only ({y1[0]})")
-        model = _fit(X[rows], y1)
-        return cls(field, False, list(model.classes_), model, len(rows))
+        model = _fit(X[rows + extra], [t[0] for t in targets], sw)
+        return cls(field, False, list(model.classes_), model, len(rows), len(extra))
 
     def proba(self, X) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Rows of P(label) in `classes` order (multi-label: independent per label)."""
         return np.asarray(self.model.predict_proba(X))  # type: ignore[attr-defined]
 
 
-def _fit(X, y) -> OneVsRestClassifier:  # type: ignore[no-untyped-def]
+def _fit(X, y, weights: np.ndarray | None = None) -> OneVsRestClassifier:  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a capped number of epochs is the point
-        return OneVsRestClassifier(_linear(), n_jobs=1).fit(X, y)
+        if weights is None:  # as before pre-labels existed, to the bit
+            return OneVsRestClassifier(_linear(), n_jobs=1).fit(X, y)
+        # OneVsRestClassifier hands sample_weight to its estimators only through metadata routing
+        with sklearn.config_context(enable_metadata_routing=True):
+            linear = _linear().set_fit_request(sample_weight=True)
+            return OneVsRestClassifier(linear, n_jobs=1).fit(X, y, sample_weight=weights)
 
 
 def _linear() -> SGDClassifier:

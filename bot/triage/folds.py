@@ -8,7 +8,7 @@ import numpy as np
 
 from bot.models import HistoricalIncident, SimilarIncident
 from bot.taxonomy import Taxonomy
-from bot.triage.classifier import FieldClassifier, NotEnoughData
+from bot.triage.classifier import FieldClassifier, NotEnoughData, PreLabelRows
 from bot.triage.decision import FieldDecider, fit_decider
 from bot.triage.vote import knn_votes
 
@@ -61,17 +61,23 @@ def fit_field(
     folds: list[list[int]],
     votes: dict[int, dict[str, float]],
     target_precision: float,
+    pre: PreLabelRows | None = None,
 ) -> FieldDecider:
     """One field's decider: the classifier on every labelled row, the stacking, calibration, threshold and conformal
-    set on the folds' out-of-fold rows (`votes`: each predicted row's neighbours' vote). NotEnoughData: too few."""
-    clf = FieldClassifier.fit(name, multi, X, labels)
+    set on the folds' out-of-fold rows (`votes`: each predicted row's neighbours' vote). NotEnoughData: too few.
+
+    `pre` (LLM pre-labels at their measured weight) trains the classifiers, the folds' too (their older rows only),
+    but the out-of-fold rows are scored against the engineers' labels alone: a pre-label is never the truth."""
+    clf = FieldClassifier.fit(name, multi, X, labels, pre)
     oof: list[tuple[np.ndarray, dict[str, float], list[str]]] = []
     for lo, fold_rows in zip(bounds, folds, strict=False):
         rows = [r for r in fold_rows if labels[r]]
         if not rows:
             continue
         try:
-            fold = FieldClassifier.fit(name, multi, X[:lo], labels[:lo])
+            fold = FieldClassifier.fit(
+                name, multi, X[:lo], labels[:lo], pre.head(lo) if pre is not None else None
+            )
         except NotEnoughData:
             continue
         proba = aligned(fold, clf.classes, fold.proba(X[rows]))

@@ -29,6 +29,7 @@ from bot.triage.actions import ActionModel, fit_actions
 from bot.triage.classifier import MIN_LABELLED, Featurizer, NotEnoughData, features_text, field_labels
 from bot.triage.decision import FieldDecider
 from bot.triage.folds import fit_field, neighbour_votes, thinned
+from bot.triage.prelabels import PreLabelAgreement, prelabel_rows
 
 log = logging.getLogger("incibot")
 # Where each time-ordered fold starts (share of the history): a small history gets more folds, so the stacking and
@@ -67,6 +68,8 @@ class LearnedModel:
     # action model could be trained (too few known fixes), so they rank by what usually fixed incidents here
     action_base: dict[str, float] = field(default_factory=dict)
     n_actions: int = 0  # history incidents with a known fix
+    # per field, each model's measured agreement with the engineers and the weight its pre-labels trained at
+    prelabels: dict[str, list[PreLabelAgreement]] = field(default_factory=dict)
 
     def features(self, text: str, service: str | None, source: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
         """One ticket's features, computed once and shared by every field."""
@@ -77,7 +80,8 @@ class LearnedModel:
 
     def describe(self) -> str:
         parts = [
-            f"{f}: {d.clf.n_train} labelled, threshold {d.threshold:.2f}" for f, d in self.fields.items()
+            f"{f}: {d.clf.n_train} labelled{self._pre(f)}, threshold {d.threshold:.2f}"
+            for f, d in self.fields.items()
         ]
         parts += [f"{f}: vote ({why})" for f, why in self.fallback.items()]
         if self.actions is not None:
@@ -85,6 +89,10 @@ class LearnedModel:
         elif self.actions_fallback:
             parts.append(f"mitigation: base rate and neighbours' fixes ({self.actions_fallback})")
         return "; ".join(parts)
+
+    def _pre(self, fld: str) -> str:
+        said = getattr(self, "prelabels", {}).get(fld, [])  # a model file from before pre-labels has none
+        return "".join(f" + {a.describe()}" for a in said)
 
 
 def train(
@@ -133,15 +141,20 @@ def train(
     votes = neighbour_votes(order, vecs, predicted, k, tax) if predicted else {}
     fields: dict[str, FieldDecider] = {}
     fallback: dict[str, str] = {}
+    said: dict[str, list[PreLabelAgreement]] = {}
     for f, fld in tax.fields.items():
+        pre, said[f] = prelabel_rows(order, tax, f)
         try:
             field_votes = {r: v[f] for r, v in votes.items()}
             fields[f] = fit_field(
-                f, fld.multi_label, X, labels[f], bounds, folds, field_votes, target_precision
-            )
+                f, fld.multi_label, X, labels[f], bounds, folds, field_votes, target_precision,
+                pre if any(pre.weights) else None,
+            )  # fmt: skip
         except NotEnoughData as e:
             fallback[f] = str(e)
-    model = LearnedModel(taxonomy_key(tax), feats, fields, fallback, n, action_base=base, n_actions=n_acts)
+    said = {f: a for f, a in said.items() if a}
+    model = LearnedModel(taxonomy_key(tax), feats, fields, fallback, n, action_base=base, n_actions=n_acts,
+                         prelabels=said)  # fmt: skip
     if acts is not None:
         fit = fit_actions(tax, order, vecs, X, acts, bounds, fields, k=k, target_precision=target_precision,
                           per_fold=MAX_OOF_PER_FOLD)  # fmt: skip
