@@ -312,6 +312,36 @@ def test_markdown_resume_and_since(settings: Settings, tmp_path: Path) -> None:
     assert since.counts[Outcome.IMPORTED] == 2 and since.reasons() == {"before --since": 5}
 
 
+def test_a_reimport_keeps_what_engineers_and_the_llm_added(settings: Settings, tmp_path: Path) -> None:
+    from bot.models import PreLabels
+
+    folder, store = md_folder(tmp_path), CountingStore(settings)
+    run_import(IMPORTERS["markdown"], options(settings, path=folder), store)
+    a = store.get(["markdown:2024/chat-500s.md"])[0]
+    assert a.labels == {"severity": ["sev2"]}  # from the post-mortem's front matter
+    said = PreLabels(model="m", labels={"symptom": ["errors"]})
+    store.upsert([a.model_copy(update={"labels": {"severity": ["sev1"], "root_cause": ["configuration"]},
+                                       "labelled_by": "slack:U1", "llm_labels": said})])  # fmt: skip
+    store.writes.clear()
+    # the source changed the document since: its record is written again, with what was added kept
+    doc = folder / "2024" / "chat-500s.md"
+    doc.write_text(doc.read_text().replace("for 40 minutes", "for 45 minutes"))
+    for f in (settings.data_dir / "imports").glob("*"):
+        f.unlink()  # a fresh import of the folder, not a resume
+    report = run_import(IMPORTERS["markdown"], options(settings, path=folder), store)
+    assert report.counts[Outcome.IMPORTED] == 1 and store.writes["markdown:2024/chat-500s.md"] == 1
+    again = store.get(["markdown:2024/chat-500s.md"])[0]
+    assert "45 minutes" in again.text
+    assert again.labels == {"severity": ["sev1"], "root_cause": ["configuration"]}  # the engineer's win
+    assert again.labelled_by == "slack:U1" and again.llm_labels == said
+    # unchanged at the source: nothing written, nothing lost
+    for f in (settings.data_dir / "imports").glob("*"):
+        f.unlink()
+    store.writes.clear()
+    run_import(IMPORTERS["markdown"], options(settings, path=folder), store)
+    assert not store.writes and store.get(["markdown:2024/chat-500s.md"])[0].llm_labels == said
+
+
 # ---- the mapping ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("yaml_text", "needle"),

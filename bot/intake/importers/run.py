@@ -33,6 +33,19 @@ class ImportReport(BaseModel):
         return Counter(s.reason for s in self.skipped)
 
 
+def kept(rec: HistoricalIncident, stored: HistoricalIncident) -> HistoricalIncident:
+    """The source's record with what the bot added to the stored one since: the LLM's pre-labels, and the labels an
+    engineer gave (`labelled_by`), which win over the source's for the fields they set. A re-import never undoes
+    them."""
+    update: dict[str, object] = {}
+    if stored.llm_labels is not None and rec.llm_labels is None:
+        update["llm_labels"] = stored.llm_labels
+    if stored.labelled_by and not rec.labelled_by:
+        update["labelled_by"] = stored.labelled_by
+        update["labels"] = {**rec.labels, **stored.labels}
+    return rec.model_copy(update=update) if update else rec
+
+
 def _same(a: HistoricalIncident, b: HistoricalIncident) -> bool:
     return a.model_dump(mode="json", exclude={"raw"}) == b.model_dump(mode="json", exclude={"raw"})
 
@@ -61,6 +74,7 @@ def run_import(
             else:
                 fresh[rec.id] = rec
         stored = {i.id: i for i in store.get(list(fresh))} if fresh else {}
+        fresh = {i: kept(r, stored[i]) if i in stored else r for i, r in fresh.items()}
         write = [r for r in fresh.values() if not (r.id in stored and _same(r, stored[r.id]))]
         report.counts[Outcome.UNCHANGED] += len(fresh) - len(write)
         if write:
