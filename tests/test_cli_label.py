@@ -66,7 +66,8 @@ def test_label_writes_answers_retrains_and_shows_the_accuracy_move() -> None:
     assert got[first.id] == {"symptom": ["errors"]}  # only what was asked: the rest stays unlabelled
     assert got[second.id] == {} and got[third.id] == {}
     labelled = open_history(settings).get([first.id])[0]
-    assert labelled.labelled_by is not None and labelled.labelled_by.startswith("cli:")  # a re-import keeps it
+    # who labelled it, which a re-import of the source keeps
+    assert labelled.labelled_by is not None and labelled.labelled_by.startswith("cli:")
     assert (settings.model_dir / f"{settings.collection}-{tax.name}.joblib").is_file()
 
 
