@@ -40,7 +40,7 @@ from bot.intake.senders import WebhookEvent
 from bot.models import ChangeEvent, Feedback, HistoricalIncident, LabelBatch, LabelCandidate
 from bot.store.sql import Store
 from bot.store.tickets import TicketRow
-from bot.store.vectors import Hit, VectorStore
+from bot.store.vectors import Hit, VectorStore, by_id
 from bot.taxonomy import Taxonomy
 from bot.triage.llm import warm_up
 from bot.triage.pipeline import Triager
@@ -215,7 +215,8 @@ class TriageService:
 
     def history_incident(self, incident_id: str) -> LabelCandidate | None:
         """One past incident by id (None: not, or no longer, in the history); raises HistoryError."""
-        return next((candidate(i) for i in self.history.get([incident_id]) if i.id == incident_id), None)
+        inc = by_id(self.history, incident_id)
+        return candidate(inc) if inc is not None else None
 
     def label_history(
         self, incident_id: str, labels: dict[str, list[str]], user_id: str, fix: str | None = None

@@ -12,7 +12,7 @@ import time
 from bot.config import Settings
 from bot.models import HistoricalIncident
 from bot.store.sql import Store
-from bot.store.vectors import HistoryError, VectorStore
+from bot.store.vectors import HistoryError, VectorStore, by_id
 from bot.triage.pipeline import Triager
 
 log = logging.getLogger("incibot")
@@ -61,7 +61,7 @@ class HistoryFeeder:
         verdict's labels are: its other labels kept, who labelled it recorded. None: no such incident, nothing
         written. Raises HistoryError when the store cannot be read or written: unlike a verdict there is no SQL
         record to keep it pending in, so the caller refuses the answer and the engineer submits it again."""
-        inc = next((i for i in self.history.get([incident_id]) if i.id == incident_id), None)
+        inc = by_id(self.history, incident_id)
         if inc is None:
             return None
         merged = dict(inc.labels)

@@ -80,3 +80,8 @@ class VectorStore(Protocol):
         `visible_at` keeps only incidents whose outcome was known strictly before it (`bot.visibility.visible_from`,
         with `settings.unresolved_visible_after_h`): replays of history pass the ticket's opening time."""
         ...
+
+
+def by_id(store: VectorStore, incident_id: str) -> HistoricalIncident | None:
+    """One incident by id; None when it is not (or no longer) in the history. Raises HistoryError."""
+    return next((i for i in store.get([incident_id]) if i.id == incident_id), None)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from bot.config import Settings
 from bot.models import HistoricalIncident, PreLabels
-from bot.store.vectors import VectorStore
+from bot.store.vectors import VectorStore, by_id
 from bot.taxonomy import Taxonomy
 from bot.triage.drafting import Drafter, Prompts
 from bot.triage.folds import thinned
@@ -138,7 +138,7 @@ def prelabel(
         outcome, said = labeller.ask(inc)
         if isinstance(said, dict):
             # read again: an engineer may have labelled it meanwhile (`/triage label`), and those labels stay
-            now = next(iter(store.get([inc.id])), None)
+            now = by_id(store, inc.id)
             if now is not None and now.body == inc.body:
                 pre = PreLabels(model=labeller.model, labels=said)
                 # the stored vector again: the text is unchanged, so nothing is embedded
