@@ -41,6 +41,7 @@ from bot.triage.classifier import (
     NotEnoughData,
     features_text,
     field_labels,
+    valid_labels,
 )
 
 POOL_FACTOR = 4  # a batch of n is drawn from the 4n most uncertain incidents: uncertain first, then diverse
@@ -224,7 +225,7 @@ def typical_until(taxonomy: Taxonomy, fields: Sequence[str]) -> int:
 def labelled_count(labels: Sequence[dict[str, list[str]]], taxonomy: Taxonomy, fields: Sequence[str]) -> int:
     """Labelled incidents of the least labelled field asked."""
     return min(
-        (sum(1 for lab in labels if any(taxonomy.is_valid(f, x) for x in lab.get(f, []))) for f in fields),
+        (sum(1 for lab in labels if valid_labels(taxonomy, f, lab.get(f, []))) for f in fields),
         default=0,
     )
 

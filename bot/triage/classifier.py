@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,9 +73,14 @@ class Featurizer:
         return hstack([words, csr_matrix(reduced)]).tocsr()
 
 
+def valid_labels(taxonomy: Taxonomy, field: str, labels: Iterable[str]) -> list[str]:
+    """The labels of a field that the taxonomy knows, each once, in their order (others are not trained on)."""
+    return [lab for lab in dict.fromkeys(labels) if taxonomy.is_valid(field, lab)]
+
+
 def field_labels(taxonomy: Taxonomy, field: str, inc: HistoricalIncident) -> list[str]:
-    """The incident's labels for a field that the taxonomy knows (others are not trained on)."""
-    return [lab for lab in dict.fromkeys(inc.labels.get(field, [])) if taxonomy.is_valid(field, lab)]
+    """The incident's (engineers') labels for a field that the taxonomy knows."""
+    return valid_labels(taxonomy, field, inc.labels.get(field, []))
 
 
 @dataclass(frozen=True)

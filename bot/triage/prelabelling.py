@@ -22,11 +22,11 @@ from bot.config import Settings
 from bot.models import HistoricalIncident, PreLabels
 from bot.store.vectors import VectorStore, by_id
 from bot.taxonomy import Taxonomy
+from bot.triage.classifier import field_labels, valid_labels
 from bot.triage.drafting import Drafter, Prompts
 from bot.triage.folds import thinned
 from bot.triage.llm import model_label
 from bot.triage.playbooks import PlaybookLibrary
-from bot.triage.prelabels import valid
 from bot.triage.prepare import Preparer
 from bot.triage.redact import redactor
 from bot.triage.validate import AnswerRejected, check_answer
@@ -86,7 +86,7 @@ class PreLabeller:
         labels: dict[str, list[str]] = {}
         for f in self.taxonomy.fields:
             said = getattr(answer, f, None)
-            labs = valid(self.taxonomy, f, said if isinstance(said, list) else [said] if said else [])
+            labs = valid_labels(self.taxonomy, f, said if isinstance(said, list) else [said] if said else [])
             if labs:
                 labels[f] = labs
         return Outcome.LABELLED, labels
@@ -107,10 +107,10 @@ def plan(
         return pre is not None and pre.model == model
 
     def labelled(i: int) -> bool:
-        return any(valid(taxonomy, f, history[i].labels.get(f, [])) for f in fields)
+        return any(field_labels(taxonomy, f, history[i]) for f in fields)
 
     def missing(i: int) -> bool:
-        return not all(valid(taxonomy, f, history[i].labels.get(f, [])) for f in fields)
+        return not all(field_labels(taxonomy, f, history[i]) for f in fields)
 
     have = sum(1 for i in order if done(i) and labelled(i))
     overlap = thinned([i for i in order if labelled(i) and not done(i)], min(n, max(0, measure - have)))

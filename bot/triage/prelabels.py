@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from bot.models import HistoricalIncident
 from bot.taxonomy import Taxonomy
-from bot.triage.classifier import PreLabelRows
+from bot.triage.classifier import PreLabelRows, field_labels, valid_labels
 from bot.triage.decision import LLMAgreement, shifted
 
 
@@ -58,10 +58,6 @@ def prelabel_weight(agree: int, n: int, chance: float) -> float:
     return max(0.0, (r - q) / (1 - q))
 
 
-def valid(taxonomy: Taxonomy, field: str, labels: list[str]) -> list[str]:
-    return [lab for lab in dict.fromkeys(labels) if taxonomy.is_valid(field, lab)]
-
-
 def measure(
     history: list[HistoricalIncident], taxonomy: Taxonomy, field: str
 ) -> dict[str, PreLabelAgreement]:
@@ -71,10 +67,10 @@ def measure(
     for inc in history:
         if inc.llm_labels is None:
             continue
-        llm = valid(taxonomy, field, inc.llm_labels.labels.get(field, []))
+        llm = valid_labels(taxonomy, field, inc.llm_labels.labels.get(field, []))
         if not llm:
             continue
-        gold = valid(taxonomy, field, inc.labels.get(field, []))
+        gold = field_labels(taxonomy, field, inc)
         if gold:
             pairs.setdefault(inc.llm_labels.model, []).append((llm, gold))
         else:
@@ -107,9 +103,9 @@ def prelabel_rows(
     weights: list[float] = []
     for inc in order:
         pre = inc.llm_labels
-        labs = valid(taxonomy, field, pre.labels.get(field, [])) if pre is not None else []
+        labs = valid_labels(taxonomy, field, pre.labels.get(field, [])) if pre is not None else []
         w = book[pre.model].weight if pre is not None and labs else 0.0
-        if w <= 0 or valid(taxonomy, field, inc.labels.get(field, [])):
+        if w <= 0 or field_labels(taxonomy, field, inc):
             labs, w = [], 0.0  # an engineer's label is the row's; a pre-label never replaces it
         labels.append(labs)
         weights.append(w)
