@@ -145,10 +145,7 @@ def choose(
     if n == len(pool):
         picked = pool
     else:
-        # copies of one text give fewer distinct clusters than asked: warned by k-means, topped up below
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(vectors[pool])
+        km = kmeans(vectors[pool], n, seed, n_init=3)
         dist = np.linalg.norm(vectors[pool] - km.cluster_centers_[km.labels_], axis=1)
         picked = []
         for c in range(n):
@@ -166,6 +163,16 @@ def choose(
     return picked
 
 
+def kmeans(points: np.ndarray, k: int, seed: int, *, n_init: int) -> KMeans | MiniBatchKMeans:
+    """k-means of `points` into k clusters, mini-batch above 10,000 rows. Copies of one text give fewer distinct
+    clusters than asked: k-means warns, and the callers top their batch up."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if len(points) <= 10_000:
+            return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(points)
+        return MiniBatchKMeans(n_clusters=k, n_init=n_init, random_state=seed, batch_size=4096).fit(points)
+
+
 def typical(
     vectors: np.ndarray, pool: Sequence[int], labelled: Sequence[int], n: int, *, seed: int = 0
 ) -> list[int]:
@@ -179,22 +186,17 @@ def typical(
     in_pool, done = set(pool), set(labelled)
     rows = pool + [r for r in dict.fromkeys(labelled) if r not in in_pool]
     k = min(len(done) + n, len(rows), MAX_CLUSTERS)
-    # copies of one text give fewer distinct clusters than asked: warned by k-means, topped up below
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        km = (
-            KMeans(n_clusters=k, n_init=1, random_state=seed)
-            if len(rows) <= 10_000
-            else MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=4096)
-        ).fit(vectors[rows])
-    cluster = km.labels_
+    cluster = kmeans(vectors[rows], k, seed, n_init=1).labels_
     covered = {int(c) for c, r in zip(cluster, rows, strict=True) if r in done}
+    members: dict[int, list[int]] = {}  # each cluster's pool rows, in one pass (not one per cluster)
+    for c, r in zip(cluster, rows, strict=True):
+        if r in in_pool:
+            members.setdefault(int(c), []).append(r)
     sizes = np.bincount(cluster, minlength=k)
     picked: list[int] = []
     for c in sorted(range(k), key=lambda c: (-int(sizes[c]), c)):
-        members = [] if c in covered else [r for j, r in enumerate(rows) if cluster[j] == c and r in in_pool]
-        if members:
-            picked.append(most_typical(vectors, members, seed))
+        if c not in covered and c in members:
+            picked.append(most_typical(vectors, members[c], seed))
         if len(picked) == n:
             break
     picked += [r for r in pool if r not in picked][: n - len(picked)]
