@@ -6,6 +6,7 @@ Slack limits: 3,000 characters per section text, 150 per header, 50 blocks per m
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery.context import Line, metrics_lines
@@ -21,7 +22,7 @@ from bot.models import (
     Ticket,
     TriageDraft,
 )
-from bot.taxonomy import MITIGATION, Taxonomy
+from bot.taxonomy import MITIGATION, Category, Taxonomy
 from bot.triage.evidence import describe as describe_evidence
 from bot.triage.hypotheses import headline, hypothesis_text, set_text
 from bot.triage.mitigation import fix_text, past_fixes, without_fix
@@ -331,8 +332,7 @@ def _label_inputs(
     action that fixed it and the free-text fix: what `listeners/views/form.py` reads back."""
     blocks = []
     for name, fld in taxonomy.fields.items():
-        options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
-                   for cid, c in list(fld.categories.items())[:100]]  # fmt: skip
+        options = _options(fld.categories)
         element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
         first = [o for c in likely.get(name, []) for o in options if o["value"] == c]
         if first:
@@ -352,8 +352,7 @@ def _label_inputs(
             }
         )
     if taxonomy.mitigation is not None:  # the action, stored with the verdict's labels (labels.mitigation)
-        options = [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
-                   for cid, c in list(taxonomy.mitigation.categories.items())[:100]]  # fmt: skip
+        options = _options(taxonomy.mitigation.categories)
         element = {"type": "static_select", "action_id": "value", "options": options}
         if chosen := next((o for o in options if o["value"] == initial.get(MITIGATION)), None):
             element["initial_option"] = chosen
@@ -362,6 +361,12 @@ def _label_inputs(
                        "element": element})  # fmt: skip
     blocks.append(_text_input("fix", "What actually fixed it", optional=True))
     return blocks
+
+
+def _options(categories: Mapping[str, Category]) -> list[dict[str, Any]]:
+    """A select's options, one per category (Slack takes at most 100)."""
+    return [{"text": {"type": "plain_text", "text": clip(c.title or cid, 75)}, "value": cid}
+            for cid, c in list(categories.items())[:100]]  # fmt: skip
 
 
 def _when_where(c: LabelCandidate) -> str:
@@ -373,9 +378,12 @@ def label_batch_message(batch: LabelBatch, taxonomy: Taxonomy) -> tuple[str, lis
     guess and a Label button (its value: the incident's id). Text and blocks."""
     n = len(batch.candidates)
     head = "Label this past incident" if n == 1 else f"Label these {n} past incidents"
-    out = [section(f"*{head}*\nThe classifier is least sure of these, and they differ from each other: "
-                   "each label you give retrains it.")]  # fmt: skip
-    if batch.no_guess:  # the classifier needs enough labels first: the batch is then representatives
+    # as bot/triage/active.py chooses: typical incidents of what no label covers while labels are few, then the
+    # ones the classifier is least sure of
+    out = [section(f"*{head}*\nChosen to teach the classifier most: while labels are few, the most typical "
+                   "incidents no label covers yet; after that, those it is least sure of. Each label you give "
+                   "retrains it.")]  # fmt: skip
+    if batch.no_guess:  # a field without a classifier yet (too few labels): no guess to show for it
         why = "; ".join(f"{_title(taxonomy, f)} ({reason})" for f, reason in batch.no_guess.items())
         out.append(context(f"No guess yet for {escape(why)}"))
     for i, c in enumerate(batch.candidates):
