@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.models import Context, Ticket
     from bot.store.vectors import VectorStore
+    from bot.taxonomy import Taxonomy
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -301,7 +302,6 @@ def history_import(
     from bot.intake.files import InputError, read_history
     from bot.store.demo import demo_history
     from bot.taxonomy import Taxonomy
-    from bot.triage.trainer import trainer_for
 
     settings = Settings()
     if source is not None:
@@ -328,9 +328,7 @@ def history_import(
     if not with_demo and not store.get([i.id for i in demo]):
         out.print(f"'{store.name}' holds no demo history: --with-demo adds it ({len(demo)} incidents)")
     if settings.learned_decision:
-        trainer = trainer_for(settings, store, Taxonomy.load(settings.taxonomy_path))
-        trainer.train_now()
-        out.print(f"classifier: {trainer.status}")
+        _retrain(settings, store, Taxonomy.load(settings.taxonomy_path))
 
 
 def _import_from(
@@ -354,7 +352,6 @@ def _import_from(
     from bot.intake.importers.run import Outcome, run_import
     from bot.store.demo import demo_history
     from bot.taxonomy import Taxonomy
-    from bot.triage.trainer import trainer_for
 
     imp = importer(source)
     if imp.needs_path and path is None:
@@ -389,9 +386,7 @@ def _import_from(
     if len(report.skipped) > 100:
         out.print(f"  ... and {len(report.skipped) - 100} more", highlight=False, soft_wrap=True)
     if settings.learned_decision and report.counts[Outcome.IMPORTED]:
-        trainer = trainer_for(settings, store, taxonomy)
-        trainer.train_now()
-        out.print(f"classifier: {trainer.status}")
+        _retrain(settings, store, taxonomy)
 
 
 @history_app.command("search")
@@ -441,6 +436,26 @@ def history_search(
         out.print(f"     fixed by: {fix}", highlight=False)
 
 
+def _fields_asked(taxonomy: Taxonomy, field: list[str] | None) -> list[str]:
+    """The --field options given (default: every field of the taxonomy), each known to the taxonomy."""
+    from bot.intake.files import InputError
+
+    fields = list(dict.fromkeys(field or taxonomy.fields))
+    unknown = [f for f in fields if f not in taxonomy.fields]
+    if unknown:
+        raise InputError(f"--field {unknown[0]!r}: the taxonomy has {', '.join(taxonomy.fields)}")
+    return fields
+
+
+def _retrain(settings: Settings, store: VectorStore, taxonomy: Taxonomy) -> None:
+    """Retrain the history's classifier in the foreground, after the history changed, and say how it went."""
+    from bot.triage.trainer import trainer_for
+
+    trainer = trainer_for(settings, store, taxonomy)
+    trainer.train_now()
+    out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
+
+
 @history_app.command("label")
 @one_line_errors
 def history_label(
@@ -458,14 +473,10 @@ def history_label(
     from bot.intake.files import InputError
     from bot.taxonomy import Taxonomy
     from bot.triage.active import cv_accuracy, features, to_label
-    from bot.triage.trainer import trainer_for
 
     settings = Settings()
     taxonomy = Taxonomy.load(settings.taxonomy_path)
-    fields = list(dict.fromkeys(field or taxonomy.fields))
-    unknown = [f for f in fields if f not in taxonomy.fields]
-    if unknown:
-        raise InputError(f"--field {unknown[0]!r}: the taxonomy has {', '.join(taxonomy.fields)}")
+    fields = _fields_asked(taxonomy, field)
     store = open_store(settings, collection, seed=False)
     history, vectors = store.all()
     if not history:
@@ -508,9 +519,7 @@ def history_label(
             soft_wrap=True,
         )
     if settings.learned_decision:
-        trainer = trainer_for(settings, store, taxonomy)
-        trainer.train_now()
-        out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
+        _retrain(settings, store, taxonomy)
 
 
 @history_app.command("prelabel")
@@ -547,7 +556,6 @@ def history_prelabel(
     from bot.triage.llm import LLMConfigError, build_chat_model
     from bot.triage.prelabelling import Outcome, PreLabeller, prelabel
     from bot.triage.prelabels import measure as agreement
-    from bot.triage.trainer import trainer_for
 
     settings = Settings()
     if settings.llm_backend == "none" or (settings.llm_backend == "local" and not local):
@@ -557,10 +565,7 @@ def history_prelabel(
             + ("; --local uses the bundled model anyway" if settings.llm_backend == "local" else "")
         )
     taxonomy = Taxonomy.load(settings.taxonomy_path)
-    fields = list(dict.fromkeys(field or taxonomy.fields))
-    unknown = [f for f in fields if f not in taxonomy.fields]
-    if unknown:
-        raise InputError(f"--field {unknown[0]!r}: the taxonomy has {', '.join(taxonomy.fields)}")
+    fields = _fields_asked(taxonomy, field)
     store = open_store(settings, collection, seed=False)
     if not store.count():
         raise InputError(f"the history '{store.name}' is empty: `incibot history import` first")
@@ -587,9 +592,7 @@ def history_prelabel(
         if said is not None:
             out.print(f"{f}: {escape(said.describe())}", highlight=False, soft_wrap=True)
     if settings.learned_decision and report.counts[Outcome.LABELLED]:
-        trainer = trainer_for(settings, store, taxonomy)
-        trainer.train_now()
-        out.print(f"classifier: {escape(trainer.status)}", highlight=False, soft_wrap=True)
+        _retrain(settings, store, taxonomy)
 
 
 def _cv_text(cv: tuple[float, int] | str) -> str:
