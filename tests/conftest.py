@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,22 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
     for key in [k for k in os.environ if k.startswith("INCIBOT_")]:
         del os.environ[key]
     os.environ.update(TEST_ENV)
-    # `--dist loadfile` hands out whole files in collection order once xdist's own reordering (by test count) is
-    # off: pytest_collection_modifyitems below sets the order.
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files with end-to-end tests first (the real LLM, model server, `incibot serve` processes: minutes each), then
-    the rest by test count as xdist orders them: the two workers start the longest files, and the short ones fill
-    in at the end, instead of a long file starting last and running alone. Tests keep their order within a file."""
-    count = Counter(item.path for item in items)
-    first: dict[Path, int] = {}
-    for i, item in enumerate(items):
-        first.setdefault(item.path, i)
-    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: (item.path not in e2e, -count[item.path], first[item.path]))
 
 
 @pytest.fixture(autouse=True)
